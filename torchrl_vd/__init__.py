@@ -1,0 +1,34 @@
+"""torchrl_vd: cooperative multi-agent value decomposition (VDN, QMIX, QTRAN, MAVEN) for TorchRL.
+
+See DESIGN.md for the public contract; the seed formulas are cited in each function's docstring.
+"""
+
+from torchrl_vd.envs import EnvInfo, describe_env, make_env
+from torchrl_vd.igm import IGMReport, check_igm
+from torchrl_vd.modules.agents import AgentNet, MLPAgent, make_agent_policies
+from torchrl_vd.modules.mixers import Mixer, QMixer, VDNMixer
+from torchrl_vd.objectives import MixingQLoss, ValueDecompositionLoss
+from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, register_algo, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentNet",
+    "AlgoParts",
+    "TrainConfig",
+    "TrainResult",
+    "register_algo",
+    "train",
+    "EnvInfo",
+    "IGMReport",
+    "MLPAgent",
+    "Mixer",
+    "MixingQLoss",
+    "QMixer",
+    "VDNMixer",
+    "ValueDecompositionLoss",
+    "check_igm",
+    "describe_env",
+    "make_agent_policies",
+    "make_env",
+]

@@ -1,0 +1,189 @@
+"""Per-agent utility networks Q(h_i, a_i; θ_i) (seed §"Value decomposition": utility functions).
+
+Every agent network is a plain ``nn.Module`` (tensor in, tensor out) that maps the agents'
+observations ``[*B, n_agents, obs_dim]`` to utilities ``[*B, n_agents, n_actions]``. The losses talk
+to it through one method, :meth:`AgentNet.evaluate`, which returns the utilities at the current and
+at the next step; that is the only place where feed-forward and recurrent agents differ (a recurrent
+agent unrolls its hidden state over the time axis there, see ``GRUAgent``).
+
+Policies are composed from torchrl parts (:func:`make_agent_policies`): ``TensorDictModule(agent)``
+→ ``QValueModule`` (greedy, mask-aware) → ``EGreedyModule`` (ε-greedy, mask-aware).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from tensordict.nn import TensorDictModule, TensorDictSequential
+from torch import nn
+from torchrl.data import Categorical
+from torchrl.modules import EGreedyModule, QValueModule
+
+GROUP = "agents"
+
+
+class PerAgentLinear(nn.Module):
+    """A linear layer with its own weights for each agent: ``[*B, n, in] -> [*B, n, out]``.
+
+    Written by hand because torchrl's ``MultiAgentMLP`` vmaps a functional copy of the network per
+    call; one batched einsum over stacked weights is simpler and cheaper for our small nets.
+    """
+
+    def __init__(self, n_agents: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_agents, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(n_agents, out_features))
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default init, per agent
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [*B, n, in] x [n, in, out] -> [*B, n, out]
+        return torch.einsum("...ni,nio->...no", x, self.weight) + self.bias
+
+
+def _linear(n_agents: int, in_f: int, out_f: int, share_params: bool) -> nn.Module:
+    return nn.Linear(in_f, out_f) if share_params else PerAgentLinear(n_agents, in_f, out_f)
+
+
+class AgentNet(nn.Module):
+    """Base of the per-agent utility networks.
+
+    Attributes:
+        n_agents, n_actions, obs_dim: sizes.
+        is_recurrent: whether the net carries a hidden state over an observation history.
+    """
+
+    is_recurrent: bool = False
+
+    def __init__(self, n_agents: int, n_actions: int, obs_dim: int):
+        super().__init__()
+        for name, v in (("n_agents", n_agents), ("n_actions", n_actions), ("obs_dim", obs_dim)):
+            if int(v) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v}.")
+        self.n_agents, self.n_actions, self.obs_dim = int(n_agents), int(n_actions), int(obs_dim)
+
+    def check_obs(self, obs: torch.Tensor) -> None:
+        """Clear error when observations do not match the net (instead of a matmul traceback)."""
+        if obs.ndim < 2 or obs.shape[-2] != self.n_agents or obs.shape[-1] != self.obs_dim:
+            raise ValueError(
+                f"{type(self).__name__} expects observations [*B, n_agents={self.n_agents}, "
+                f"obs_dim={self.obs_dim}], got {list(obs.shape)}. Build the agent net from the env "
+                "(torchrl_vd.describe_env(env)) so n_agents/obs_dim match."
+            )
+
+    def evaluate(
+        self,
+        obs: torch.Tensor,
+        next_obs: torch.Tensor,
+        *,
+        hidden: torch.Tensor | None = None,
+        is_init: torch.Tensor | None = None,
+        need_current: bool = True,
+        need_next: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Utilities at the current and next step: ``(Q(h_t, ·), Q(h_{t+1}, ·))``, each [*B, n, A].
+
+        A step that is not needed comes back as ``None``. Feed-forward agents stack both steps into
+        one forward pass; recurrent agents override this to unroll their hidden state.
+        """
+        if need_current and need_next:
+            q = self(torch.stack((obs, next_obs)))  # [2, *B, n, A]
+            return q[0], q[1]
+        return (self(obs) if need_current else None), (self(next_obs) if need_next else None)
+
+    def env_transforms(self, env) -> list:
+        """Transforms the collection env needs for this agent (recurrent agents: hidden-state primer)."""
+        return []
+
+    def policy_module(self, group: str = GROUP) -> TensorDictModule:
+        """``TensorDictModule`` reading ``(group, "observation")`` and writing ``(group, "action_value")``."""
+        return TensorDictModule(self, in_keys=[(group, "observation")], out_keys=[(group, "action_value")])
+
+
+class MLPAgent(AgentNet):
+    """Feed-forward utility Q(o_i, a_i; θ_i) (an MLP on the current observation).
+
+    Args:
+        n_agents: number of agents n.
+        n_actions: size of each agent's discrete action set |A_i|.
+        obs_dim: per-agent observation size.
+        hidden: hidden layer sizes.
+        share_params: one network for all agents (θ_i = θ) or one per agent.
+        agent_id: append a one-hot agent id to the observation (lets shared nets specialise).
+        activation: hidden activation class.
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        n_actions: int,
+        obs_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        *,
+        share_params: bool = True,
+        agent_id: bool = False,
+        activation: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__(n_agents, n_actions, obs_dim)
+        self.share_params, self.agent_id = bool(share_params), bool(agent_id)
+        sizes = [obs_dim + (n_agents if agent_id else 0), *hidden, n_actions]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(_linear(n_agents, a, b, share_params))
+            if i < len(sizes) - 2:
+                layers.append(activation())
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("_eye", torch.eye(n_agents), persistent=False)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[*B, n, obs_dim] -> [*B, n, n_actions]``."""
+        self.check_obs(obs)
+        if self.agent_id:
+            ids = self._eye.expand(*obs.shape[:-2], self.n_agents, self.n_agents)  # [*B, n, n]
+            obs = torch.cat((obs, ids), dim=-1)  # [*B, n, obs_dim + n]
+        return self.net(obs)
+
+
+def make_agent_policies(
+    agent_net: AgentNet,
+    *,
+    n_actions: int | None = None,
+    action_mask: bool = False,
+    eps_init: float = 1.0,
+    eps_end: float = 0.05,
+    annealing_num_steps: int = 50_000,
+    group: str = GROUP,
+) -> tuple[TensorDictSequential, TensorDictSequential]:
+    """Greedy and ε-greedy decentralized policies that share ``agent_net``'s parameters.
+
+    Each agent acts on its own utilities only: a_i = argmax_{a_i} Q(h_i, a_i) (seed: A_i*), which by
+    IGM is the greedy joint action of the centralized value. Both honour ``(group, "action_mask")``
+    when ``action_mask=True``.
+
+    Returns:
+        ``(greedy, explore)``: ``explore[-1]`` is the ``EGreedyModule`` whose ``eps`` buffer the
+        trainer sets from its schedule.
+    """
+    n_actions = int(n_actions or agent_net.n_actions)
+    mask_key = (group, "action_mask") if action_mask else None
+    qvalue = QValueModule(
+        action_value_key=(group, "action_value"),
+        out_keys=[(group, "action"), (group, "action_value"), (group, "chosen_action_value")],
+        action_mask_key=mask_key,
+        spec=Categorical(n_actions),
+        action_space=None,
+    )
+    greedy = TensorDictSequential(agent_net.policy_module(group), qvalue)
+    egreedy = EGreedyModule(
+        spec=Categorical(n_actions, shape=(agent_net.n_agents,)),
+        eps_init=float(eps_init),
+        eps_end=float(eps_end),
+        annealing_num_steps=int(annealing_num_steps),
+        action_key=(group, "action"),
+        action_mask_key=mask_key,
+    )
+    explore = TensorDictSequential(greedy, egreedy)
+    return greedy, explore

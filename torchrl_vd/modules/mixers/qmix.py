@@ -1,0 +1,64 @@
+"""QMIX mixer (Rashid et al. 2018; seed §"Monotonic Value Decomposition")."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from torchrl_vd.modules.mixers.base import Mixer
+
+
+def hypernetwork(in_dim: int, out_dim: int, layers: int, embed: int) -> nn.Module:
+    """f_hyper: state z -> mixing parameters θ_mix (1 linear layer, or 2 with a ReLU between)."""
+    if layers == 1:
+        return nn.Linear(in_dim, out_dim)
+    if layers == 2:
+        return nn.Sequential(nn.Linear(in_dim, embed), nn.ReLU(), nn.Linear(embed, out_dim))
+    raise ValueError(f"hypernet_layers must be 1 or 2, got {layers}.")
+
+
+class QMixer(Mixer):
+    """Q_tot = f_mix(Q_1, ..., Q_n; θ_mix(z)) with |weights| so ∂Q_tot/∂Q_i ≥ 0.
+
+    Two mixing layers: ``h = ELU(Q·|W1(z)| + b1(z))``, ``Q_tot = h·|W2(z)| + V(z)`` where the weights
+    come from hypernetworks of the state z and V(z) = Linear-ReLU-Linear is the state bias
+    (pymarl's architecture, REFERENCE.md "QMIX defaults").
+
+    Args:
+        n_agents: number of agents n.
+        state_shape: shape of the centralized information z.
+        mixing_embed_dim: width of the mixing layer.
+        hypernet_layers: 1 or 2 layers per weight hypernetwork.
+        hypernet_embed: hidden width of 2-layer hypernetworks.
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        state_shape: Sequence[int] | int,
+        mixing_embed_dim: int = 32,
+        hypernet_layers: int = 2,
+        hypernet_embed: int = 64,
+    ):
+        super().__init__(n_agents, state_shape)
+        if mixing_embed_dim < 1 or hypernet_embed < 1:
+            raise ValueError("mixing_embed_dim and hypernet_embed must be positive.")
+        self.embed_dim = int(mixing_embed_dim)
+        s = self.state_dim
+        self.hyper_w1 = hypernetwork(s, n_agents * self.embed_dim, hypernet_layers, hypernet_embed)
+        self.hyper_b1 = nn.Linear(s, self.embed_dim)
+        self.hyper_w2 = hypernetwork(s, self.embed_dim, hypernet_layers, hypernet_embed)
+        self.hyper_v = nn.Sequential(nn.Linear(s, self.embed_dim), nn.ReLU(), nn.Linear(self.embed_dim, 1))
+
+    def mix(self, utilities: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        batch = utilities.shape[:-1]
+        # monotonicity (seed: ∂Q/∂Q_i ≥ 0): absolute values on every weight that multiplies a Q_i
+        w1 = self.hyper_w1(state).abs().view(*batch, self.n_agents, self.embed_dim)  # [*B, n, E]
+        w2 = self.hyper_w2(state).abs().unsqueeze(-1)  # [*B, E, 1]
+        b1 = self.hyper_b1(state).unsqueeze(-2)  # [*B, 1, E]
+        hidden = F.elu(utilities.unsqueeze(-2) @ w1 + b1)  # [*B, 1, n] @ [*B, n, E] -> [*B, 1, E]
+        q_tot = (hidden @ w2).squeeze(-1)  # [*B, 1, 1] -> [*B, 1]
+        return q_tot + self.hyper_v(state)  # [*B, 1]

@@ -1,0 +1,428 @@
+"""The shared base of every value-decomposition loss (VDN, QMIX, QTRAN, MAVEN).
+
+One forward order for all losses (STYLE.md): read + validate the batch → online utilities → gather
+chosen → centralized value → target (no grad) → td_error (priority) → masked, weighted reduction.
+Subclasses implement :meth:`ValueDecompositionLoss._losses` on an already validated :class:`Batch`
+and reuse the helpers below, so masks, burn-in, priorities, double Q and the value estimator are
+written once.
+
+Why not torchrl's ``QMixerLoss`` as the base: it ignores validity masks (an all-padding batch gives a
+non-zero loss), has no double Q and no priority weights, and spends most of its forward restructuring
+tensordicts (PERF-NOTES.md). We keep torchrl's contract — ``LossModule``, ``_AcceptedKeys`` +
+``set_keys``, ``make_value_estimator``, target parameters created by ``convert_to_functional`` so that
+``SoftUpdate``/``HardUpdate`` work unchanged — and compute on plain tensors.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.utils import NestedKey
+from torch import nn
+from torchrl.objectives.common import LossModule
+from torchrl.objectives.utils import ValueEstimators
+from torchrl.objectives.value.functional import td_lambda_return_estimate
+
+from torchrl_vd.modules.agents import AgentNet
+
+GROUP = "agents"
+
+
+def _next(key: NestedKey) -> tuple:
+    return ("next", *key) if isinstance(key, tuple) else ("next", key)
+
+
+@dataclass
+class Batch:
+    """The tensors a loss reads, validated. ``*B`` is the batch ([B] transitions or [B, T] sequences)."""
+
+    obs: torch.Tensor  # [*B, n, F]
+    next_obs: torch.Tensor  # [*B, n, F]
+    action: torch.Tensor  # [*B, n] int64
+    reward: torch.Tensor  # [*B, 1] team reward
+    done: torch.Tensor  # [*B, 1] bool
+    terminated: torch.Tensor  # [*B, 1] bool
+    state: torch.Tensor | None  # [*B, *S]
+    next_state: torch.Tensor | None  # [*B, *S]
+    action_mask: torch.Tensor | None  # [*B, n, A] bool
+    next_action_mask: torch.Tensor | None  # [*B, n, A] bool
+    alive: torch.Tensor | None  # [*B, n] bool: dead/inactive agents contribute nothing
+    next_alive: torch.Tensor | None  # [*B, n] bool
+    valid: torch.Tensor  # [*B] bool: padding and burn-in steps are False
+    weight: torch.Tensor | None  # [*B] priority (importance) weights
+    hidden: torch.Tensor | None  # [B, n, H] stored hidden state at the first step of each sequence
+    is_init: torch.Tensor | None  # [*B] bool: episode starts (recurrent agents reset there)
+    td: TensorDictBase  # the input, for subclass-specific entries (e.g. MAVEN's z)
+
+
+class ValueDecompositionLoss(LossModule):
+    """Base class: a torchrl ``LossModule`` over per-agent utilities and a centralized value.
+
+    Args:
+        agent_net: the per-agent utility network (an :class:`AgentNet`; a plain ``nn.Module`` mapping
+            ``[*B, n, F] -> [*B, n, A]`` is wrapped as a feed-forward agent).
+
+    Keyword Args:
+        double_q: select a*_{t+1} with the online agents, evaluate it with the target networks.
+        loss_function: ``"l2"`` (seed: squared TD error) or ``"smooth_l1"``.
+        burn_in: for sequence batches [B, T]: the first ``burn_in`` steps only warm the recurrent
+            hidden state and are excluded from the loss.
+        check_inputs: validate actions against masks and reject NaN/inf rewards and observations
+            (one cheap pass; turn off only when profiling).
+        delay_value: keep separate target networks (required by the seed's θ̄).
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Tensordict entries read and written (remap with ``set_keys``; ``use_group`` moves all).
+
+        Attributes:
+            observation: per-agent observations [*B, n, F]. Default ``("agents", "observation")``.
+            action: taken actions [*B, n]. Default ``("agents", "action")``.
+            action_mask: legal actions [*B, n, A], optional. Default ``("agents", "action_mask")``.
+            alive: per-agent activity flags [*B, n], optional. Default ``("agents", "alive")``.
+            rnn_hidden: recurrent agents' hidden state. Default ``("agents", "rnn_hidden")``.
+            state: centralized information z. Default ``"state"``.
+            reward: team reward under ``"next"`` [*B, 1]. Default ``"reward"``.
+            done / terminated: under ``"next"`` [*B, 1]. Defaults ``"done"`` / ``"terminated"``.
+            is_init: episode-start flags (torchrl ``InitTracker``). Default ``"is_init"``.
+            mask: valid-step mask of padded sequence batches [*B]. Default ``"mask"``.
+            priority: written: per-sample |TD error| for prioritized replay. Default ``"td_error"``.
+            priority_weight: importance weights from a prioritized sampler. Default ``"priority_weight"``.
+        """
+
+        observation: NestedKey = (GROUP, "observation")
+        action: NestedKey = (GROUP, "action")
+        action_mask: NestedKey = (GROUP, "action_mask")
+        alive: NestedKey = (GROUP, "alive")
+        rnn_hidden: NestedKey = (GROUP, "rnn_hidden")
+        state: NestedKey = "state"
+        reward: NestedKey = "reward"
+        done: NestedKey = "done"
+        terminated: NestedKey = "terminated"
+        is_init: NestedKey = "is_init"
+        mask: NestedKey = "mask"
+        priority: NestedKey = "td_error"
+        priority_weight: NestedKey = "priority_weight"
+
+    tensor_keys: _AcceptedKeys
+    default_keys = _AcceptedKeys
+    default_value_estimator = ValueEstimators.TD0
+    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0, ValueEstimators.TDLambda)
+
+    agent_net: AgentNet
+    agent_net_params: Any
+    target_agent_net_params: Any
+
+    def __init__(
+        self,
+        agent_net: nn.Module,
+        *,
+        double_q: bool = True,
+        loss_function: str = "l2",
+        burn_in: int = 0,
+        check_inputs: bool = True,
+        delay_value: bool = True,
+    ):
+        super().__init__()
+        if loss_function not in ("l2", "smooth_l1"):
+            raise ValueError(f"loss_function must be 'l2' or 'smooth_l1', got {loss_function!r}.")
+        if int(burn_in) < 0:
+            raise ValueError(f"burn_in must be >= 0, got {burn_in}.")
+        self.double_q = bool(double_q)
+        self.loss_function = loss_function
+        self.burn_in = int(burn_in)
+        self.check_inputs = bool(check_inputs)
+        self.delay_value = bool(delay_value)
+        self.gamma, self.lmbda = 0.99, None
+        self._value_type = ValueEstimators.TD0
+        self._targets: dict[str, nn.Module] = {}
+        self.add_network("agent_net", _as_agent_net(agent_net))
+
+    # ------------------------------------------------------------------ networks and targets
+    def add_network(self, name: str, module: nn.Module) -> None:
+        """Register ``module`` with online params ``<name>_params`` and target ``target_<name>_params``.
+
+        ``convert_to_functional`` creates the target parameters that torchrl's ``SoftUpdate`` /
+        ``HardUpdate`` find by name. The online module keeps its own parameters (called directly, no
+        per-call parameter swap), and a copy of it is bound once to the target tensors; the updaters
+        write those tensors in place, so the copy always sees the current target weights.
+        """
+        self.convert_to_functional(module, name, create_target_params=self.delay_value)
+        if self.delay_value:
+            target = copy.deepcopy(module)
+            getattr(self, f"target_{name}_params").to_module(target)
+            self._targets[name] = target
+
+    def target(self, name: str) -> nn.Module:
+        """The target copy θ̄ of network ``name`` (the online module itself if ``delay_value=False``)."""
+        return self._targets.get(name) or getattr(self, name)
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        for name, target in self._targets.items():  # .to(device) made new target tensors: rebind
+            getattr(self, f"target_{name}_params").to_module(target)
+        return out
+
+    # ------------------------------------------------------------------ keys and value estimator
+    def use_group(self, group: str) -> "ValueDecompositionLoss":
+        """Move every per-agent key to another agent group name (e.g. ``"agent"`` in PettingZoo)."""
+        self.set_keys(
+            **{
+                f: (group, getattr(self.tensor_keys, f)[-1])
+                for f in ("observation", "action", "action_mask", "alive", "rnn_hidden")
+            }
+        )
+        return self
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        pass  # returns are computed on tensors in _td_target: no estimator keys to forward
+
+    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> None:
+        """Choose the return estimator: ``TD0`` (seed: r + γ max Q̄) or ``TDLambda`` (``lmbda``).
+
+        Hyperparameters: ``gamma`` (default 0.99) and, for TD(λ), ``lmbda`` (default 0.6, pymarl2).
+        The return is computed by torchrl's functional estimators on tensors (TD(λ) via
+        ``td_lambda_return_estimate``) instead of a ``ValueEstimatorBase`` that would re-run the
+        networks through tensordicts.
+        """
+        value_type = value_type or self.default_value_estimator
+        if value_type not in self.SUPPORTED_VALUE_ESTIMATORS:
+            raise NotImplementedError(
+                f"{type(self).__name__} supports {[v.name for v in self.SUPPORTED_VALUE_ESTIMATORS]}, "
+                f"got {value_type}."
+            )
+        unknown = set(hyperparams) - {"gamma", "lmbda"}
+        if unknown:
+            raise TypeError(f"Unknown value-estimator hyperparameters {sorted(unknown)}; use gamma, lmbda.")
+        gamma = float(hyperparams.get("gamma", self.gamma))
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {gamma}.")
+        lmbda = hyperparams.get("lmbda", 0.6) if value_type == ValueEstimators.TDLambda else None
+        if lmbda is not None and not 0.0 <= float(lmbda) <= 1.0:
+            raise ValueError(f"lmbda must lie in [0, 1], got {lmbda}.")
+        self._value_type, self.gamma, self.lmbda = value_type, gamma, lmbda
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Loss terms as a TensorDict of scalars: ``loss`` (the weighted objective) and ``loss_*``."""
+        batch = self.read_batch(tensordict)
+        losses, td_error = self._losses(batch)
+        tensordict.set(self.tensor_keys.priority, td_error.detach())  # [*B] for prioritized replay
+        return TensorDict(losses, [])
+
+    def _losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Subclass hook: ``({"loss": ..., "loss_td": ..., ...}, td_error [*B])``."""
+        raise NotImplementedError  # abstract
+
+    # ------------------------------------------------------------------ reading + validation
+    def read_batch(self, td: TensorDictBase) -> Batch:
+        """Gather and validate the entries the loss needs (clear errors instead of torch tracebacks)."""
+        k = self.tensor_keys
+        required = {
+            "observation": k.observation,
+            "action": k.action,
+            "next observation": _next(k.observation),
+            "next reward": _next(k.reward),
+            "next done": _next(k.done),
+        }
+        missing = [f"{name} {key!r}" for name, key in required.items() if td.get(key, None) is None]
+        if missing:
+            raise KeyError(
+                f"{type(self).__name__} is missing entries {missing} in the batch. Collect data with a "
+                "torchrl_vd env (make_env) or map your keys with loss.set_keys(...)/loss.use_group(...)."
+            )
+        obs, action = td.get(k.observation), td.get(k.action)
+        bdims = td.batch_dims
+        if action.ndim == obs.ndim and action.shape[-1] == 1:  # [*B, n, 1] -> [*B, n]
+            action = action.squeeze(-1)
+        if action.ndim == obs.ndim and action.shape[-1] == self.agent_net.n_actions:
+            action = action.argmax(-1)  # one-hot [*B, n, A] -> [*B, n]
+        done = td.get(_next(k.done))
+        terminated = td.get(_next(k.terminated), None)
+        terminated = done if terminated is None else terminated
+        state, next_state = td.get(k.state, None), td.get(_next(k.state), None)
+        valid = td.get(k.mask, None)
+        valid = torch.ones(td.batch_size, dtype=torch.bool, device=obs.device) if valid is None else valid.bool()
+        if valid.shape != td.batch_size:
+            valid = valid.reshape(td.batch_size)
+        if self.burn_in:
+            if bdims < 2:
+                raise ValueError(f"burn_in={self.burn_in} needs sequence batches [B, T]; got batch {list(td.batch_size)}.")
+            valid = valid.clone()
+            valid[..., : self.burn_in] = False  # burn-in steps only warm the hidden state
+        hidden = td.get(k.rnn_hidden, None)
+        if hidden is not None and bdims >= 2:
+            hidden = hidden[:, 0]  # [B, T, n, H] -> [B, n, H]: stored state at each sequence start
+        batch = Batch(
+            obs=obs,
+            next_obs=td.get(_next(k.observation)),
+            action=action.long(),
+            reward=td.get(_next(k.reward)),
+            done=done.bool(),
+            terminated=terminated.bool(),
+            state=state,
+            next_state=next_state,
+            action_mask=td.get(k.action_mask, None),
+            next_action_mask=td.get(_next(k.action_mask), None),
+            alive=td.get(k.alive, None),
+            next_alive=td.get(_next(k.alive), None),
+            valid=valid,
+            weight=td.get(k.priority_weight, None),
+            hidden=hidden,
+            is_init=td.get(k.is_init, None),
+            td=td,
+        )
+        if batch.reward.shape != (*td.batch_size, 1):
+            raise ValueError(
+                f"Expected a team reward [*B, 1] at {_next(k.reward)!r}, got {list(batch.reward.shape)} for batch "
+                f"{list(td.batch_size)}. Per-agent rewards must be summed into a team reward (make_env does)."
+            )
+        if self.check_inputs:
+            self._validate(batch)
+        return batch
+
+    def _validate(self, b: Batch) -> None:
+        n, A = self.agent_net.n_agents, self.agent_net.n_actions
+        if b.obs.shape[-2] != n:
+            raise ValueError(
+                f"The batch has {b.obs.shape[-2]} agents but the agent net was built for n_agents={n}."
+            )
+        active = b.valid.unsqueeze(-1)  # [*B, 1]
+        if b.alive is not None:
+            active = active & b.alive.bool()  # [*B, n]
+        bad = ((b.action < 0) | (b.action >= A)) & active
+        if bad.any():
+            idx = bad.nonzero()[0].tolist()
+            raise ValueError(f"Stored action {b.action[tuple(idx)].item()} at index {idx} is outside [0, {A}).")
+        if b.action_mask is not None:
+            legal = b.action_mask.bool().gather(-1, b.action.clamp(0, A - 1).unsqueeze(-1)).squeeze(-1)  # [*B, n]
+            bad = ~legal & active
+            if bad.any():
+                idx = bad.nonzero()[0].tolist()
+                raise ValueError(
+                    f"Stored action {b.action[tuple(idx)].item()} at batch index {idx} is invalid under its "
+                    f"action mask ({int(bad.sum())} such entries). The collection policy must honour the mask: "
+                    "build it with make_agent_policies(..., action_mask=True)."
+                )
+        for name, x in (("reward", b.reward), ("observation", b.obs), ("next observation", b.next_obs),
+                        ("state", b.state)):
+            if x is not None and x.is_floating_point() and not torch.isfinite(x).all():
+                idx = (~torch.isfinite(x)).nonzero()[0].tolist()
+                raise ValueError(
+                    f"Non-finite {name} ({x[tuple(idx)].item()}) reached the loss at batch index {idx}: refusing "
+                    "to train on it. Check the environment step that produced it."
+                )
+
+    # ------------------------------------------------------------------ shared maths
+    def utilities(self, b: Batch, *, target: bool = False, need_current: bool = True, need_next: bool = True):
+        """Per-agent utilities ``(Q(h_t,·), Q(h_{t+1},·))`` [*B, n, A] from the online or target agents."""
+        net = self.target("agent_net") if target else self.agent_net
+        return net.evaluate(
+            b.obs, b.next_obs, hidden=b.hidden, is_init=b.is_init, need_current=need_current, need_next=need_next
+        )
+
+    @staticmethod
+    def masked(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Illegal actions set to the lowest float so that max/argmax never pick them."""
+        if mask is None:
+            return q
+        return q.masked_fill(~mask.bool(), torch.finfo(q.dtype).min)
+
+    @staticmethod
+    def gather(q: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q(h_i, a_i): ``q [*B, n, A]``, ``action [*B, n]`` -> ``[*B, n, 1]``."""
+        return q.gather(-1, action.unsqueeze(-1))
+
+    def greedy_next_actions(self, b: Batch, q_next_online: torch.Tensor | None, q_next_target: torch.Tensor):
+        """a*_{t+1}: argmax of the online utilities (double Q) or of the target's, within the mask."""
+        q_sel = q_next_online if (self.double_q and q_next_online is not None) else q_next_target
+        return self.masked(q_sel, b.next_action_mask).argmax(-1)  # [*B, n]
+
+    @staticmethod
+    def zero_dead(chosen: torch.Tensor, alive: torch.Tensor | None) -> torch.Tensor:
+        """Dead/inactive agents contribute zero utility (and receive zero gradient)."""
+        return chosen if alive is None else chosen * alive.unsqueeze(-1).to(chosen.dtype)
+
+    def td_target(self, b: Batch, next_value: torch.Tensor) -> torch.Tensor:
+        """y = r + γ (1 − terminated) V̄(next) (TD0), or the TD(λ) return over the time axis. [*B, 1]."""
+        next_value = next_value.detach()
+        if self._value_type == ValueEstimators.TD0:
+            return b.reward + self.gamma * (~b.terminated).to(next_value.dtype) * next_value
+        if next_value.ndim < 3:
+            raise ValueError("TD(lambda) needs sequence batches [B, T]; sample slices or use TD0.")
+        return td_lambda_return_estimate(
+            self.gamma, self.lmbda, next_value, b.reward, b.done, b.terminated, time_dim=-2
+        )
+
+    def reduce(self, per_sample: torch.Tensor, b: Batch) -> torch.Tensor:
+        """Mean over valid samples (× priority weights): padding and burn-in give zero loss and grad."""
+        x = per_sample.reshape(b.valid.shape)  # [*B, 1] -> [*B]
+        if b.weight is not None:
+            x = x * b.weight.reshape(b.valid.shape)
+        valid = b.valid.to(x.dtype)
+        return (x * valid).sum() / valid.sum().clamp_min(1.0)
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Elementwise (pred − target)² (seed) or smooth-L1."""
+        if self.loss_function == "l2":
+            return (pred - target).pow(2)
+        return nn.functional.smooth_l1_loss(pred, target, reduction="none")
+
+    # ------------------------------------------------------------------ IGM support (igm.check_igm)
+    def local_q_values(self, td: TensorDictBase) -> torch.Tensor:
+        """Per-agent utilities Q(h_i, ·) [*B, n, A] at the current step, illegal actions masked."""
+        b = self.read_batch_for_eval(td)
+        q, _ = self.utilities(b, need_next=False)
+        return self.masked(q, b.action_mask)
+
+    def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
+        """The centralized value Q(h, z, a) [*B, K] of K joint actions, ``[K, n]`` or per sample ``[*B, K, n]``."""
+        raise NotImplementedError  # abstract: each loss family defines its centralized value
+
+    def read_batch_for_eval(self, td: TensorDictBase) -> Batch:
+        """Like :meth:`read_batch` but only the current-step entries are required."""
+        k = self.tensor_keys
+        obs = td.get(k.observation, None)
+        if obs is None:
+            raise KeyError(f"Missing {k.observation!r}: the IGM check needs the agents' observations.")
+        hidden = td.get(k.rnn_hidden, None)
+        if hidden is not None and td.batch_dims >= 2:
+            hidden = hidden[:, 0]
+        return Batch(
+            obs=obs, next_obs=obs, action=torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device),
+            reward=None, done=None, terminated=None, state=td.get(k.state, None), next_state=None,
+            action_mask=td.get(k.action_mask, None), next_action_mask=None, alive=td.get(k.alive, None),
+            next_alive=None, valid=torch.ones(td.batch_size, dtype=torch.bool, device=obs.device), weight=None,
+            hidden=hidden, is_init=td.get(k.is_init, None), td=td,
+        )
+
+
+class _WrappedAgent(AgentNet):
+    """A user ``nn.Module`` ``[*B, n, F] -> [*B, n, A]`` used as a feed-forward agent."""
+
+    def __init__(self, module: nn.Module, n_agents: int, n_actions: int, obs_dim: int):
+        super().__init__(n_agents, n_actions, obs_dim)
+        self.module = module
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.module(obs)
+
+
+def _as_agent_net(agent_net: nn.Module) -> AgentNet:
+    if isinstance(agent_net, AgentNet):
+        return agent_net
+    for attr in ("n_agents", "n_actions", "obs_dim"):
+        if not hasattr(agent_net, attr):
+            raise TypeError(
+                f"agent_net must be a torchrl_vd AgentNet (e.g. MLPAgent, GRUAgent) or an nn.Module with "
+                f"n_agents/n_actions/obs_dim attributes; got {type(agent_net).__name__} without {attr!r}."
+            )
+    return _WrappedAgent(agent_net, agent_net.n_agents, agent_net.n_actions, agent_net.obs_dim)
+
+
+__all__ = ["Batch", "ValueDecompositionLoss"]

@@ -1,0 +1,82 @@
+"""VDN and QMIX: one TD loss on a mixed centralized value (seed §VDN and §QMIX loss)."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+from torch import nn
+
+from torchrl_vd.modules.mixers.base import Mixer
+from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
+
+
+class MixingQLoss(ValueDecompositionLoss):
+    """L(θ) = 1/|B| Σ (r + γ max_a Q_tot(h', z', a; θ̄) − Q_tot(h, z, a; θ))²  (seed, VDN/QMIX).
+
+    Q_tot = mixer(Q(h_1, a_1), ..., Q(h_n, a_n); z). For a monotonic mixer (VDN, QMIX), the max over
+    joint actions decomposes into per-agent maxima (IGM): max_a Q_tot(h', z', a) = mixer(max_{a_i} Q_i).
+    With ``double_q`` the per-agent argmax comes from the online agents and is evaluated by the target
+    agents and target mixer.
+
+    Args:
+        agent_net: per-agent utility network (``MLPAgent``, ``GRUAgent``, ...).
+        mixer: a :class:`~torchrl_vd.modules.mixers.Mixer` (``VDNMixer``, ``QMixer``, your own).
+
+    Keyword Args: see :class:`ValueDecompositionLoss`.
+
+    Returns (forward): ``loss`` (optimise this) and ``loss_td``, both the masked mean squared TD error.
+
+    Examples:
+        >>> import torch
+        >>> from torchrl_vd import MLPAgent, VDNMixer, MixingQLoss
+        >>> from torchrl_vd.testing import random_batch
+        >>> loss = MixingQLoss(MLPAgent(2, 3, 4), VDNMixer(2))
+        >>> loss.make_value_estimator(gamma=0.9)
+        >>> out = loss(random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=8))
+        >>> sorted(out.keys())
+        ['loss', 'loss_td']
+    """
+
+    mixer: Mixer
+
+    def __init__(self, agent_net: nn.Module, mixer: Mixer, **kwargs):
+        super().__init__(agent_net, **kwargs)
+        if not isinstance(mixer, Mixer):
+            raise TypeError(f"mixer must be a torchrl_vd Mixer (subclass it and implement mix), got {type(mixer).__name__}.")
+        if mixer.n_agents != self.agent_net.n_agents:
+            raise ValueError(
+                f"The mixer was built for n_agents={mixer.n_agents} but the agent net for "
+                f"n_agents={self.agent_net.n_agents}; build both from describe_env(env).n_agents."
+            )
+        self.add_network("mixer", mixer)
+
+    def mixer_state(self, b: Batch, *, next: bool = False) -> torch.Tensor | None:
+        """The centralized information z the mixer sees (MAVEN appends its latent here)."""
+        return b.next_state if next else b.state
+
+    def _losses(self, b: Batch):
+        q, q_next = self.utilities(b, need_next=self.double_q)  # [*B, n, A] each
+        chosen = self.zero_dead(self.gather(q, b.action), b.alive)  # [*B, n, 1]
+        q_tot = self.mixer(chosen, self.mixer_state(b))  # [*B, 1]
+        with torch.no_grad():
+            _, q_next_t = self.utilities(b, target=True, need_current=False)  # [*B, n, A]
+            a_next = self.greedy_next_actions(b, q_next, q_next_t)  # [*B, n]
+            chosen_next = self.zero_dead(self.gather(q_next_t, a_next), b.next_alive)  # [*B, n, 1]
+            v_next = self.target("mixer")(chosen_next, self.mixer_state(b, next=True))  # [*B, 1]
+            y = self.td_target(b, v_next)  # [*B, 1]
+        loss_td = self.reduce(self.distance(q_tot, y), b)
+        td_error = (q_tot - y).detach().abs().reshape(b.valid.shape)  # [*B]
+        return {"loss": loss_td, "loss_td": loss_td.detach()}, td_error
+
+    def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
+        """Q_tot(h, z, a) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""
+        b = self.read_batch_for_eval(td)
+        q, _ = self.utilities(b, need_next=False)  # [*B, n, A]
+        K = joint_actions.shape[-2]
+        acts = joint_actions.to(q.device).expand(*q.shape[:-2], K, q.shape[-2])  # [*B, K, n]
+        chosen = q.unsqueeze(-3).expand(*q.shape[:-2], K, *q.shape[-2:]).gather(-1, acts.unsqueeze(-1))  # [*B, K, n, 1]
+        state = self.mixer_state(b)
+        if state is not None:
+            state = state.unsqueeze(len(q.shape) - 2).expand(*q.shape[:-2], K, *state.shape[len(q.shape) - 2 :])  # [*B, K, *S]
+        return self.mixer(chosen, state).squeeze(-1)  # [*B, K, 1] -> [*B, K]
+

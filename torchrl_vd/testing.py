@@ -1,0 +1,47 @@
+"""Small helpers for tests, docs and tutorials: synthetic batches with the library's key layout."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict
+
+
+def random_batch(
+    n_agents: int = 2,
+    n_actions: int = 3,
+    obs_dim: int = 4,
+    batch: int | tuple[int, ...] = 8,
+    state_dim: int | None = None,
+    *,
+    action_mask: bool = False,
+    seed: int = 0,
+) -> TensorDict:
+    """A random transition batch ``[*batch]`` in the DESIGN.md key layout (legal actions if masked)."""
+    g = torch.Generator().manual_seed(seed)
+    bs = (batch,) if isinstance(batch, int) else tuple(batch)
+    state_dim = state_dim or n_agents * obs_dim
+
+    def agents(with_action: bool):
+        d = {"observation": torch.randn(*bs, n_agents, obs_dim, generator=g)}
+        if action_mask:
+            m = torch.rand(*bs, n_agents, n_actions, generator=g) > 0.4
+            m[..., 0] = True
+            d["action_mask"] = m
+        if with_action:
+            logits = torch.rand(*bs, n_agents, n_actions, generator=g)
+            if action_mask:
+                logits = logits.masked_fill(~d["action_mask"], -1.0)
+            d["action"] = logits.argmax(-1)
+        return TensorDict(d, [*bs, n_agents])
+
+    nxt = TensorDict(
+        {
+            "agents": agents(False),
+            "state": torch.randn(*bs, state_dim, generator=g),
+            "reward": torch.randn(*bs, 1, generator=g),
+            "done": torch.zeros(*bs, 1, dtype=torch.bool),
+            "terminated": torch.zeros(*bs, 1, dtype=torch.bool),
+        },
+        bs,
+    )
+    return TensorDict({"agents": agents(True), "state": torch.randn(*bs, state_dim, generator=g), "next": nxt}, bs)
