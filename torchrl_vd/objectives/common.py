@@ -16,6 +16,7 @@ tensordicts (PERF-NOTES.md). We keep torchrl's contract — ``LossModule``, ``_A
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,7 +153,9 @@ class ValueDecompositionLoss(LossModule):
         per-call parameter swap), and a copy of it is bound once to the target tensors; the updaters
         write those tensors in place, so the copy always sees the current target weights.
         """
-        self.convert_to_functional(module, name, create_target_params=self.delay_value)
+        with warnings.catch_warnings():  # torchrl asks for class annotations of every name; ours are dynamic
+            warnings.filterwarnings("ignore", message="The name .* wasn't part of the annotations")
+            self.convert_to_functional(module, name, create_target_params=self.delay_value)
         if self.delay_value:
             target = copy.deepcopy(module)
             getattr(self, f"target_{name}_params").to_module(target)

@@ -136,6 +136,17 @@ class TrainConfig:
             raise ValueError("Invalid TrainConfig: " + "; ".join(errors) + ".")
 
     # ------------------------------------------------------------------ overrides
+    def with_preset(self, algo: str) -> "TrainConfig":
+        """This config with ``algo`` and the algorithm's registered presets (its paper defaults) applied."""
+        from torchrl_vd.train.registry import algorithms
+
+        specs = algorithms()
+        if algo not in specs:
+            close = difflib.get_close_matches(algo, list(specs), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"Unknown algo {algo!r}.{hint} Registered: {', '.join(sorted(specs))}.")
+        return self.with_overrides({"algo": algo, **specs[algo].presets})
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -14,6 +14,8 @@ import csv
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +29,13 @@ from torchrl.data.replay_buffers.samplers import RandomSampler
 from torchrl.envs import RewardSum, TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import HardUpdate, SoftUpdate
+from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_vd.envs.registry import EnvInfo, describe_env, make_env
 from torchrl_vd.modules.agents import make_agent_policies
+from torchrl_vd.train.checkpoint import CHECKPOINT, load_checkpoint, restore_modules, save_checkpoint
 from torchrl_vd.train.config import TrainConfig
+from torchrl_vd.train.plot import plot_runs
 from torchrl_vd.train.registry import AlgoParts, algorithms
 
 
@@ -96,14 +101,20 @@ def _horizon(env) -> int:
 
 
 @torch.no_grad()
-def evaluate(policy, env, max_steps: int | None = None) -> dict:
-    """Greedy returns: every env in ``env``'s batch plays one episode; mean/std of the returns."""
+def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None) -> dict:
+    """Greedy returns: every env in ``env``'s batch plays one episode; mean/std of the returns.
+
+    With ``seed`` the env is re-seeded first, so every evaluation starts from the same initial states
+    (comparable across a run and unaffected by checkpoint/resume).
+    """
     steps = max_steps or _horizon(env)
+    if seed is not None:
+        env.set_seed(seed)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         roll = env.rollout(steps, policy, break_when_any_done=False, auto_cast_to_device=True)  # [N, T]
     reward = roll["next", "reward"].squeeze(-1)  # [N, T]
     done = roll["next", "done"].squeeze(-1)  # [N, T]
-    first_done = done.cumsum(-1) - done.long()  # [N, T]: 0 up to and including the first done
+    first_done = done.long().cumsum(-1) - done.long()  # [N, T]: 0 up to and including the first done
     returns = (reward * (first_done == 0)).sum(-1)  # [N]
     return {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
 
@@ -111,16 +122,20 @@ def evaluate(policy, env, max_steps: int | None = None) -> dict:
 class _RunFiles:
     """metrics.csv (one row per batch, a fixed header), config.json, summary.json, optional TensorBoard."""
 
-    def __init__(self, out_dir: Path, cfg: TrainConfig, columns: list[str]):
+    def __init__(self, out_dir: Path, cfg: TrainConfig, columns: list[str], keep_rows: int | None = None):
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         self.columns = columns
-        new = not (out_dir / "metrics.csv").exists() or cfg.resume is None
-        self._csv = open(out_dir / "metrics.csv", "w" if new else "a", newline="")
+        kept: list[dict] = []
+        if keep_rows is not None and (out_dir / "metrics.csv").exists():
+            # resuming: keep the rows up to the checkpoint, drop those logged after it
+            with open(out_dir / "metrics.csv", newline="") as f:
+                kept = list(csv.DictReader(f))[:keep_rows]
+        self._csv = open(out_dir / "metrics.csv", "w", newline="")
         self._writer = csv.DictWriter(self._csv, fieldnames=columns, extrasaction="ignore")
-        if new:
-            self._writer.writeheader()
+        self._writer.writeheader()
+        self._writer.writerows(kept)
         self.tb = None
         if "tensorboard" in cfg.loggers:
             from torchrl.record.loggers import TensorboardLogger
@@ -149,19 +164,14 @@ METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes"
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train ``cfg.algo`` on ``cfg.env``; write metrics.csv, summary.json and a checkpoint to the run dir."""
+    """Train ``cfg.algo`` on ``cfg.env``; write metrics.csv, summary.json, checkpoint and PNG to the run dir."""
     specs = algorithms()
     if cfg.algo not in specs:
-        import difflib
-
-        close = difflib.get_close_matches(cfg.algo, list(specs), n=3)
-        raise ValueError(
-            f"Unknown algo {cfg.algo!r}." + (f" Did you mean {', '.join(close)}?" if close else "")
-            + f" Registered: {', '.join(sorted(specs))}."
-        )
+        cfg.with_preset(cfg.algo)  # raises the unknown-algo error with close matches
     set_default_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out_dir = Path(cfg.out_dir or f"runs/{cfg.algo}-{cfg.env.replace('/', '_')}-{cfg.seed}")
+    resume_state = load_checkpoint(cfg.resume) if cfg.resume else None
 
     probe_env = make_env(cfg.env, num_envs=cfg.num_envs, device=cfg.device, seed=cfg.seed, **cfg.env_kwargs)
     info = describe_env(probe_env)
@@ -172,8 +182,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     env = build_env(cfg, parts.env_transforms, agent)
     eval_env = build_env(cfg, parts.env_transforms, agent, num_envs=cfg.eval_episodes, seed=cfg.seed + 10_000)
 
-    loss.make_value_estimator(**({"value_type": _td_lambda_type(), "lmbda": cfg.td_lambda} if cfg.td_lambda else {}),
-                              gamma=cfg.gamma)
+    if cfg.td_lambda is not None:
+        loss.make_value_estimator(ValueEstimators.TDLambda, gamma=cfg.gamma, lmbda=cfg.td_lambda)
+    else:
+        loss.make_value_estimator(ValueEstimators.TD0, gamma=cfg.gamma)
     updater = (SoftUpdate(loss, tau=cfg.target_update) if cfg.target_update < 1
                else HardUpdate(loss, value_network_update_interval=int(cfg.target_update)))
     params = list(loss.parameters()) + [p for m in parts.extra_modules.values() for p in m.parameters()]
@@ -193,18 +205,46 @@ def train(cfg: TrainConfig) -> TrainResult:
         sampler=RandomSampler(),
         batch_size=max(1, cfg.batch_size // seq_len),
     )
-    collector = Collector(env, explore, frames_per_batch=cfg.frames_per_batch, total_frames=cfg.frames,
-                          device=cfg.device)
-    collector.set_seed(cfg.seed)
 
-    files = _RunFiles(out_dir, cfg, METRIC_COLUMNS)
+    frames, updates, next_eval = 0, 0, float(cfg.eval_every or math.inf)
+    if resume_state is not None:
+        restore_modules(resume_state, loss, optim, parts.extra_modules)
+        if resume_state["replay_buffer"] is not None:
+            rb.load_state_dict(resume_state["replay_buffer"])
+        frames, updates, next_eval = resume_state["frames"], resume_state["updates"], resume_state["next_eval"]
+        if resume_state["updater_counter"] is not None:
+            updater.counter = resume_state["updater_counter"]
+        if frames >= cfg.frames:
+            raise ValueError(f"The run in {cfg.resume} already reached {frames} frames (frames={cfg.frames}); "
+                             "raise it with --set frames=N to train further.")
+    collector = Collector(env, explore, frames_per_batch=cfg.frames_per_batch, total_frames=cfg.frames - frames,
+                          device=cfg.device)
+    if resume_state is None:
+        collector.set_seed(cfg.seed)
+    else:  # checkpoints fall on episode boundaries (see checkpoint.py): same reset, then the saved RNG
+        env.set_seed(cfg.seed + frames)
+        collector.reset()
+        torch.set_rng_state(resume_state["torch_rng"])
+
+    rows_before = resume_state["metrics_rows"] if resume_state is not None else 0
+    files = _RunFiles(out_dir, cfg, METRIC_COLUMNS, keep_rows=rows_before if resume_state is not None else None)
     metrics: list[dict] = []
-    frames, updates, t0 = 0, 0, time.perf_counter()
-    bar = _progress(cfg)
-    next_eval = cfg.eval_every or math.inf
-    last_eval = float("nan")
+    t0 = time.perf_counter()
+    frames_at_start = frames
+    next_ckpt = (frames // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else math.inf
+    bar = _progress(cfg, initial=frames)
+    stop = _StopSignal()
+
+    def checkpoint() -> None:
+        env.set_seed(cfg.seed + frames)  # episode boundary: identical in resumed and uninterrupted runs
+        collector.reset()
+        save_checkpoint(out_dir / CHECKPOINT, cfg=cfg, loss=loss, optimizer=optim, extra_modules=parts.extra_modules,
+                        replay_buffer=rb, frames=frames, updates=updates, updater=updater,
+                        metrics_rows=rows_before + len(metrics), next_eval=next_eval)
+
+    interrupted = False
     try:
-        egreedy.eps.fill_(epsilon_at(cfg, 0))
+        egreedy.eps.fill_(epsilon_at(cfg, frames))
         for batch in collector:  # [num_envs, T]
             frames += batch.numel()
             rb.extend(_to_storage(batch, recurrent, seq_len))
@@ -212,8 +252,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             losses = []
             if frames >= cfg.learning_starts:
                 for _ in range(cfg.updates_per_batch):
-                    sample = rb.sample()
-                    out = loss(sample)
+                    out = loss(rb.sample())
                     optim.zero_grad(set_to_none=True)
                     out["loss"].backward()
                     if cfg.grad_clip:
@@ -226,8 +265,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             egreedy.eps.fill_(eps)
             done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
             ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
+            eval_return = float("nan")
             if frames >= next_eval:
-                last_eval = evaluate(greedy, eval_env)["eval_return"]
+                eval_return = evaluate(greedy, eval_env, seed=cfg.seed + 10_000)["eval_return"]
                 next_eval += cfg.eval_every
             elapsed = time.perf_counter() - t0
             row = {
@@ -237,21 +277,28 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "loss": torch.stack(losses).mean().item() if losses else float("nan"),
                 "train_return": ep_returns.mean().item() if ep_returns.numel() else float("nan"),
                 "episodes": int(ep_returns.numel()),
-                "eval_return": last_eval,
-                "fps": frames / elapsed,
+                "eval_return": eval_return,
+                "fps": (frames - frames_at_start) / elapsed,
                 "time": elapsed,
                 **extra,
             }
-            last_eval = float("nan")
             metrics.append(row)
             files.log(row)
             bar.update(batch.numel(), row)
+            if stop.requested:
+                interrupted = True
+                checkpoint()
+                break
+            if frames >= next_ckpt or frames >= cfg.frames:
+                checkpoint()  # periodic, and always at the end (same path: resumable identically)
+                next_ckpt += cfg.checkpoint_every
     finally:
+        stop.restore()
         bar.close()
         collector.shutdown()
         files.close()
     wall = time.perf_counter() - t0
-    final = evaluate(greedy, eval_env)
+    final = evaluate(greedy, eval_env, seed=cfg.seed + 10_000)
     summary = {
         "algo": cfg.algo,
         "env": cfg.env,
@@ -259,22 +306,38 @@ def train(cfg: TrainConfig) -> TrainResult:
         "frames": frames,
         "updates": updates,
         "wall_time_s": wall,
-        "frames_per_s": frames / wall if wall > 0 else float("nan"),
+        "frames_per_s": (frames - frames_at_start) / wall if wall > 0 else float("nan"),
         "final_eval_return": final["eval_return"],
         "final_eval_return_std": final["eval_return_std"],
         "eval_episodes": cfg.eval_episodes,
+        "interrupted": interrupted,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    torch.save({"config": cfg.to_dict(), "loss_module": loss.state_dict(), "optimizer": optim.state_dict(),
-                "extra_modules": {k: m.state_dict() for k, m in parts.extra_modules.items()},
-                "frames": frames, "updates": updates}, out_dir / "checkpoint.pt")
+    try:
+        plot_runs([out_dir], out_dir / "learning_curve.png", title=f"{cfg.algo} on {cfg.env}")
+    except Exception as err:  # a plotting failure must never lose a finished run
+        summary["plot_error"] = repr(err)
     return TrainResult(greedy, loss, env, metrics, summary, out_dir, explore, parts, info)
 
 
-def _td_lambda_type():
-    from torchrl.objectives.utils import ValueEstimators
+class _StopSignal:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the current batch and stops."""
 
-    return ValueEstimators.TDLambda
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:  # second signal: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
 
 def _to_storage(batch: TensorDictBase, recurrent: bool, seq_len: int) -> TensorDictBase:
@@ -288,12 +351,13 @@ def _to_storage(batch: TensorDictBase, recurrent: bool, seq_len: int) -> TensorD
 class _progress:
     """tqdm bar with frames, frames/s, recent return, loss and ε (no-op when ``progress=False``)."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, initial: int = 0):
         self.bar = None
         if cfg.progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=cfg.frames, unit="frames", desc=f"{cfg.algo} {cfg.env}", dynamic_ncols=True)
+            self.bar = tqdm(total=cfg.frames, initial=initial, unit="frames", desc=f"{cfg.algo} {cfg.env}",
+                            dynamic_ncols=True)
 
     def update(self, n: int, row: dict) -> None:
         if self.bar is not None:
