@@ -24,13 +24,13 @@ class TrainConfig:
     """Vectorized environments collected from in parallel."""
     frames: int = 20_000
     """Total environment frames (one frame = one step of one vectorized env)."""
-    frames_per_batch: int = 1_000
+    frames_per_batch: int = 3_200
     """Frames per collector batch; must be divisible by ``num_envs``."""
     buffer_size: int = 100_000
     """Replay buffer capacity in transitions."""
     batch_size: int = 128
     """Transitions per gradient step (recurrent agents: sequences = batch_size // seq_len)."""
-    updates_per_batch: int = 10
+    updates_per_batch: int = 50
     """Gradient steps after each collected batch."""
     learning_starts: int = 0
     """Frames collected before the first gradient step."""
@@ -48,7 +48,7 @@ class TrainConfig:
     """Initial ε of ε-greedy exploration."""
     eps_end: float = 0.05
     """Final ε. ``eps_start = eps_end = 1.0`` means uniform exploration throughout."""
-    eps_frames: int = 10_000
+    eps_frames: int = 20_000
     """Frames over which ε anneals linearly."""
     target_update: float = 0.005
     """Target networks: a value < 1 is the Polyak τ (SoftUpdate); ≥ 1 a hard copy every N updates."""

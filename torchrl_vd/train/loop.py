@@ -218,7 +218,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             raise ValueError(f"The run in {cfg.resume} already reached {frames} frames (frames={cfg.frames}); "
                              "raise it with --set frames=N to train further.")
     collector = Collector(env, explore, frames_per_batch=cfg.frames_per_batch, total_frames=cfg.frames - frames,
-                          device=cfg.device)
+                          device=cfg.device, auto_register_policy_transforms=False)  # agents add their own
     if resume_state is None:
         collector.set_seed(cfg.seed)
     else:  # checkpoints fall on episode boundaries (see checkpoint.py): same reset, then the saved RNG

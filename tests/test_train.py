@@ -1,0 +1,130 @@
+"""train(): published matrix-game outcomes, exact resume, run-dir contents, CLI, config validation."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import torchrl_vd as vd
+from torchrl_vd.cli import main as cli_main
+
+# REFERENCE.md: VDN's least-squares additive fit of the QTRAN game (row mean + column mean - grand mean)
+VDN_FIT = torch.tensor([[-6.22, -4.89, -4.89], [-4.89, -3.56, -3.56], [-4.89, -3.56, -3.56]])
+
+
+def uniform_cfg(algo, env, out_dir, **kw):
+    """Uniform exploration (ε = 1 throughout) on a one-step matrix game, as in the QTRAN paper."""
+    base = dict(algo=algo, env=env, num_envs=256, frames=256 * 120, frames_per_batch=256, batch_size=1024,
+                updates_per_batch=4, lr=5e-4, eps_start=1.0, eps_end=1.0, target_update=0.05, hidden=(32,),
+                progress=False, out_dir=out_dir, eval_episodes=4)
+    base.update(kw)
+    return vd.TrainConfig(**base)
+
+
+def learned_table(result):
+    td = result.env.reset()[:1]
+    report = vd.check_igm(result.loss_module, td)
+    return report, report.joint_q[0]
+
+
+def test_vdn_and_qmix_on_the_qtran_game_match_the_published_outcome(tmp_path):
+    vdn = vd.train(uniform_cfg("vdn", "matrix/qtran", str(tmp_path / "vdn")))
+    report, table = learned_table(vdn)
+    assert (table - VDN_FIT).abs().max() < 0.3, table  # the least-squares additive fit
+    assert vdn.summary["final_eval_return"] == 0.0  # greedy joint action lands in the {B,C}^2 block
+    assert report.holds.all()  # IGM holds for VDN by construction
+
+    qmix = vd.train(uniform_cfg("qmix", "matrix/qtran", str(tmp_path / "qmix")))
+    report, table = learned_table(qmix)
+    row_col_a = torch.cat([table[0], table[1:, 0]])
+    assert (row_col_a + 8).abs().max() < 1.0, table  # ≈ -8 on row and column A
+    assert table[1:, 1:].abs().max() < 1.0, table  # ≈ 0 on the {B,C}^2 block
+    assert qmix.summary["final_eval_return"] == 0.0
+    assert report.holds.all()
+
+
+def test_qmix_represents_a_monotonic_non_additive_game_that_vdn_cannot(tmp_path):
+    payoff = torch.tensor([[0.0, 0.0], [0.0, 10.0]])  # "monotonic": non-additive, monotonic
+    errors = {}
+    for algo in ("vdn", "qmix"):
+        res = vd.train(uniform_cfg(algo, "matrix/monotonic", str(tmp_path / algo)))
+        errors[algo] = (learned_table(res)[1] - payoff).abs().max().item()
+    assert errors["vdn"] > 2.0  # best additive fit is off by 2.5 on every entry
+    assert errors["qmix"] < 1.0
+
+
+def _metric_rows(run_dir):
+    cols = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return"]
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return [{k: r[k] for k in cols} for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("env, kwargs", [("matrix/m-step", {"steps": 4}), ("vmas/balance", {"max_steps": 20})])
+def test_resumed_run_reproduces_the_uninterrupted_metrics(tmp_path, env, kwargs):
+    base = dict(algo="qmix", env=env, env_kwargs=kwargs, num_envs=8, frames=8 * 20 * 8, frames_per_batch=160,
+                batch_size=32, updates_per_batch=2, eps_frames=600, progress=False, checkpoint_every=640,
+                eval_every=640, eval_episodes=2)
+    vd.train(vd.TrainConfig(**base, out_dir=str(tmp_path / "full")))
+    vd.train(vd.TrainConfig(**{**base, "frames": 640}, out_dir=str(tmp_path / "part")))  # "killed" at 640
+    resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")).with_overrides({"frames": 1280}))
+    assert resumed.summary["frames"] == 1280
+    full, part = _metric_rows(tmp_path / "full"), _metric_rows(tmp_path / "part")
+    assert len(full) == len(part) == 8
+    assert full == part
+
+
+def test_cli_train_writes_the_run_directory_and_eval_plot_work(tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = cli_main(["train", "--algo", "vdn", "--env", "matrix/climbing", "--frames", "2048", "--out", str(out),
+                   "--quiet", "--set", "num_envs=64", "--set", "frames_per_batch=256", "--set", "eval_every=1024",
+                   "--set", "loggers=[\"csv\",\"tensorboard\"]"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 2048 and summary["frames_per_s"] > 0
+    rows = _metric_rows(out)
+    assert [int(r["frames"]) for r in rows] == list(range(256, 2049, 256))
+    assert any(r["eval_return"] not in ("", "nan") for r in rows)
+    assert (out / "learning_curve.png").stat().st_size > 1000
+    assert list(out.rglob("events.out.tfevents*")), "TensorBoard events missing"
+    assert cli_main(["eval", str(out), "--episodes", "4"]) == 0
+    evaluated = json.loads((out / "eval.json").read_text())
+    assert evaluated["episodes"] == 4 and evaluated["eval_return"] == pytest.approx(summary["final_eval_return"], abs=30)
+    png = tmp_path / "both.png"
+    assert cli_main(["plot", str(out), str(out), "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+def test_short_vmas_run_through_the_console_script(tmp_path):
+    """The README's main job, shortened: the installed `torchrl-vd` script on VMAS balance."""
+    out = tmp_path / "vmas"
+    exe = Path(sys.executable).with_name("torchrl-vd")
+    cmd = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "torchrl_vd"]),
+           "train", "--algo", "qmix", "--env", "vmas/balance", "--frames", "4000", "--out", str(out),
+           "--set", "num_envs=20", "--set", "frames_per_batch=2000", "--set", "updates_per_batch=20"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "frames" in proc.stderr  # the progress bar
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 4000 and summary["updates"] == 40
+    assert torch.isfinite(torch.tensor(summary["final_eval_return"]))
+
+
+def test_bad_config_values_are_rejected_with_the_field_name():
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        vd.TrainConfig(lr=-1.0)
+    with pytest.raises(ValueError, match=r"eps_start must lie in \[0, 1\]"):
+        vd.TrainConfig(eps_start=1.5)
+    with pytest.raises(ValueError, match="must be divisible by num_envs"):
+        vd.TrainConfig(num_envs=32, frames_per_batch=1000)
+    with pytest.raises(ValueError, match="Unknown config key 'lrr'. Did you mean lr"):
+        vd.TrainConfig().with_overrides(["lrr=0.1"])
+    with pytest.raises(ValueError, match="expects <class 'int'>"):
+        vd.TrainConfig().with_overrides(["frames=lots"])
+    with pytest.raises(ValueError, match="Did you mean qmix"):
+        vd.train(vd.TrainConfig(algo="qmx"))
+    with pytest.raises(ValueError, match="Did you mean"):
+        vd.make_env("matrix/qtrn")
