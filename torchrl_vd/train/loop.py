@@ -246,6 +246,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     try:
         egreedy.eps.fill_(epsilon_at(cfg, frames))
         for batch in collector:  # [num_envs, T]
+            _check_finite(batch, frames)
             frames += batch.numel()
             rb.extend(_to_storage(batch, recurrent, seq_len))
             extra = parts.after_batch(batch, frames) if parts.after_batch else {}
@@ -338,6 +339,19 @@ class _StopSignal:
     def restore(self):
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+
+
+def _check_finite(batch: TensorDictBase, frames_before: int) -> None:
+    """Refuse NaN/inf rewards or observations from the env, naming the env index and step where they appeared."""
+    for key in (("next", "reward"), ("next", "agents", "observation"), ("next", "state")):
+        x = batch.get(key, None)
+        if x is not None and x.is_floating_point() and not torch.isfinite(x).all():
+            env_idx, t = (~torch.isfinite(x)).nonzero()[0, :2].tolist()
+            raise ValueError(
+                f"Non-finite {'/'.join(key[1:])} from env {env_idx} at step {t} of the batch starting at frame "
+                f"{frames_before} (value {x[env_idx, t].flatten()[~torch.isfinite(x[env_idx, t].flatten())][0].item()}); "
+                "not training on it. Check the environment (or its reward function) at that step."
+            )
 
 
 def _to_storage(batch: TensorDictBase, recurrent: bool, seq_len: int) -> TensorDictBase:
