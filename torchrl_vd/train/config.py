@@ -32,6 +32,11 @@ class TrainConfig:
     """Transitions per gradient step (recurrent agents: sequences = batch_size // seq_len)."""
     updates_per_batch: int = 50
     """Gradient steps after each collected batch."""
+    collector: str = "single"
+    """``single`` (one process), ``multi`` (torchrl multi-process collector, ``num_workers`` processes) or
+    ``ray`` (torchrl's Ray collector; see README "Beyond one machine")."""
+    num_workers: int = 2
+    """Collector workers for ``multi`` / ``ray``; each runs ``num_envs`` envs."""
     learning_starts: int = 0
     """Frames collected before the first gradient step."""
     lr: float = 5e-4
@@ -123,6 +128,16 @@ class TrainConfig:
                 f"frames_per_batch ({self.frames_per_batch}) must be divisible by num_envs ({self.num_envs}), "
                 f"e.g. frames_per_batch={max(1, self.frames_per_batch // max(self.num_envs, 1)) * self.num_envs}"
             )
+        if self.collector not in ("single", "multi", "ray"):
+            errors.append(f"collector must be 'single', 'multi' or 'ray' (got {self.collector!r})")
+        elif self.collector != "single":
+            if int(self.num_workers) < 1:
+                errors.append(f"num_workers must be >= 1 (got {self.num_workers})")
+            elif self.frames_per_batch % (int(self.num_workers) * max(int(self.num_envs), 1)):
+                errors.append(
+                    f"with collector={self.collector!r}, frames_per_batch ({self.frames_per_batch}) must be divisible "
+                    f"by num_workers * num_envs ({self.num_workers} * {self.num_envs})"
+                )
         if self.agent not in ("mlp", "gru"):
             errors.append(f"agent must be 'mlp' or 'gru' (got {self.agent!r})")
         if self.optimizer not in ("adam", "rmsprop"):

@@ -11,6 +11,7 @@ greedy evaluation.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -160,7 +161,8 @@ def _fmt(v):
     return "" if v is None else v
 
 
-METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return", "fps", "time"]
+METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return", "fps", "time",
+                  "collect_time", "update_time"]
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -217,13 +219,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         if frames >= cfg.frames:
             raise ValueError(f"The run in {cfg.resume} already reached {frames} frames (frames={cfg.frames}); "
                              "raise it with --set frames=N to train further.")
-    collector = Collector(env, explore, frames_per_batch=cfg.frames_per_batch, total_frames=cfg.frames - frames,
-                          device=cfg.device, auto_register_policy_transforms=False)  # agents add their own
+    env_fn = functools.partial(build_env, cfg, parts.env_transforms, agent)  # picklable, for worker processes
+    collector = make_collector(cfg, env, env_fn, explore, total_frames=cfg.frames - frames)
     if resume_state is None:
         collector.set_seed(cfg.seed)
     else:  # checkpoints fall on episode boundaries (see checkpoint.py): same reset, then the saved RNG
-        env.set_seed(cfg.seed + frames)
-        collector.reset()
+        collector.set_seed(cfg.seed + frames)
+        if cfg.collector == "single":
+            collector.reset()
         torch.set_rng_state(resume_state["torch_rng"])
 
     rows_before = resume_state["metrics_rows"] if resume_state is not None else 0
@@ -236,8 +239,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     stop = _StopSignal()
 
     def checkpoint() -> None:
-        env.set_seed(cfg.seed + frames)  # episode boundary: identical in resumed and uninterrupted runs
-        collector.reset()
+        if cfg.collector == "single":  # episode boundary: identical in resumed and uninterrupted runs
+            collector.set_seed(cfg.seed + frames)
+            collector.reset()  # (worker collectors restart fresh on resume instead: resumable, not bitwise)
         save_checkpoint(out_dir / CHECKPOINT, cfg=cfg, loss=loss, optimizer=optim, extra_modules=parts.extra_modules,
                         replay_buffer=rb, frames=frames, updates=updates, updater=updater,
                         metrics_rows=rows_before + len(metrics), next_eval=next_eval)
@@ -245,7 +249,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     interrupted = False
     try:
         egreedy.eps.fill_(epsilon_at(cfg, frames))
+        t_iter = time.perf_counter()  # collect_time/update_time: where each batch's wall time went
         for batch in collector:  # [num_envs, T]
+            t_collected = time.perf_counter()
+            if batch.ndim == 3:  # multi-process collectors stack workers: [workers, num_envs, T]
+                batch = batch.reshape(-1, batch.shape[-1])  # [workers * num_envs, T]
             _check_finite(batch, frames)
             frames += batch.numel()
             rb.extend(_to_storage(batch, recurrent, seq_len))
@@ -262,8 +270,11 @@ def train(cfg: TrainConfig) -> TrainResult:
                     updater.step()
                     updates += 1
                     losses.append(out["loss"].detach())
+            t_updated = time.perf_counter()
             eps = epsilon_at(cfg, frames)
             egreedy.eps.fill_(eps)
+            if cfg.collector != "single":
+                collector.update_policy_weights_()  # new weights and ε to the workers
             done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
             ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
             eval_return = float("nan")
@@ -281,6 +292,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "eval_return": eval_return,
                 "fps": (frames - frames_at_start) / elapsed,
                 "time": elapsed,
+                "collect_time": t_collected - t_iter,
+                "update_time": t_updated - t_collected,
                 **extra,
             }
             metrics.append(row)
@@ -293,6 +306,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             if frames >= next_ckpt or frames >= cfg.frames:
                 checkpoint()  # periodic, and always at the end (same path: resumable identically)
                 next_ckpt += cfg.checkpoint_every
+            t_iter = time.perf_counter()
     finally:
         stop.restore()
         bar.close()
@@ -339,6 +353,24 @@ class _StopSignal:
     def restore(self):
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+
+
+def make_collector(cfg: TrainConfig, env, env_fn, policy, total_frames: int):
+    """torchrl's ``Collector``: in this process, or ``num_workers`` processes / Ray actors (``cfg.collector``)."""
+    common = dict(frames_per_batch=cfg.frames_per_batch, total_frames=total_frames, device=cfg.device,
+                  auto_register_policy_transforms=False)  # agents add their own env transforms
+    if cfg.collector == "single":
+        return Collector(env, policy, **common)
+    if cfg.collector == "multi":
+        return Collector([env_fn] * cfg.num_workers, policy, backend="process", sync=True, **common)
+    try:
+        import ray  # noqa: F401
+    except ImportError as err:
+        raise ImportError("collector='ray' needs Ray: pip install 'torchrl-vd[ray]'") from err
+    common.pop("auto_register_policy_transforms")  # an option of the per-actor collectors here
+    return Collector(env_fn, policy, backend="ray", num_collectors=cfg.num_workers, sync=True,
+                     backend_options={"ray_init_config": {"num_cpus": max(2, cfg.num_workers)},
+                                      "collector_kwargs": {"auto_register_policy_transforms": False}}, **common)
 
 
 def _check_finite(batch: TensorDictBase, frames_before: int) -> None:
