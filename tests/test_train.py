@@ -128,3 +128,33 @@ def test_bad_config_values_are_rejected_with_the_field_name():
         vd.train(vd.TrainConfig(algo="qmx"))
     with pytest.raises(ValueError, match="Did you mean"):
         vd.make_env("matrix/qtrn")
+
+
+def test_sigint_writes_a_checkpoint_and_the_run_resumes(tmp_path):
+    """Ctrl-C mid-run: the trainer checkpoints at the end of the batch, exits cleanly, and --resume finishes."""
+    import signal
+    import time
+
+    out = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "torchrl_vd", "train", "--algo", "vdn", "--env", "matrix/m-step", "--frames", "400000",
+           "--out", str(out), "--quiet", "--set", "num_envs=16", "--set", "frames_per_batch=256",
+           "--set", "updates_per_batch=4", "--set", "env_kwargs.steps=4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        metrics = out / "metrics.csv"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and 0 < summary["frames"] < 400_000
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["frames"] == summary["frames"] and len(_metric_rows(out)) == summary["frames"] // 256
+    rc = cli_main(["train", "--resume", str(out), "--quiet", "--set", f"frames={summary['frames'] + 512}"])
+    assert rc == 0
+    rows = _metric_rows(out)
+    assert int(rows[-1]["frames"]) == summary["frames"] + 512
+    assert [int(r["frames"]) for r in rows] == list(range(256, summary["frames"] + 513, 256))

@@ -137,19 +137,28 @@ class _RunFiles:
         self._writer = csv.DictWriter(self._csv, fieldnames=columns, extrasaction="ignore")
         self._writer.writeheader()
         self._writer.writerows(kept)
-        self.tb = None
+        self.loggers = []  # torchrl loggers besides metrics.csv
         if "tensorboard" in cfg.loggers:
             from torchrl.record.loggers import TensorboardLogger
 
-            self.tb = TensorboardLogger(exp_name="tb", log_dir=str(out_dir))
+            self.loggers.append(TensorboardLogger(exp_name="tb", log_dir=str(out_dir)))
+        if "wandb" in cfg.loggers:
+            try:
+                import wandb  # noqa: F401
+            except ImportError as err:
+                raise ImportError("loggers=['wandb'] needs W&B: pip install 'torchrl-vd[wandb]'") from err
+            from torchrl.record.loggers import WandbLogger
+
+            self.loggers.append(WandbLogger(exp_name=out_dir.name, offline=True, save_dir=str(out_dir),
+                                            config=cfg.to_dict()))
 
     def log(self, row: dict) -> None:
         self._writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
         self._csv.flush()
-        if self.tb is not None:
+        for logger in self.loggers:
             for k, v in row.items():
                 if k != "frames" and isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
-                    self.tb.log_scalar(k, v, step=int(row["frames"]))
+                    logger.log_scalar(k, v, step=int(row["frames"]))
 
     def close(self) -> None:
         self._csv.close()
