@@ -111,6 +111,12 @@ def test_short_vmas_run_through_the_console_script(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 4000 and summary["updates"] == 40
     assert torch.isfinite(torch.tensor(summary["final_eval_return"]))
+    # eval reloads the checkpoint and renders one greedy VMAS episode to a GIF
+    assert cli_main(["eval", str(out), "--episodes", "2", "--render", str(out / "episode.gif")]) == 0
+    from PIL import Image
+
+    gif = Image.open(out / "episode.gif")
+    assert gif.n_frames > 10 and gif.size[0] > 100
 
 
 def test_bad_config_values_are_rejected_with_the_field_name():

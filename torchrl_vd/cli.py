@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="reload a run's checkpoint and evaluate the greedy policy")
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default: the run's)")
+    e.add_argument("--render", metavar="GIF", default=None, help="also render one greedy episode to a GIF (VMAS)")
 
     pl = sub.add_parser("plot", help="learning-curve PNG of one or several runs")
     pl.add_argument("run_dirs", nargs="+")
@@ -77,7 +78,7 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from torchrl_vd.train.checkpoint import evaluate_run
 
-    out = evaluate_run(args.run_dir, episodes=args.episodes)
+    out = evaluate_run(args.run_dir, episodes=args.episodes, render=args.render)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -16,6 +16,7 @@ rule, so the resumed run equals an uninterrupted run that had checkpointed at th
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ import torch
 from torchrl_vd.train.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def save_checkpoint(path: Path, *, cfg: TrainConfig, loss, optimizer, extra_modules: dict, replay_buffer,
@@ -35,7 +36,7 @@ def save_checkpoint(path: Path, *, cfg: TrainConfig, loss, optimizer, extra_modu
         "loss_module": loss.state_dict(),
         "optimizer": optimizer.state_dict(),
         "extra_modules": {k: m.state_dict() for k, m in extra_modules.items()},
-        "replay_buffer": replay_buffer.state_dict() if replay_buffer is not None else None,
+        "replay_buffer": _buffer_state(replay_buffer) if replay_buffer is not None else None,
         "frames": frames,
         "updates": updates,
         "updater_counter": getattr(updater, "counter", None),
@@ -48,6 +49,19 @@ def save_checkpoint(path: Path, *, cfg: TrainConfig, loss, optimizer, extra_modu
     torch.save(state, tmp)
     tmp.replace(path)
     return path
+
+
+def _buffer_state(rb) -> dict:
+    """The filled part of the replay buffer (its preallocated storage would save mostly zeros) + writer state."""
+    n = len(rb)
+    return {"data": rb.storage[:n].clone() if n else None, "writer": rb._writer.state_dict()}
+
+
+def restore_buffer(rb, state: dict) -> None:
+    """Refill ``rb`` in index order, then restore the write cursor (a full buffer may have wrapped around)."""
+    if state["data"] is not None:
+        rb.extend(state["data"])
+    rb._writer.load_state_dict(state["writer"])
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:
@@ -78,7 +92,9 @@ def config_for_resume(run_dir: str | Path) -> TrainConfig:
 def restore_modules(state: dict, loss, optimizer=None, extra_modules: dict | None = None) -> None:
     """Load networks (and optimizer) from ``state``; names the mismatch if the architecture differs."""
     try:
-        loss.load_state_dict(state["loss_module"])
+        with warnings.catch_warnings():  # torchrl warns on any access to target params without an updater
+            warnings.filterwarnings("ignore", message="No target network updater")
+            loss.load_state_dict(state["loss_module"])
         for k, m in (extra_modules or {}).items():
             m.load_state_dict(state["extra_modules"][k])
         if optimizer is not None:
@@ -89,8 +105,35 @@ def restore_modules(state: dict, loss, optimizer=None, extra_modules: dict | Non
         ) from err
 
 
-def evaluate_run(run_dir: str | Path, episodes: int | None = None) -> dict:
-    """Rebuild a run from its checkpoint and evaluate its greedy policy (``torchrl-vd eval``)."""
+def render_gif(policy, env, path: str | Path, max_steps: int | None = None, fps: int = 20) -> Path:
+    """Greedy episode of env 0 rendered to a GIF; VMAS scenarios only (they render headless to RGB arrays)."""
+    from PIL import Image
+    from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+    from torchrl_vd.train.loop import _horizon
+
+    raw = getattr(getattr(env, "base_env", env), "_env", None)
+    if raw is None or not hasattr(raw, "render") or not type(raw).__module__.startswith("vmas"):
+        raise ValueError(f"--render is supported for VMAS environments only; {type(env.base_env).__name__} cannot "
+                         "render frames.")
+    frames = [raw.render(mode="rgb_array", env_index=0)]
+
+    def grab(_env, _td):
+        frames.append(raw.render(mode="rgb_array", env_index=0))
+
+    with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
+        env.rollout(max_steps or _horizon(env), policy, callback=grab, break_when_any_done=True)
+    images = [Image.fromarray(f) for f in frames]
+    path = Path(path)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return path
+
+
+def evaluate_run(run_dir: str | Path, episodes: int | None = None, render: str | Path | None = None) -> dict:
+    """Rebuild a run from its checkpoint and evaluate its greedy policy (``torchrl-vd eval``).
+
+    ``render``: also write a GIF of one greedy episode there (VMAS scenarios).
+    """
     from torchrl_vd.envs.registry import describe_env, make_env
     from torchrl_vd.modules.agents import make_agent_policies
     from torchrl_vd.train.loop import build_env, evaluate, set_default_threads
@@ -108,5 +151,8 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None) -> dict:
     greedy, _ = make_agent_policies(loss.agent_net, action_mask=info.has_action_mask, group=info.group)
     out = evaluate(greedy, env, seed=cfg.seed + 10_000)
     out.update(run_dir=str(run_dir), algo=cfg.algo, env=cfg.env, frames=state["frames"], episodes=n)
+    if render is not None:
+        one = build_env(cfg, parts.env_transforms, loss.agent_net, num_envs=1, seed=cfg.seed + 10_000)
+        out["render"] = str(render_gif(greedy, one, render))
     Path(run_dir, "eval.json").write_text(json.dumps(out, indent=2))
     return out
