@@ -178,7 +178,7 @@ def _fmt(v):
 
 
 METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return", "fps", "time",
-                  "collect_time", "update_time"]
+                  "collect_time", "update_time", "rss_mb"]
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -312,6 +312,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "time": elapsed,
                 "collect_time": t_collected - t_iter,
                 "update_time": t_updated - t_collected,
+                "rss_mb": _rss_mb(),
                 **extra,
             }
             metrics.append(row)
@@ -371,6 +372,15 @@ class _StopSignal:
     def restore(self):
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; nan elsewhere), for long-run health checks."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def make_collector(cfg: TrainConfig, env, env_fn, policy, total_frames: int):
