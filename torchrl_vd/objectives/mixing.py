@@ -55,7 +55,7 @@ class MixingQLoss(ValueDecompositionLoss):
         return b.next_state if next else b.state
 
     def _losses(self, b: Batch):
-        q, q_next = self.utilities(b, need_next=self.double_q)  # [*B, n, A] each
+        q, q_next = self.online_utilities(b, need_next=self.double_q)  # [*B, n, A] each (q_next: no grad)
         chosen = self.zero_dead(self.gather(q, b.action), b.alive)  # [*B, n, 1]
         q_tot = self.mixer(chosen, self.mixer_state(b))  # [*B, 1]
         with torch.no_grad():

@@ -18,7 +18,8 @@ def build_agent(cfg, info: EnvInfo) -> AgentNet:
     if cfg.agent == "gru":
         from torchrl_vd.modules.agents import GRUAgent
 
-        return GRUAgent(info.n_agents, info.n_actions, obs_dim, hidden=cfg.hidden, **common)
+        return GRUAgent(info.n_agents, info.n_actions, obs_dim, hidden=cfg.hidden, last_action=cfg.last_action,
+                        **common)
     return MLPAgent(info.n_agents, info.n_actions, obs_dim, hidden=cfg.hidden, **common)
 
 

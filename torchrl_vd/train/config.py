@@ -67,6 +67,8 @@ class TrainConfig:
     """One agent network for all agents (parameter sharing) or one per agent."""
     agent_id: bool = False
     """Append a one-hot agent id to each agent's input."""
+    last_action: bool = False
+    """Recurrent agents: feed each agent its previous action (one-hot) as input (pymarl's obs_last_action)."""
     seq_len: int = 0
     """Recurrent agents: training sequence length (0 = the collector batch's time length)."""
     burn_in: int = 0
