@@ -1,0 +1,841 @@
+"""PettingZoo (and MPE2) environments as value-decomposition envs.
+
+``make_env("pettingzoo/simple_spread_v3", num_envs=8, seed=0)``
+
+Task names:
+
+* MPE tasks come from the ``mpe2`` package (MPE left PettingZoo): ``simple_spread_v3`` ->
+  ``mpe2.simple_spread_v3``. ``continuous_actions=False`` is passed to them by default, and
+  ``max_steps`` (when given) is passed on as MPE's ``max_cycles``.
+* Other PettingZoo modules by family: ``classic/tictactoe_v3`` (or ``classic.tictactoe_v3``, or
+  the bare ``tictactoe_v3``) -> ``pettingzoo.classic.tictactoe_v3``; same for ``butterfly``,
+  ``sisl`` and ``atari`` where their optional dependencies are installed.
+* **AEC envs**: pass ``aec=True`` (or suffix the task with ``":aec"``, e.g.
+  ``"pettingzoo/simple_spread_v3:aec"``) to drive the env through its turn-based AEC API
+  (``module.env()``) instead of ``module.parallel_env()``. Modules without a ``parallel_env``
+  (e.g. ``classic/tictactoe_v3``) always use AEC.
+
+Why not TorchRL's ``PettingZooWrapper``: it wraps one raw env per TorchRL env (vectorizing means
+``SerialEnv``/``ParallelEnv`` around it: 378-437 steps/s vs 1590 raw on simple_spread,
+PERF-NOTES.md), groups agents by name pattern, and has no team reward, padding of heterogeneous
+agents or ``alive`` flags. :class:`PettingZooTeamEnv` holds ``num_envs`` raw envs and steps them in
+one serial loop, writing into fresh numpy arrays that become tensors with one ``torch.from_numpy``
+each per step. Cheaper than the raw parallel API, with the same transitions:
+
+* a parallel env that is PettingZoo's ``aec_to_parallel`` wrapper (all MPE envs) is driven through
+  its AEC env (that wrapper computes every observation twice per step);
+* PettingZoo's check-only wrappers (``OrderEnforcingWrapper``, ``AssertOutOfBoundsWrapper``) are
+  stepped around; one range check of the whole joint action per step replaces them;
+* MPE's ``state()`` (the concatenated observations) is built from the observations already read.
+
+Key layout (DESIGN.md), batch size ``[num_envs]``:
+
+* ``("agents","observation")`` ``[N, n, F]`` float32. Agents with smaller observations are
+  **zero-padded** at the end up to the largest size ``F`` (e.g. ``simple_adversary``: 8 -> 10).
+  Terminated / removed agents observe zeros while the episode goes on.
+* ``("agents","action")`` ``[N, n]`` int64, ``Categorical(A)`` with ``A`` the largest action count.
+* ``("agents","action_mask")`` ``[N, n, A]`` bool, present when the env gives masks (``"action_mask"``
+  in the observation dict or in ``info``), when action counts differ (the padded actions are
+  masked), in AEC turn mode (only the agent to move may pick a real action), or when asked for
+  (``action_mask=True``, do this for parallel envs whose agents can die). A dead or waiting agent's
+  mask allows only action 0, and its action is ignored. The action spec's mask is kept in sync, so
+  ``env.rand_action()`` draws legal actions.
+* ``("agents","alive")`` ``[N, n]`` bool: False once an agent is terminated or removed from
+  ``env.agents`` (so losses can mask it). An agent cut by a time limit (truncated) is still alive
+  in that step's ``"next"`` (its value is bootstrapped), and gone from the step after.
+* ``("agents","reward")`` ``[N, n, 1]`` and the team ``"reward"`` ``[N, 1]`` (sum, or mean over the
+  agents that acted).
+* ``"state"`` ``[N, S]``: the env's ``state()`` when it has one (MPE does: there it is built from the
+  observations already read, which is exactly what MPE's ``state()`` computes), else the stacked
+  (padded) observations ``[N, n*F]``.
+* ``"done"``, ``"terminated"``, ``"truncated"`` ``[N, 1]``: the episode ends when no agent is left to
+  act (or after ``max_steps``); it is *truncated* if any agent was truncated or ``max_steps`` was
+  reached, else *terminated*.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torchrl.data import Categorical, Composite, Unbounded
+from torchrl.envs import EnvBase
+
+from torchrl_vd.envs.registry import GROUP, missing_dependency_error, register_env_family, unknown_task_error
+from torchrl_vd.envs.transforms import check_team_reward_mode, done_specs
+
+__all__ = ["PettingZooTeamEnv", "make_pettingzoo_env", "pettingzoo_tasks"]
+
+_PZ_FAMILIES = ("butterfly", "classic", "sisl", "atari")
+_AEC_SUFFIX = ":aec"
+
+
+# ---------------------------------------------------------------------------------------------
+# task lookup
+# ---------------------------------------------------------------------------------------------
+def _require_pettingzoo():
+    if importlib.util.find_spec("pettingzoo") is None:
+        raise missing_dependency_error("pettingzoo", "pettingzoo", "pettingzoo")
+
+
+def _submodules(package: str) -> list[str]:
+    """Names of ``package``'s ``*_vN`` env modules, found on disk without importing them."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    names = [m.name for m in pkgutil.iter_modules(spec.submodule_search_locations)]
+    return sorted(n for n in names if n.rsplit("_v", 1)[-1].isdigit() and "_v" in n)
+
+
+# Optional packages PettingZoo modules import (checked with find_spec: listing stays import-free).
+_FAMILY_DEPS = {"atari": ("multi_agent_ale_py",), "butterfly": ("pygame",), "sisl": ("pygame",), "classic": ()}
+_TASK_DEPS = {
+    "pistonball_v6": ("pymunk",),
+    "multiwalker_v9": ("Box2D",),
+    "chess_v6": ("chess",),
+    "hanabi_v5": ("hanabi_learning_environment",),
+    "leduc_holdem_v4": ("rlcard",),
+    "texas_holdem_v4": ("rlcard",),
+    "texas_holdem_no_limit_v6": ("rlcard",),
+}
+
+
+def _all_task_names() -> list[str]:
+    """Every task name on disk, installed or not (for "did you mean" suggestions)."""
+    names = list(_submodules("mpe2")) if importlib.util.find_spec("mpe2") is not None else []
+    if importlib.util.find_spec("pettingzoo") is not None:
+        for fam in _PZ_FAMILIES:
+            mods = _submodules(f"pettingzoo.{fam}")
+            names += [f"{fam}/{m}" for m in mods] + mods
+    return names
+
+
+def _deps_installed(family: str, task: str) -> bool:
+    deps = _FAMILY_DEPS.get(family, ()) + _TASK_DEPS.get(task, ())
+    return all(importlib.util.find_spec(d) is not None for d in deps)
+
+
+def pettingzoo_tasks() -> list[str]:
+    """Installed tasks: MPE2 names (bare) and ``family/task`` for PettingZoo's own families.
+
+    Tasks whose optional dependencies are missing (Atari ROMs, pymunk, Box2D, chess, rlcard, ...)
+    are left out; asking for one gives an ImportError naming what to install.
+    """
+    tasks = list(_submodules("mpe2")) if importlib.util.find_spec("mpe2") is not None else []
+    if importlib.util.find_spec("pettingzoo") is not None:
+        for fam in _PZ_FAMILIES:
+            tasks += [f"{fam}/{m}" for m in _submodules(f"pettingzoo.{fam}") if _deps_installed(fam, m)]
+    return tasks
+
+
+def _resolve_module(task: str) -> tuple[str, str]:
+    """``(module path, kind)`` for a task name; kind is ``"mpe"`` or a PettingZoo family."""
+    _require_pettingzoo()
+    name = task.replace(".", "/")
+    if "/" in name:
+        fam, mod = name.split("/", 1)
+        if fam == "mpe":
+            fam = "mpe2"
+        if fam == "mpe2":
+            return _resolve_mpe(mod, task)
+        if fam in _PZ_FAMILIES and mod in _submodules(f"pettingzoo.{fam}"):
+            return f"pettingzoo.{fam}.{mod}", fam
+        raise unknown_task_error("pettingzoo", task, _all_task_names())
+    mpe_names = _submodules("mpe2") if importlib.util.find_spec("mpe2") is not None else []
+    if name in mpe_names:
+        return f"mpe2.{name}", "mpe"
+    for fam in _PZ_FAMILIES:
+        if name in _submodules(f"pettingzoo.{fam}"):
+            return f"pettingzoo.{fam}.{name}", fam
+    if name.startswith("simple") and importlib.util.find_spec("mpe2") is None:
+        raise missing_dependency_error("pettingzoo", "mpe2", "pettingzoo")
+    raise unknown_task_error("pettingzoo", task, _all_task_names())
+
+
+def _resolve_mpe(mod: str, task: str) -> tuple[str, str]:
+    if importlib.util.find_spec("mpe2") is None:
+        raise missing_dependency_error("pettingzoo", "mpe2", "pettingzoo")
+    if mod not in _submodules("mpe2"):
+        raise unknown_task_error("pettingzoo", task, _all_task_names())
+    return f"mpe2.{mod}", "mpe"
+
+
+def _import_env_module(path: str, task: str, kind: str):
+    try:
+        return importlib.import_module(path)
+    except ImportError as err:
+        missing = getattr(err, "name", None) or str(err)
+        hint = "mpe2" if kind == "mpe" else f"pettingzoo[{kind}]"
+        raise ImportError(
+            f"The pettingzoo task {task!r} ({path}) could not be imported: missing {missing!r}. "
+            f"Install it with: pip install '{hint}'"
+        ) from err
+
+
+def _state_is_obs_concat(env) -> bool:
+    """True when ``env.state()`` is MPE2's (the concatenated observations of all possible agents)."""
+    try:
+        from mpe2._mpe_utils.simple_env import SimpleEnv
+    except ImportError:
+        return False
+    raw = getattr(env, "unwrapped", env)
+    raw = getattr(raw, "aec_env", raw)  # parallel wrappers
+    raw = getattr(raw, "unwrapped", raw)
+    return isinstance(raw, SimpleEnv) and type(raw).state is SimpleEnv.state
+
+
+def _state_source(env):
+    """``env.unwrapped`` when every wrapper around it is one of PettingZoo's own, else ``env``."""
+    cur = env
+    while hasattr(cur, "env") and cur is not getattr(cur, "unwrapped", cur):
+        if not type(cur).__module__.startswith("pettingzoo.utils.wrappers"):
+            return env
+        cur = cur.env
+    return getattr(env, "unwrapped", env)
+
+
+_CHECK_ONLY_WRAPPERS = ("OrderEnforcingWrapper", "AssertOutOfBoundsWrapper", "BaseWrapper")
+
+
+def _step_target(env):
+    """``env.unwrapped`` when every wrapper around it only checks call order / action bounds."""
+    cur = env
+    while hasattr(cur, "env") and cur is not getattr(cur, "unwrapped", cur):
+        if not (
+            type(cur).__module__.startswith("pettingzoo.utils.wrappers")
+            and type(cur).__name__ in _CHECK_ONLY_WRAPPERS
+        ):
+            return env
+        cur = cur.env
+    return getattr(env, "unwrapped", env)
+
+
+def _new_td(source: dict, batch_size: torch.Size, device) -> TensorDict:
+    """TensorDict without per-entry validation: we build every entry with the right shape/device.
+
+    (``TensorDict(...)`` re-checks each tensor: ~45 us per step, a tenth of a raw MPE step.)
+    """
+    return _NEW_TD(source, batch_size=batch_size, device=device)
+
+
+_NEW_TD = getattr(TensorDict, "_new_unsafe", TensorDict)
+
+
+# ---------------------------------------------------------------------------------------------
+# the vectorized env
+# ---------------------------------------------------------------------------------------------
+class PettingZooTeamEnv(EnvBase):
+    """``num_envs`` PettingZoo envs stepped in one serial loop, in torchrl_vd's key layout.
+
+    Args:
+        env_fn: zero-argument callable returning one raw PettingZoo env (``ParallelEnv`` or
+            ``AECEnv``); called ``num_envs`` times.
+        num_envs: number of copies (batch size ``[num_envs]``).
+        device: device of the output tensors (the envs themselves run on CPU/numpy).
+        seed: seeds the envs (copy ``i`` gets ``seed + i`` at its next reset).
+        max_steps: truncate episodes after this many env steps (``None``: the env's own limit).
+        team_reward: ``"sum"`` or ``"mean"`` (over the agents that acted) of the agents' rewards.
+        action_mask: export ``("agents","action_mask")``; ``None`` decides (see module doc).
+        aec_mode: AEC envs only. ``"cycle"``: one TorchRL step steps every live agent once, in
+            the env's turn order (MPE's AEC API); ``"turn"``: one agent moves per TorchRL step
+            (board games), the others are masked. ``None``: ``"turn"`` when the env gives action
+            masks, else ``"cycle"``.
+        name: a label for ``repr`` and error messages.
+        unwrap_parallel: a parallel env that is PettingZoo's ``aec_to_parallel`` wrapper around
+            an AEC env (all MPE envs) is stepped through that AEC env in ``"cycle"`` mode: same
+            transitions, without the wrapper's duplicate observation calls.
+
+    The joint action of AEC envs is collected at once; in ``"cycle"`` mode the agents then act in
+    turn with their part of it, and the per-agent reward of the step is the sum of the env's
+    ``rewards`` after each of the agents' moves (MPE: the reward of the world step).
+    """
+
+    def __init__(
+        self,
+        env_fn: Callable[[], Any],
+        *,
+        num_envs: int = 1,
+        device="cpu",
+        seed: int | None = None,
+        max_steps: int | None = None,
+        team_reward: str = "sum",
+        action_mask: bool | None = None,
+        aec_mode: str | None = None,
+        name: str | None = None,
+        unwrap_parallel: bool = True,
+    ):
+        from pettingzoo.utils.env import AECEnv, ParallelEnv
+
+        super().__init__(device=device, batch_size=torch.Size([int(num_envs)]), allow_done_after_reset=False)
+        self.num_envs = int(num_envs)
+        self.team_reward_mode = check_team_reward_mode(team_reward)
+        self.max_steps = None if max_steps is None else int(max_steps)
+        self._envs = [env_fn() for _ in range(self.num_envs)]
+        env0 = self._envs[0]
+        if isinstance(env0, AECEnv):
+            self.is_aec = True
+        elif isinstance(env0, ParallelEnv) or hasattr(env0, "possible_agents"):
+            self.is_aec = False
+        else:
+            raise TypeError(f"env_fn must return a PettingZoo ParallelEnv or AECEnv, got {type(env0).__name__}.")
+        self.name = name or type(getattr(env0, "unwrapped", env0)).__name__
+        self.parallel_via_aec = False
+        if not self.is_aec and unwrap_parallel:
+            from pettingzoo.utils.conversions import aec_to_parallel_wrapper
+
+            if all(type(e) is aec_to_parallel_wrapper for e in self._envs):
+                # PettingZoo's aec_to_parallel_wrapper.step calls ``last()`` before every agent's
+                # move, computing each observation twice per step (MPE: ~15% of a step). Driving
+                # the wrapped AEC env in "cycle" mode is the same transition (every live agent
+                # moves once, in turn order; rewards summed over the moves), without that.
+                self._envs = [e.aec_env for e in self._envs]
+                env0 = self._envs[0]
+                self.is_aec = self.parallel_via_aec = True
+                if aec_mode == "turn":
+                    raise ValueError("aec_mode='turn' does not apply to a parallel env.")
+                aec_mode = "cycle"
+        self.agent_names = list(env0.possible_agents)
+        self.n_agents = n = len(self.agent_names)
+        self._index = {a: j for j, a in enumerate(self.agent_names)}
+
+        self._read_spaces(env0)
+        # Where to read an AEC env's state (agents, agent_selection, rewards, terminations, ...):
+        # PettingZoo's own wrappers keep it on ``env.unwrapped`` (they write there too), and every
+        # attribute read through them costs a chain of ``__getattr__`` calls; other wrappers may
+        # override those attributes, so read through them.
+        self._state_src = [_state_source(e) if self.is_aec else e for e in self._envs]
+        # What to call step()/observe() on: the raw env when the only wrappers are PettingZoo's
+        # order/bounds checks (MPE: OrderEnforcing + AssertOutOfBounds, ~15 us per agent move),
+        # which _step replaces by one range check of the whole joint action.
+        self._step_target = [_step_target(e) if self.is_aec else e for e in self._envs]
+
+        # One reset of every copy: finds the state shape, info masks, and leaves the envs ready.
+        self._pending_seeds: list[int | None] = [None] * self.num_envs
+        if seed is not None:
+            self._pending_seeds = [int(seed) + i for i in range(self.num_envs)]
+        first = [self._raw_reset(i) for i in range(self.num_envs)]
+        obs0, info0 = first[0]
+        self._mask_in_info = any(isinstance(info0.get(a), dict) and "action_mask" in info0[a] for a in info0)
+        env_masks = self._mask_in_obs or self._mask_in_info
+        if aec_mode is None:
+            aec_mode = "turn" if env_masks else "cycle"
+        if aec_mode not in ("cycle", "turn"):
+            raise ValueError(f"aec_mode must be 'cycle' or 'turn', got {aec_mode!r}.")
+        self.aec_mode = aec_mode if self.is_aec else None
+        uneven_actions = len(set(self._n_acts)) > 1
+        self.has_action_mask = (
+            bool(action_mask)
+            if action_mask is not None
+            else bool(env_masks or uneven_actions or self.aec_mode == "turn")
+        )
+        if action_mask is False and (uneven_actions or self.aec_mode == "turn"):
+            raise ValueError(
+                "action_mask=False is not possible here: agents have different action counts or "
+                "move in turns, so some actions must be masked."
+            )
+        self._state_fn = getattr(env0, "state", None)
+        self._state_is_obs_concat = _state_is_obs_concat(env0)
+        self.state_dim = self._probe_state(env0)
+        self.has_env_state = self.state_dim is not None
+        if not self.has_env_state:
+            self.state_dim = n * self.obs_dim
+
+        # per-copy bookkeeping (numpy, [N, n])
+        self._alive = np.zeros((self.num_envs, n), dtype=bool)  # exported "alive" of the last output
+        self._playing = np.zeros((self.num_envs, n), dtype=bool)  # agents that act at the next step
+        # per-copy Python scalars (numpy reductions on 3-element rows cost ~1.5 us each)
+        self._trunc_seen = [False] * self.num_envs  # an agent of this episode was truncated
+        self._steps = [0] * self.num_envs
+        self._n_playing = [n] * self.num_envs
+        self._group_batch = torch.Size([self.num_envs, n])
+        self._make_specs()
+        # hold the first reset's outputs: the first _reset() call (no mask) uses them, so creating
+        # the env does not reset every copy twice
+        self._initial = first
+
+    # ------------------------------------------------------------------ spaces and specs
+    def _read_spaces(self, env0) -> None:
+        from gymnasium import spaces
+
+        obs_sizes, n_acts, obs_discrete = [], [], []
+        self._mask_in_obs = False
+        for a in self.agent_names:
+            osp = env0.observation_space(a)
+            if isinstance(osp, spaces.Dict):
+                if "observation" not in osp.spaces:
+                    raise ValueError(
+                        f"{self.name}: agent {a!r} has a dict observation space without an 'observation' "
+                        f"entry ({list(osp.spaces)}); torchrl_vd needs one flat observation per agent."
+                    )
+                self._mask_in_obs = self._mask_in_obs or "action_mask" in osp.spaces
+                osp = osp.spaces["observation"]
+            if isinstance(osp, spaces.Box):
+                obs_sizes.append(int(np.prod(osp.shape)) if osp.shape else 1)
+                obs_discrete.append(None)
+            elif isinstance(osp, spaces.Discrete):
+                obs_sizes.append(int(osp.n))  # one-hot
+                obs_discrete.append(int(osp.start))
+            else:
+                raise ValueError(
+                    f"{self.name}: agent {a!r} has observation space {osp}; only Box and Discrete "
+                    "observations are supported."
+                )
+            asp = env0.action_space(a)
+            if isinstance(asp, spaces.Discrete):
+                if int(asp.start) != 0:
+                    raise ValueError(f"{self.name}: agent {a!r} has Discrete actions starting at {asp.start}; need 0.")
+                n_acts.append(int(asp.n))
+            elif isinstance(asp, spaces.Box):
+                raise ValueError(
+                    f"{self.name}: value decomposition needs discrete actions, but agent {a!r} has the "
+                    f"continuous action space {asp}. Use the env's discrete version (for MPE: "
+                    "continuous_actions=False, which make_pettingzoo_env passes by default)."
+                )
+            else:
+                raise ValueError(
+                    f"{self.name}: agent {a!r} has action space {asp}; value decomposition needs one "
+                    "Discrete action per agent."
+                )
+        self._obs_sizes, self._obs_discrete, self._n_acts = obs_sizes, obs_discrete, n_acts
+        self._n_acts_np = np.asarray(n_acts, dtype=np.int64)
+        self.obs_dim = max(obs_sizes)
+        self.n_actions = max(n_acts)
+        self.padded_obs = len(set(obs_sizes)) > 1
+
+    def _probe_state(self, env0) -> int | None:
+        if self._state_fn is None:
+            return None
+        try:
+            st = np.asarray(env0.state(), dtype=np.float32)
+        except Exception:  # noqa: BLE001 - not implemented, or not a numeric global state (e.g. rps)
+            self._state_fn = None
+            return None
+        return int(st.size)
+
+    def _make_specs(self) -> None:
+        n, dev = self.n_agents, self.device
+        act = Categorical(self.n_actions, shape=(n,), dtype=torch.int64, device=dev)
+        self.full_action_spec_unbatched = Composite(
+            {GROUP: Composite({"action": act}, shape=(n,), device=dev)}, device=dev
+        )
+        group_obs = {
+            "observation": Unbounded(shape=(n, self.obs_dim), dtype=torch.float32, device=dev),
+            "alive": Categorical(2, shape=(n,), dtype=torch.bool, device=dev),
+        }
+        if self.has_action_mask:
+            group_obs["action_mask"] = Categorical(2, shape=(n, self.n_actions), dtype=torch.bool, device=dev)
+        self.full_observation_spec_unbatched = Composite(
+            {
+                GROUP: Composite(group_obs, shape=(n,), device=dev),
+                "state": Unbounded(shape=(self.state_dim,), dtype=torch.float32, device=dev),
+            },
+            device=dev,
+        )
+        self.full_reward_spec_unbatched = Composite(
+            {
+                GROUP: Composite({"reward": Unbounded(shape=(n, 1), device=dev)}, shape=(n,), device=dev),
+                "reward": Unbounded(shape=(1,), device=dev),
+            },
+            device=dev,
+        )
+        self.full_done_spec_unbatched = done_specs(dev)
+
+    # ------------------------------------------------------------------ buffers
+    def _new_buffers(self) -> dict:
+        """Fresh zeroed numpy outputs for one step; each becomes a tensor by ``torch.from_numpy``.
+
+        Fresh arrays (not reused ones) because the tensors handed to TorchRL share their memory
+        and may be kept (rollouts, replay buffers); ``np.zeros`` + ``from_numpy`` costs ~1 us per
+        array, less than slicing views out of one big tensor.
+        """
+        N, n, F, A, S = self.num_envs, self.n_agents, self.obs_dim, self.n_actions, self.state_dim
+        return {
+            "obs": np.zeros((N, n, F), dtype=np.float32),
+            "state": np.zeros((N, S), dtype=np.float32),
+            "rew": np.zeros((N, n, 1), dtype=np.float32),
+            "team": np.zeros((N, 1), dtype=np.float32),
+            "alive": np.zeros((N, n), dtype=bool),
+            "playing": np.zeros((N, n), dtype=bool),  # will act at the next step (not exported)
+            "mask": np.zeros((N, n, A), dtype=bool) if self.has_action_mask else None,
+            "term": np.zeros((N, 1), dtype=bool),
+            "trunc": np.zeros((N, 1), dtype=bool),
+        }
+
+    def _to_tensordict(self, views: dict, with_reward: bool) -> TensorDictBase:
+        dev = self.device
+        to = torch.from_numpy
+        if dev.type != "cpu":
+            to = lambda x: torch.from_numpy(x).to(dev, non_blocking=True)  # noqa: E731
+        group = {"observation": to(views["obs"]), "alive": to(views["alive"])}
+        if self.has_action_mask:
+            group["action_mask"] = to(views["mask"])
+        out = {
+            "state": to(views["state"]),
+            "terminated": to(views["term"]),
+            "truncated": to(views["trunc"]),
+            "done": to(views["term"] | views["trunc"]),
+        }
+        if with_reward:
+            group["reward"] = to(views["rew"])
+            out["reward"] = to(views["team"])
+        out[GROUP] = _new_td(group, self._group_batch, dev)
+        td = _new_td(out, self.batch_size, dev)
+        if self.has_action_mask:
+            # keep the action spec's mask in sync so that rand_action() only draws legal actions
+            self.full_action_spec[GROUP, "action"].update_mask(group["action_mask"])
+        return td
+
+    def _step_proc_data(self, next_tensordict_out):
+        # _step already emits every reward and done entry with its spec's shape and dtype, so
+        # EnvBase's per-step completion pass (reshape rewards, fill missing dones: ~40 us, 7% of
+        # a raw MPE step) has nothing to do; keep it when type checks are asked for.
+        if self.run_type_checks:
+            return super()._step_proc_data(next_tensordict_out)
+        return next_tensordict_out
+
+    # ------------------------------------------------------------------ per-copy helpers
+    def _write_obs(self, i: int, a: str, o, views, info) -> None:
+        j = self._index[a]
+        mask = None
+        if isinstance(o, dict):
+            mask = o.get("action_mask")
+            o = o["observation"]
+        if mask is None and info is not None:
+            inf = info.get(a)
+            if isinstance(inf, dict):
+                mask = inf.get("action_mask")
+        start = self._obs_discrete[j]
+        if start is None:
+            views["obs"][i, j, : self._obs_sizes[j]] = np.ravel(o)
+        else:
+            views["obs"][i, j, int(o) - start] = 1.0
+        if views["mask"] is not None:
+            if mask is not None:
+                views["mask"][i, j, : self._n_acts[j]] = np.asarray(mask, dtype=bool)
+            else:
+                views["mask"][i, j, : self._n_acts[j]] = True
+
+    def _write_state(self, i: int, env, views) -> None:
+        if self._state_is_obs_concat:
+            # MPE's state() is the concatenation of every agent's observation: reuse the ones we
+            # just wrote instead of computing them all again (a third of an MPE step)
+            if self.padded_obs:
+                views["state"][i] = np.concatenate([views["obs"][i, j, :f] for j, f in enumerate(self._obs_sizes)])
+            else:
+                views["state"][i] = views["obs"][i].reshape(-1)
+        elif self.has_env_state:
+            views["state"][i] = np.ravel(env.state())
+        else:
+            views["state"][i] = views["obs"][i].reshape(-1)
+
+    def _finish_masks(self, i: int, views) -> None:
+        """Dead agents (and waiting agents in AEC turn mode) may only pick action 0.
+
+        A truncated agent keeps its real mask (its value is bootstrapped at a time limit).
+        """
+        if views["mask"] is None:
+            return
+        alive = views["alive"][i]
+        m = views["mask"][i]
+        for j in np.flatnonzero(~alive):
+            m[j] = False
+            m[j, 0] = True
+        if self.aec_mode == "turn":
+            u = self._state_src[i]
+            sel = u.agent_selection if u.agents else None
+            for j, a in enumerate(self.agent_names):
+                if a != sel and alive[j]:
+                    m[j] = False
+                    m[j, 0] = True
+        empty = ~m.any(-1)
+        if empty.any():  # an env's mask that allows nothing (e.g. a finished game): allow action 0
+            m[empty, 0] = True
+
+    def _raw_reset(self, i: int):
+        env = self._envs[i]
+        seed = self._pending_seeds[i]
+        self._pending_seeds[i] = None
+        if self.is_aec:
+            env.reset(seed=seed)
+            u = self._state_src[i]
+            obs = {a: env.observe(a) for a in u.agents}
+            info = dict(u.infos)
+        else:
+            obs, info = env.reset(seed=seed)
+        return obs, info
+
+    def _fill_after_reset(self, i: int, obs, info, views) -> None:
+        env = self._envs[i]
+        live = set(self._state_src[i].agents)
+        for a, o in obs.items():
+            self._write_obs(i, a, o, views, info)
+        for j, a in enumerate(self.agent_names):
+            views["alive"][i, j] = views["playing"][i, j] = a in live
+        self._trunc_seen[i] = False
+        self._steps[i] = 0
+        self._alive[i] = views["alive"][i]
+        self._playing[i] = views["playing"][i]
+        self._n_playing[i] = int(views["playing"][i].sum())
+        self._write_state(i, env, views)
+        self._finish_masks(i, views)
+
+    # ------------------------------------------------------------------ EnvBase API
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        views = self._new_buffers()
+        mask = None if tensordict is None else tensordict.get("_reset", None)
+        reset_idx = range(self.num_envs) if mask is None else np.flatnonzero(mask.reshape(-1).cpu().numpy())
+        initial, self._initial = self._initial, None
+        for i in reset_idx:
+            obs, info = initial[i] if initial is not None else self._raw_reset(i)
+            self._fill_after_reset(i, obs, info, views)
+        if mask is not None and len(reset_idx) < self.num_envs:
+            # envs not reset: torchrl keeps their previous values (``_update_during_reset``); we
+            # still fill alive/masks so the action spec mask stays right for them
+            keep = np.ones(self.num_envs, dtype=bool)
+            keep[reset_idx] = False
+            views["alive"][keep] = self._alive[keep]
+            if views["mask"] is not None and self._last_mask is not None:
+                views["mask"][keep] = self._last_mask[keep]
+        td = self._to_tensordict(views, with_reward=False)
+        if views["mask"] is not None:
+            self._last_mask = views["mask"]
+        return td
+
+    _last_mask = None
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action = tensordict.get((GROUP, "action")).cpu()
+        actions = action.tolist()
+        # range check of the joint action (replaces the per-move checks of PettingZoo's wrappers,
+        # see _step_target; also catches a padded action sent to an agent with fewer actions)
+        if action.numel() <= 64:
+            n_acts = self._n_acts
+            ok = all(0 <= x < m for row in actions for x, m in zip(row, n_acts))
+        else:
+            a = action.numpy()
+            ok = not ((a < 0).any() or (a >= self._n_acts_np).any())
+        if not ok:
+            a = action.numpy()
+            e, j = np.argwhere((a < 0) | (a >= self._n_acts_np))[0].tolist()
+            raise ValueError(
+                f"{self.name}: action {int(a[e, j])} of agent {self.agent_names[j]!r} (env {e}) is "
+                f"out of its range [0, {self._n_acts[j]})."
+            )
+        views = self._new_buffers()
+        step = self._step_aec if self.is_aec else self._step_parallel
+        for i in range(self.num_envs):
+            rsum, n_playing, all_alive = step(i, actions[i], views)
+            self._steps[i] += 1
+            done = n_playing == 0
+            trunc = self._trunc_seen[i]
+            if self.max_steps is not None and self._steps[i] >= self.max_steps and not done:
+                done = trunc = True
+            if done:
+                views["trunc"][i, 0] = trunc
+                views["term"][i, 0] = not trunc
+            if self.team_reward_mode == "mean":  # over the agents that acted this step
+                rsum /= max(1, self._n_playing[i])
+            views["team"][i, 0] = rsum
+            alive = views["alive"][i]
+            self._alive[i] = alive
+            self._playing[i] = views["playing"][i]
+            self._n_playing[i] = n_playing
+            self._write_state(i, self._envs[i], views)
+            if not done and not all_alive:
+                # terminated / removed agents observe zeros while the episode goes on (nothing is
+                # bootstrapped through them); at the episode's end everyone keeps the final one
+                views["obs"][i, ~alive] = 0.0
+            if views["mask"] is not None:
+                self._finish_masks(i, views)
+        td = self._to_tensordict(views, with_reward=True)
+        if views["mask"] is not None:
+            self._last_mask = views["mask"]
+        return td
+
+    def _step_parallel(self, i: int, act: list[int], views) -> tuple[float, int, bool]:
+        """Step copy ``i``; returns (sum of rewards, number of agents still playing, all alive)."""
+        env = self._envs[i]
+        index = self._index
+        acting = list(env.agents)
+        obs, rew, term, trunc, info = env.step({a: act[index[a]] for a in acting})
+        rrow = views["rew"][i, :, 0]
+        rsum = 0.0
+        for a, r in rew.items():
+            rrow[index[a]] = r
+            rsum += r
+        for a, o in obs.items():
+            self._write_obs(i, a, o, views, info)
+        still = set(env.agents)
+        arow, prow = views["alive"][i], views["playing"][i]
+        n_playing, n_alive = 0, 0
+        for a in acting:
+            j = index[a]
+            te, tr = term.get(a, False), trunc.get(a, False)
+            if tr:
+                self._trunc_seen[i] = True
+            arow[j] = not te
+            prow[j] = playing = not (te or tr) and a in still
+            n_alive += not te
+            n_playing += playing
+        for a in still.difference(acting):  # an env may also add agents
+            arow[index[a]] = prow[index[a]] = True
+            n_alive += 1
+            n_playing += 1
+        return rsum, n_playing, n_alive == self.n_agents
+
+    def _step_aec(self, i: int, act: list[int], views) -> tuple[float, int, bool]:
+        """Step copy ``i`` (one cycle or one turn); returns like :meth:`_step_parallel`."""
+        env, u = self._step_target[i], self._state_src[i]
+        index = self._index
+        rew = [0.0] * self.n_agents
+        if self.aec_mode == "turn":
+            if u.agents:
+                env.step(act[index[u.agent_selection]])
+                for b, r in u.rewards.items():
+                    rew[index[b]] += r
+        else:
+            moved = set()
+            while u.agents:
+                a = u.agent_selection
+                if u.terminations.get(a, False) or u.truncations.get(a, False):
+                    if not self._dead_steps(env, u):
+                        break  # everyone is done
+                    continue
+                if a in moved:
+                    break
+                env.step(act[index[a]])
+                moved.add(a)
+                for b, r in u.rewards.items():
+                    if r:
+                        rew[index[b]] += r
+        views["rew"][i, :, 0] = rew
+        arow, prow = views["alive"][i], views["playing"][i]
+        was_playing = self._playing[i]
+        terms, truncs, infos = u.terminations, u.truncations, u.infos
+        n_playing, n_alive = 0, 0
+        for a in u.agents:
+            j = index[a]
+            term, trunc = terms.get(a, False), truncs.get(a, False)
+            if trunc:
+                self._trunc_seen[i] = True
+            arow[j] = alive = not term and (not trunc or bool(was_playing[j]))
+            prow[j] = playing = not (term or trunc)
+            n_alive += alive
+            n_playing += playing
+            self._write_obs(i, a, env.observe(a), views, infos)
+        # agents that just ended leave the game at their next turn: do it now so that
+        # agent_selection names the agent that moves next (turn mode masks by it)
+        self._dead_steps(env, u)
+        return sum(rew), n_playing, n_alive == self.n_agents
+
+    @staticmethod
+    def _dead_steps(env, u) -> bool:
+        """Step (with ``None``) the terminated agents whose turn it is, unless all agents are done.
+
+        ``u`` is where the env's state lives (see ``_state_src``). Returns True when at least one
+        such step was taken.
+        """
+        took = False
+        while u.agents:
+            a = u.agent_selection
+            if not (u.terminations.get(a, False) or u.truncations.get(a, False)):
+                break
+            if all(u.terminations.get(b, False) or u.truncations.get(b, False) for b in u.agents):
+                break  # the episode is over: leave it to the reset
+            env.step(None)
+            took = True
+        return took
+
+    def _set_seed(self, seed: int | None) -> int | None:
+        if seed is None:
+            return None
+        self._pending_seeds = [int(seed) + i for i in range(self.num_envs)]
+        self._initial = None  # the next reset must use the new seeds
+        return int(seed) + self.num_envs
+
+    def close(self, *, raise_if_closed: bool = True):
+        for env in getattr(self, "_envs", []):
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        return super().close(raise_if_closed=raise_if_closed)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(env={self.name}, num_envs={self.num_envs}, n_agents={self.n_agents}, "
+            f"n_actions={self.n_actions}, obs_dim={self.obs_dim}, "
+            f"api={'parallel (via AEC)' if self.parallel_via_aec else ('aec/' + self.aec_mode if self.is_aec else 'parallel')}, "
+            f"device={self.device})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# factory
+# ---------------------------------------------------------------------------------------------
+def make_pettingzoo_env(
+    task: str,
+    *,
+    num_envs: int = 1,
+    device="cpu",
+    seed: int | None = None,
+    max_steps: int | None = None,
+    aec: bool = False,
+    team_reward: str = "sum",
+    action_mask: bool | None = None,
+    aec_mode: str | None = None,
+    **env_kwargs,
+) -> PettingZooTeamEnv:
+    """Build ``num_envs`` copies of a PettingZoo/MPE2 task as one :class:`PettingZooTeamEnv`.
+
+    Args:
+        task: ``"simple_spread_v3"`` (MPE2), ``"classic/tictactoe_v3"``, ... ; a ``":aec"``
+            suffix is the same as ``aec=True``.
+        num_envs, device, seed: see :class:`PettingZooTeamEnv`.
+        max_steps: episode limit (truncation); for MPE also passed as ``max_cycles``.
+        aec: use the env's AEC API (``module.env()``) instead of ``module.parallel_env()``.
+        team_reward, action_mask, aec_mode: see :class:`PettingZooTeamEnv`.
+        **env_kwargs: forwarded to the PettingZoo constructor (e.g. ``N=3``, ``local_ratio=0.5``).
+    """
+    if task.endswith(_AEC_SUFFIX):
+        task, aec = task[: -len(_AEC_SUFFIX)], True
+    path, kind = _resolve_module(task)
+    module = _import_env_module(path, task, kind)
+    if kind == "mpe":
+        env_kwargs.setdefault("continuous_actions", False)
+        if max_steps is not None:
+            env_kwargs.setdefault("max_cycles", int(max_steps))
+    use_aec = bool(aec) or not hasattr(module, "parallel_env")
+    ctor = module.env if use_aec else module.parallel_env
+
+    def env_fn():
+        return ctor(**env_kwargs)
+
+    return PettingZooTeamEnv(
+        env_fn,
+        num_envs=num_envs,
+        device=device,
+        seed=seed,
+        max_steps=max_steps,
+        team_reward=team_reward,
+        action_mask=action_mask,
+        aec_mode=aec_mode,
+        name=f"{task}{_AEC_SUFFIX if use_aec else ''}",
+    )
+
+
+register_env_family(
+    "pettingzoo",
+    examples=["simple_spread_v3", "simple_spread_v3:aec", "simple_reference_v3", "classic/tictactoe_v3"],
+    description="PettingZoo envs (MPE via mpe2; butterfly/classic/sisl by 'family/task'); ':aec' for the AEC API",
+    extra="pettingzoo",
+    tasks=pettingzoo_tasks,
+)(make_pettingzoo_env)
