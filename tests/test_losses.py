@@ -7,16 +7,7 @@ from torchrl.objectives import SoftUpdate
 from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_vd import MixingQLoss, MLPAgent, QMixer, VDNMixer
-from torchrl_vd.testing import random_batch
-
-
-def identity_agent():
-    """Q_i(o_i) = o_i online (weight I, bias 0): the utilities are the observations, readable by hand."""
-    agent = MLPAgent(2, 2, 2, hidden=())
-    with torch.no_grad():
-        agent.net[0].weight.copy_(torch.eye(2))
-        agent.net[0].bias.zero_()
-    return agent
+from torchrl_vd.testing import identity_agent, random_batch
 
 
 def hand_batch(reward=1.0, terminated=False):

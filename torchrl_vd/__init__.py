@@ -5,10 +5,21 @@ See DESIGN.md for the public contract; the seed formulas are cited in each funct
 
 from torchrl_vd.envs import EnvInfo, describe_env, make_env
 from torchrl_vd.igm import IGMReport, check_igm
-from torchrl_vd.modules.agents import AgentNet, MLPAgent, make_agent_policies
-from torchrl_vd.modules.mixers import Mixer, QMixer, VDNMixer
-from torchrl_vd.objectives import MixingQLoss, ValueDecompositionLoss
+from torchrl_vd.modules.agents import AgentNet, GRUAgent, LastAction, MLPAgent, make_agent_policies
+from torchrl_vd.modules.mixers import (
+    MavenAgent,
+    MavenDiscriminator,
+    MavenMixer,
+    Mixer,
+    NoiseTransform,
+    QMixer,
+    QTranJointQ,
+    QTranV,
+    VDNMixer,
+)
+from torchrl_vd.objectives import MavenLoss, MixingQLoss, QTranLoss, ValueDecompositionLoss
 from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, register_algo, train
+from torchrl_vd.train.checkpoint import config_for_resume as train_config_for_resume
 
 __version__ = "0.1.0"
 
@@ -19,12 +30,23 @@ __all__ = [
     "TrainResult",
     "register_algo",
     "train",
+    "train_config_for_resume",
     "EnvInfo",
+    "GRUAgent",
+    "LastAction",
     "IGMReport",
     "MLPAgent",
+    "MavenAgent",
+    "MavenDiscriminator",
+    "MavenLoss",
+    "MavenMixer",
     "Mixer",
     "MixingQLoss",
+    "NoiseTransform",
     "QMixer",
+    "QTranJointQ",
+    "QTranLoss",
+    "QTranV",
     "VDNMixer",
     "ValueDecompositionLoss",
     "check_igm",

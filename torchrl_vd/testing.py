@@ -6,6 +6,20 @@ import torch
 from tensordict import TensorDict
 
 
+def identity_agent(n_agents: int = 2, n_actions: int = 2):
+    """An MLPAgent with Q_i(o_i) = o_i (one linear layer, weight I, bias 0): utilities readable by hand.
+
+    Observations must then have ``n_actions`` features, which *are* the agent's utilities.
+    """
+    from torchrl_vd.modules.agents import MLPAgent
+
+    agent = MLPAgent(n_agents, n_actions, n_actions, hidden=())
+    with torch.no_grad():
+        agent.net[0].weight.copy_(torch.eye(n_actions))
+        agent.net[0].bias.zero_()
+    return agent
+
+
 def random_batch(
     n_agents: int = 2,
     n_actions: int = 3,

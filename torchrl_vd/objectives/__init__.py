@@ -1,6 +1,8 @@
 """Losses: common.py (shared base), mixing.py (VDN/QMIX), qtran.py, maven.py."""
 
 from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
+from torchrl_vd.objectives.maven import MavenLoss, ZPolicyTrainer
 from torchrl_vd.objectives.mixing import MixingQLoss
+from torchrl_vd.objectives.qtran import QTranLoss
 
-__all__ = ["Batch", "MixingQLoss", "ValueDecompositionLoss"]
+__all__ = ["Batch", "MavenLoss", "ZPolicyTrainer", "MixingQLoss", "QTranLoss", "ValueDecompositionLoss"]

@@ -23,20 +23,21 @@ def build_agent(cfg, info: EnvInfo) -> AgentNet:
     return MLPAgent(info.n_agents, info.n_actions, obs_dim, hidden=cfg.hidden, **common)
 
 
-def _loss_kwargs(cfg) -> dict:
+def loss_kwargs_from_config(cfg) -> dict:
+    """The loss options every algorithm takes from the config (double Q, burn-in) plus ``cfg.loss_kwargs``."""
     return dict(double_q=cfg.double_q, burn_in=cfg.burn_in, **cfg.loss_kwargs)
 
 
 @register_algo("vdn", description="VDN: Q_tot = Σ_i Q_i (Sunehag et al. 2018)")
 def build_vdn(cfg, info: EnvInfo) -> AlgoParts:
     mixer = VDNMixer(info.n_agents, **cfg.mixer_kwargs)
-    return AlgoParts(MixingQLoss(build_agent(cfg, info), mixer, **_loss_kwargs(cfg)))
+    return AlgoParts(MixingQLoss(build_agent(cfg, info), mixer, **loss_kwargs_from_config(cfg)))
 
 
 @register_algo("qmix", description="QMIX: monotonic hypernetwork mixer on the state (Rashid et al. 2018)")
 def build_qmix(cfg, info: EnvInfo) -> AlgoParts:
     mixer = QMixer(info.n_agents, info.state_shape, **cfg.mixer_kwargs)
-    return AlgoParts(MixingQLoss(build_agent(cfg, info), mixer, **_loss_kwargs(cfg)))
+    return AlgoParts(MixingQLoss(build_agent(cfg, info), mixer, **loss_kwargs_from_config(cfg)))
 
 
 # Algorithms defined elsewhere register themselves on import.
