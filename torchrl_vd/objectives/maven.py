@@ -129,7 +129,8 @@ class MavenLoss(MixingQLoss):
         self.lambda_mi, self.lambda_ql, self.temperature = float(lambda_mi), float(lambda_ql), float(temperature)
         self.discriminator = discriminator  # no target copy: L_MI has no bootstrapped target
         self.register_buffer("last_loss_rl", torch.tensor(float("nan")))
-        self._online_q: torch.Tensor | None = None
+        self._online_q: torch.Tensor | None = None  # Q(τ_t, ·; z) of the TD pass, reused by L_MI
+        self._keep_online_q = False
 
     # ------------------------------------------------------------------ z-conditioning hooks
     def noise(self, b: Batch, *, next: bool = False) -> torch.Tensor:
@@ -148,13 +149,12 @@ class MavenLoss(MixingQLoss):
     def utilities(self, b: Batch, *, target: bool = False, need_current: bool = True, need_next: bool = True):
         """Per-agent utilities Q_i(τ_i, ·; z) at t and t+1 [*B, n, A], z read from the batch."""
         net = self.target("agent_net") if target else self.agent_net
-        extra = net.extra_inputs(b.td, self.tensor_keys.observation[0]) if hasattr(net, "extra_inputs") else {}
         q, q_next = net.evaluate(
             b.obs, b.next_obs, hidden=b.hidden, is_init=b.is_init, noise=self.noise(b),
             next_noise=self.noise(b, next=True) if need_next else None,
-            need_current=need_current, need_next=need_next, **extra,
+            need_current=need_current, need_next=need_next, **net.extra_inputs(b.td, self.group),
         )
-        if not target and need_current:
+        if self._keep_online_q and not target and need_current:
             self._online_q = q  # reused by L_MI in _losses (one agent unroll per update, not two)
         return q, q_next
 
@@ -169,9 +169,10 @@ class MavenLoss(MixingQLoss):
     def mi_loss(self, b: Batch, q: torch.Tensor) -> torch.Tensor:
         """L_MI = −E[log q_υ(z | σ(τ))], σ = per-agent softmax(Q_i) (seed: Boltzmann policies).
 
-        The discriminator's GRU aggregates the trajectory; its prediction is scored where each episode
+        A recurrent discriminator aggregates the trajectory; its prediction is scored where each episode
         segment of the batch ends — done steps and each sequence's last step (the authors score each
-        episode's final aggregate) — averaged over those ends that are valid (not padding/burn-in).
+        episode's final aggregate). A per-step discriminator is scored at every step. Both average over
+        the scored steps the base's valid mask keeps (padding and burn-in excluded).
         """
         if b.state is None:
             raise KeyError("MAVEN's discriminator needs the state s (root 'state').")
@@ -180,13 +181,19 @@ class MavenLoss(MixingQLoss):
         z = self.noise(b).argmax(-1)  # [*B]
         ce = F.cross_entropy(logits.reshape(-1, self.noise_dim), z.reshape(-1), reduction="none")  # [prod B]
         ce = ce.reshape(b.valid.shape)  # [*B]
+        if not getattr(self.discriminator, "recurrent", True):
+            return self.reduce(ce, b)  # every valid step
         end = b.done.reshape(b.valid.shape).clone()  # [*B]: the episode ends at this step
         end[..., -1] = True  # the sequence (or, for transition batches [B], each transition) ends here
         end = (end & b.valid).to(ce.dtype)
         return (ce * end).sum() / end.sum().clamp_min(1.0)
 
     def _losses(self, b: Batch):
-        out, td_error = super()._losses(b)  # L_QL (fills self._online_q)
+        self._keep_online_q = True
+        try:
+            out, td_error = super()._losses(b)  # L_QL; keeps the online utilities it computed
+        finally:
+            self._keep_online_q = False
         q, self._online_q = self._online_q, None
         loss_ql = out["loss"]
         loss_mi = self.mi_loss(b, q)
@@ -316,7 +323,8 @@ MAVEN_DEFAULTS = {
     "noise_dim": 16,  # size of z (REFERENCE m-step config; SMAC: 2)
     "lambda_mi": 1.0,  # authors' mi_loss
     "lambda_ql": 1.0,
-    "discrim_size": 32,  # discriminator GRU width (authors' rnn_discrim)
+    "discrim_size": 32,  # discriminator width (authors' discrim_size)
+    "rnn_discrim": True,  # GRU over the trajectory scored at episode ends (authors' rnn_discrim), or per step
     "z_policy": "learned",  # "learned" (hierarchical π_z(z|s_0), REINFORCE) or "uniform"
     "z_lr": 1e-3,  # π_z's Adam learning rate
     "entropy_scaling": 1e-3,  # authors' entropy_scaling
@@ -335,7 +343,7 @@ def build_maven(cfg, info) -> AlgoParts:
     """MAVEN's parts for ``train()``: MavenLoss, the NoiseTransform factory and the z-policy hook.
 
     Options in ``cfg.loss_kwargs`` (defaults :data:`MAVEN_DEFAULTS`): ``noise_dim``, ``lambda_mi``,
-    ``lambda_ql``, ``discrim_size``, ``z_policy`` (``"learned"`` | ``"uniform"``), ``z_lr``,
+    ``lambda_ql``, ``discrim_size``, ``rnn_discrim``, ``z_policy`` (``"learned"`` | ``"uniform"``), ``z_lr``,
     ``entropy_scaling``, ``z_buffer_size``, ``z_batch_size``, ``z_updates``; any other key goes to
     :class:`MavenLoss` (e.g. ``temperature``). ``cfg.mixer_kwargs`` go to :class:`MavenMixer` (QMIX
     options). The agent is always the recurrent :class:`MavenAgent` (a GRU trunk sized by
@@ -364,7 +372,7 @@ def build_maven(cfg, info) -> AlgoParts:
                        share_params=cfg.share_params, agent_id=cfg.agent_id)
     mixer = MavenMixer(info.n_agents, info.state_shape, noise_dim, **cfg.mixer_kwargs)
     discriminator = MavenDiscriminator(info.n_agents, info.n_actions, state_dim, noise_dim,
-                                       hidden=maven["discrim_size"])
+                                       hidden=maven["discrim_size"], recurrent=maven["rnn_discrim"])
     loss = MavenLoss(
         agent, mixer, discriminator, noise_dim=noise_dim, lambda_mi=maven["lambda_mi"], lambda_ql=maven["lambda_ql"],
         double_q=cfg.double_q, burn_in=cfg.burn_in, **opts,

@@ -204,27 +204,33 @@ class MavenMixer(QMixer):
 
 
 class MavenDiscriminator(nn.Module):
-    """q_υ(z | σ(τ)): a GRU over ``[softmax(Q_1), ..., softmax(Q_n), s_t]`` and an MLP head over z.
+    """q_υ(z | σ(τ)) on the per-step ``[softmax(Q_1), ..., softmax(Q_n), s_t]`` (σ: Boltzmann policies).
 
-    ``g_t = GRU([σ_t, s_t], g_{t-1})`` aggregates the trajectory (authors' ``rnn_discrim``, 32 units);
-    ``logits_t = Linear-ReLU-Linear(g_t)`` (authors' ``Discrim``, ``discrim_size`` 32, 1 layer) is the
-    posterior over z given the trajectory up to t. :class:`MavenLoss` scores it where each episode
-    (segment) ends, as the authors do.
+    ``recurrent=True`` (authors' ``rnn_discrim``, the REFERENCE m-step setting): ``g_t = GRU(x_t, g_{t-1})``
+    aggregates the trajectory and ``logits_t = MLP(g_t)`` is the posterior given the trajectory up to t;
+    :class:`MavenLoss` scores it where each episode (segment) ends. ``recurrent=False`` (the authors'
+    other variant): ``logits_t = MLP(x_t)`` from the step alone, scored at every step. The MLP is the
+    authors' ``Discrim``: ``Linear(·, hidden)-ReLU-Linear(hidden, noise_dim)``.
 
     Args:
         n_agents, n_actions: sizes of σ (per-agent Boltzmann policies).
         state_dim: size of the (flattened) state s.
         noise_dim: number of z classes.
-        hidden: GRU width and head width (authors: 32).
+        hidden: GRU and MLP width (authors' ``discrim_size``: 32).
+        recurrent: aggregate over the trajectory with a GRU.
     """
 
-    def __init__(self, n_agents: int, n_actions: int, state_dim: int, noise_dim: int, hidden: int = 32):
+    def __init__(
+        self, n_agents: int, n_actions: int, state_dim: int, noise_dim: int, hidden: int = 32, recurrent: bool = True
+    ):
         super().__init__()
         self.n_agents, self.n_actions, self.state_dim = int(n_agents), int(n_actions), int(state_dim)
-        self.noise_dim, self.hidden = int(noise_dim), int(hidden)
-        self.rnn = nn.GRUCell(self.n_agents * self.n_actions + self.state_dim, self.hidden)
+        self.noise_dim, self.hidden, self.recurrent = int(noise_dim), int(hidden), bool(recurrent)
+        in_dim = self.n_agents * self.n_actions + self.state_dim
+        self.rnn = nn.GRUCell(in_dim, self.hidden) if self.recurrent else None
         self.head = nn.Sequential(
-            nn.Linear(self.hidden, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.noise_dim)
+            nn.Linear(self.hidden if self.recurrent else in_dim, self.hidden), nn.ReLU(),
+            nn.Linear(self.hidden, self.noise_dim),
         )
 
     def forward(
@@ -240,15 +246,16 @@ class MavenDiscriminator(nn.Module):
         B, T = policies.shape[:2]
         state = (state if seq else state.unsqueeze(1)).reshape(B, T, -1)  # [B, T, S]
         x = torch.cat((policies.flatten(-2), state.to(policies.dtype)), -1)  # [B, T, n*A + S]
-        init = None if is_init is None else _time_major(is_init, seq).reshape(B, T, 1).bool()
-        g = x.new_zeros(B, self.hidden)
-        gs = []
-        for t in range(T):
-            if init is not None:
-                g = g.masked_fill(init[:, t], 0.0)
-            g = self.rnn(x[:, t], g)  # [B, hidden]
-            gs.append(g)
-        logits = self.head(torch.stack(gs, 1))  # [B, T, Z]
+        if self.recurrent:
+            init = None if is_init is None else _time_major(is_init, seq).reshape(B, T, 1).bool()
+            g, gs = x.new_zeros(B, self.hidden), []
+            for t in range(T):
+                if init is not None:
+                    g = g.masked_fill(init[:, t], 0.0)
+                g = self.rnn(x[:, t], g)  # [B, hidden]
+                gs.append(g)
+            x = torch.stack(gs, 1)  # [B, T, hidden]
+        logits = self.head(x)  # [B, T, Z]
         return logits if seq else logits.squeeze(1)
 
 
