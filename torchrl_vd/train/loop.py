@@ -407,8 +407,14 @@ def make_collector(cfg: TrainConfig, env, env_fn, policy, total_frames: int):
         raise ImportError("collector='ray' needs Ray: pip install 'torchrl-vd[ray]'") from err
     common.pop("auto_register_policy_transforms")  # an option of the per-actor collectors here
     return Collector(env_fn, policy, backend="ray", num_collectors=cfg.num_workers, sync=True,
-                     backend_options={"ray_init_config": {"num_cpus": max(2, cfg.num_workers)},
+                     backend_options={"ray_init_config": _ray_init_config(cfg),
                                       "collector_kwargs": {"auto_register_policy_transforms": False}}, **common)
+
+
+def _ray_init_config(cfg: TrainConfig) -> dict:
+    """Join the cluster named by ``RAY_ADDRESS`` when set (README "Beyond one machine"), else start a local Ray."""
+    address = os.environ.get("RAY_ADDRESS")
+    return {"address": address} if address else {"num_cpus": max(2, cfg.num_workers)}
 
 
 def _check_finite(batch: TensorDictBase, frames_before: int) -> None:
