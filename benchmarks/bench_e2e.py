@@ -17,7 +17,9 @@ episode each, per-agent mean reward summed up to the first done, same protocol f
     python benchmarks/bench_e2e.py                 # default: 3 iterations x 3 rounds (about 3-4 min on an idle box)
     python benchmarks/bench_e2e.py --iters 10 --rounds 1 --variants ours,benchmarl   # returns at 60k frames
     python benchmarks/bench_e2e.py --variants ours,ours-multi2,benchmarl,qmixerloss  # + train(collector="multi")
+    python benchmarks/bench_e2e.py --variants ours,ours-before --name bench_e2e_before_after
 
+``ours-before`` is train() with this change's learner optimizations undone (bench_update.py lists them).
 ``ours-multi2`` is train() with ``collector="multi", num_workers=2, num_envs=30``: the same 60 envs
 stepped by two worker processes (one per core), learner unchanged.
 
@@ -135,7 +137,26 @@ def worker_ours_multi2(iters: int, seed: int, eval_envs: int, eval_seed: int, ex
     return worker_ours(iters, seed, eval_envs, eval_seed, dict(collector="multi", num_workers=2, num_envs=30))
 
 
-WORKERS = {"ours": worker_ours, "ours-multi2": worker_ours_multi2, "qmixerloss": worker_qmixerloss}
+def worker_ours_before(iters: int, seed: int, eval_envs: int, eval_seed: int, extra: dict) -> dict:
+    """train() with the learner optimizations undone (see bench_update.py): the before/after figure.
+
+    torchrl's SoftUpdate instead of FusedSoftUpdate, Adam's per-tensor loop instead of fused, input
+    validation on every minibatch, one ``rb.sample()`` per step.
+    """
+    from torchrl.objectives import SoftUpdate
+
+    from torchrl_vd.objectives.common import ValueDecompositionLoss
+    from torchrl_vd.train import loop
+
+    loop.FusedSoftUpdate = SoftUpdate
+    loop._fused_ok = lambda params: False
+    loop._minibatches = lambda rb, n, chunk=32: (rb.sample() for _ in range(n))
+    ValueDecompositionLoss.check_inputs = property(lambda self: True, lambda self, value: None)  # always validate
+    return worker_ours(iters, seed, eval_envs, eval_seed, extra)
+
+
+WORKERS = {"ours": worker_ours, "ours-before": worker_ours_before, "ours-multi2": worker_ours_multi2,
+           "qmixerloss": worker_qmixerloss}
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -222,6 +243,8 @@ def main() -> None:
         rows.append([v, *(med(v, k) for k in keys), ratio(v, "benchmarl", "frames_per_s"),
                      ratio(v, "qmixerloss", "frames_per_s"), ratio(v, "benchmarl", "frames_per_cpu_s"),
                      ratio(v, "qmixerloss", "frames_per_cpu_s")])
+        if "ours-before" in runs:
+            rows[-1] += [ratio(v, "ours-before", "frames_per_s"), ratio(v, "ours-before", "grad_steps_per_s")]
     if "benchmarl" not in runs:
         rows.append(["benchmarl (PERF-NOTES anchor, not measured here)", ANCHOR["frames_per_s"], float("nan"),
                      ANCHOR["collect_frames_per_s"], ANCHOR["grad_steps_per_s"], 1e3 / ANCHOR["grad_steps_per_s"],
@@ -229,6 +252,9 @@ def main() -> None:
     headers = ["variant", "frames/s (wall)", "frames/CPU-s", "collect frames/s", "grad steps/s", "ms/grad step",
                f"greedy return @{a.iters * 6000} frames", "x BenchMARL (wall)", "x QMixerLoss (wall)",
                "x BenchMARL (CPU)", "x QMixerLoss (CPU)"]
+    if "ours-before" in runs:
+        headers += ["x ours-before (frames/s)", "x ours-before (grad steps/s)"]
+    rows = [r + [float("nan")] * (len(headers) - len(r)) for r in rows]
     print()
     print(f"QMIX on vmas/balance (4 agents), {a.iters} iterations x 6000 frames, 200 updates/iter; "
           f"medians of {a.rounds} interleaved rounds, 1 torch thread")
