@@ -45,7 +45,7 @@ def test_01_vdn_qmix_vmas(tmp_path):
     """Hand-made TorchRL loop on VMAS navigation: both mixers train and, as decentralized greedy
     policies, agree with the argmax of Q_tot on every sampled state (IGM by construction). Quick mode
     (8k frames) is too short for a reliable improvement over random; the full run (60k) reaches ≈3.3
-    for both vs ≈ −0.3 random (tutorials/README.md)."""
+    for both vs ≈ −0.2 random (tutorials/README.md)."""
     line = run_quick("01_vdn_qmix_vmas.py", tmp_path)
     frames, vdn, qmix, rand = grab(rf"after (\d+) frames: vdn {NUM}, qmix {NUM} \(random policy {NUM}\)", line)
     assert frames == 8000

@@ -1,6 +1,6 @@
 """Tutorial 01 — VDN and QMIX on a VMAS scenario, composed by hand from TorchRL parts.
 
-    python tutorials/01_vdn_qmix_vmas.py --quick            # ~30 s: 6k frames per algorithm
+    python tutorials/01_vdn_qmix_vmas.py --quick            # ~30 s: 8k frames per algorithm
     python tutorials/01_vdn_qmix_vmas.py --out runs/t01     # full: 60k frames each + learning-curve PNG
 
 torchrl_vd gives you three pieces and lets TorchRL do the rest:
@@ -96,7 +96,7 @@ QUICK = dict(frames=8_000, eps_frames=3_000, updates_per_batch=50)
 
 def parse_args() -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="6k frames per algorithm (about 30 s)")
+    p.add_argument("--quick", action="store_true", help="8k frames per algorithm (about 30 s)")
     p.add_argument("--out", default=None, help="directory for the learning-curve PNG (default: a temporary one)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -203,7 +203,8 @@ def main() -> None:
     eval_env = vd.make_env(cfg.env, num_envs=cfg.eval_envs, seed=cfg.seed + 1000, **cfg.env_kwargs)
     # A baseline: uniformly random joint actions (policy=None in a torchrl rollout).
     torch.manual_seed(cfg.seed)
-    random_return = evaluate(None, eval_env, max_steps=cfg.env_kwargs.get("max_steps"), seed=cfg.seed + 1000)["eval_return"]
+    horizon = cfg.env_kwargs.get("max_steps")
+    random_return = evaluate(None, eval_env, max_steps=horizon, seed=cfg.seed + 1000)["eval_return"]
     print(f"random policy: return {random_return:.3f}")
 
     results = {}

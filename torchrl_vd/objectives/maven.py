@@ -48,13 +48,14 @@ class MavenLoss(MixingQLoss):
       :class:`MixingQLoss` TD loss with z-conditioned agents (:class:`MavenAgent`) and a mixer on
       [s, z] (:class:`MavenMixer`); z is read from the batch (``"noise"``, stored by the
       :class:`NoiseTransform`). Double Q, masks, TD(λ) and priorities work as in every loss.
-    * L_MI = −E[log q_υ(z | σ(τ))]: cross-entropy of the discriminator (:class:`MavenDiscriminator`), a
-      GRU over the per-agent Boltzmann policies σ_t = softmax(Q_i) (illegal actions excluded) and s_t,
-      scored at the end of each episode segment in the batch (done steps and each sequence's last step)
-      that the base's valid mask keeps (padding and burn-in excluded). Its gradient reaches the agents
-      through softmax(Q), which pushes different z's towards distinguishable behaviour. The GRU restarts
-      at each episode start (``is_init``) and at each sampled sequence's first step, so a sequence that
-      starts mid-episode is judged on its visible part only.
+    * L_MI = −E[log q_υ(z | σ(τ))]: cross-entropy of the discriminator (:class:`MavenDiscriminator`) on
+      the per-agent Boltzmann policies σ_t = softmax(Q_i / τ) (illegal actions excluded) and s_t. The
+      recurrent discriminator (a GRU over the trajectory) is scored at the end of each episode segment
+      in the batch (done steps and each sequence's last step); the per-step one at every step; both
+      only where the base's valid mask allows (padding and burn-in excluded). Its gradient reaches the
+      agents through softmax(Q), which pushes different z's towards distinguishable behaviour. The GRU
+      restarts at each episode start (``is_init``) and at each sampled sequence's first step, so a
+      sequence that starts mid-episode is judged on its visible part only.
 
     Args:
         agent_net: a :class:`MavenAgent` (any ``AgentNet`` whose ``evaluate`` takes ``noise`` /
@@ -265,8 +266,9 @@ class ZPolicyTrainer:
         self.noise_key, self.state0_key, self.return_key, self.done_key = noise_key, state0_key, return_key, done_key
 
     def loss(self, episodes: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(L_RL, mean entropy)`` on episodes with ``state0_key`` [E, S], ``noise_key`` [E, Z], ``"return"`` [E]."""
-        dist = self.z_policy.get_dist(episodes.select(self.state0_key).rename_key_(self.state0_key, "state"))
+        """``(L_RL, mean entropy)`` on episodes: ``state0_key`` [E, *S], ``noise_key`` [E, Z], ``"return"`` [E]."""
+        s0 = episodes.select(self.state0_key).rename_key_(self.state0_key, self.z_policy.in_keys[0])
+        dist = self.z_policy.get_dist(s0)  # π_z(· | s_0)
         log_prob = dist.log_prob(episodes.get(self.noise_key))  # [E]
         ret = episodes.get("return").to(log_prob.dtype)  # [E]
         advantage = ret - ret.mean() if self.baseline else ret
