@@ -18,7 +18,7 @@ from torchrl_vd.modules.mixers import (
     VDNMixer,
 )
 from torchrl_vd.objectives import MavenLoss, MixingQLoss, QTranLoss, ValueDecompositionLoss
-from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, register_algo, train
+from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, evaluate, register_algo, train
 from torchrl_vd.train.checkpoint import config_for_resume as train_config_for_resume
 
 __version__ = "0.1.0"
@@ -51,6 +51,7 @@ __all__ = [
     "ValueDecompositionLoss",
     "check_igm",
     "describe_env",
+    "evaluate",
     "make_agent_policies",
     "make_env",
 ]

@@ -158,7 +158,7 @@ class ValueDecompositionLoss(LossModule):
             self.convert_to_functional(module, name, create_target_params=self.delay_value)
         if self.delay_value:
             target = copy.deepcopy(module)
-            getattr(self, f"target_{name}_params").to_module(target)
+            self._modules[f"target_{name}_params"].to_module(target)
             self._targets[name] = target
 
     def target(self, name: str) -> nn.Module:
@@ -168,7 +168,7 @@ class ValueDecompositionLoss(LossModule):
     def _apply(self, fn, *args, **kwargs):
         out = super()._apply(fn, *args, **kwargs)
         for name, target in self._targets.items():  # .to(device) made new target tensors: rebind
-            getattr(self, f"target_{name}_params").to_module(target)
+            self._modules[f"target_{name}_params"].to_module(target)  # (no getattr: torchrl warns there)
         return out
 
     @property
