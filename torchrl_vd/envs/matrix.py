@@ -113,12 +113,14 @@ class MatrixGame:
         return torch.zeros(num, dtype=torch.long, device=device)
 
     def observe(self, t: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(obs [N, n, F], state [N, S]) at step ``t`` [N] given the game memory [N]."""
+        raise NotImplementedError  # abstract: each game defines what the agents see
 
     def transition(
         self, t: torch.Tensor, memory: torch.Tensor, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(memory', team reward [N], terminated [N]) after joint ``action`` [N, n] at step ``t``."""
+        raise NotImplementedError  # abstract: each game defines its dynamics
 
     def _shared(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every agent sees ``obs`` [N, F]; the state is that same observation."""
