@@ -22,8 +22,8 @@ class AlgoParts:
             per-episode latent z).
         extra_modules: other trainable modules (not part of the loss) saved in checkpoints.
         after_batch: optional hook ``(collected_td, frames) -> dict of metrics``, called once per
-            collected batch (e.g. MAVEN's z-policy REINFORCE update).
-        policy_in_keys: extra tensordict keys the policy reads (documentation / checks).
+            collected batch (e.g. MAVEN's z-policy REINFORCE update); its metrics reach
+            ``TrainResult.metrics`` and TensorBoard (metrics.csv keeps a fixed header).
     """
 
     loss_module: Any
