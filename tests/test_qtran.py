@@ -2,6 +2,8 @@
 agents, the counterfactual network, IGM, and the published outcome of the QTRAN matrix game."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 from tensordict import TensorDict
 
@@ -324,3 +326,25 @@ def test_vdn_and_qmix_fail_the_matrix_game(algo, tmp_path):
         expected = torch.tensor([[-8.0, -8.0, -8.0], [-8.0, 0.0, 0.0], [-8.0, 0.0, 0.0]])
     # REFERENCE.md's values, within the noise of ε = 1 data at lr 2e-3 (measured ≤ 0.5)
     assert (report.joint_q[0] - expected).abs().max().item() < 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    table=st.lists(st.floats(-5, 5), min_size=4, max_size=4),
+    v0=st.floats(-5, 5),
+    util=st.lists(st.floats(-5, 5), min_size=4, max_size=4),
+    actions=st.tuples(st.integers(0, 1), st.integers(0, 1)),
+)
+def test_l_nopt_is_zero_iff_the_qtran_inequality_holds(table, v0, util, actions):
+    """Seed §QTRAN: m = Σ_i Q_i(a_i) − Q_jt(a) + V ≥ 0 ⇔ L_nopt = min(0, m)² = 0 (random networks' outputs)."""
+    tab = torch.tensor(table).view(2, 2)
+    loss = QTranLoss(identity_agent(), table_joint_q(tab), const_v(v0))
+    loss.make_value_estimator(gamma=GAMMA)
+    td = hand_batch(actions=[list(actions)], rewards=[0.0], terminated=[True])
+    td["agents", "observation"] = torch.tensor(util).view(1, 2, 2)  # utilities Q_i(·) = o_i
+    m = float(util[actions[0]] + util[2 + actions[1]] - tab[actions].item() + v0)
+    l_nopt = loss(td)["loss_nopt"].item()
+    if m >= 1e-4:
+        assert l_nopt == 0.0
+    elif m <= -1e-4:
+        assert l_nopt == pytest.approx(m * m, rel=1e-4, abs=1e-6)
