@@ -18,8 +18,13 @@ episode each, per-agent mean reward summed up to the first done, same protocol f
     python benchmarks/bench_e2e.py --iters 10 --rounds 1 --variants ours,benchmarl   # returns at 60k frames
     python benchmarks/bench_e2e.py --variants ours,ours-multi2,benchmarl,qmixerloss  # + train(collector="multi")
     python benchmarks/bench_e2e.py --variants ours,ours-before --name bench_e2e_before_after
+    python benchmarks/bench_e2e.py --variants ours,ours-async,benchmarl,qmixerloss --name bench_e2e_async
 
 ``ours-before`` is train() with this change's learner optimizations undone (bench_update.py lists them).
+``ours-async`` is train() with ``collector="async"``: a worker process collects batch k+1 while the
+learner trains on batch k (the acting policy lags one batch; needs the second core free to pay).
+Its "collect frames/s" is frames over the time the learner *waited* for batches, and its CPU time adds
+the worker's collecting CPU seconds to the trainer's.
 ``ours-multi2`` is train() with ``collector="multi", num_workers=2, num_envs=30``: the same 60 envs
 stepped by two worker processes (one per core), learner unchanged.
 
@@ -137,6 +142,11 @@ def worker_ours_multi2(iters: int, seed: int, eval_envs: int, eval_seed: int, ex
     return worker_ours(iters, seed, eval_envs, eval_seed, dict(collector="multi", num_workers=2, num_envs=30))
 
 
+def worker_ours_async(iters: int, seed: int, eval_envs: int, eval_seed: int, extra: dict) -> dict:
+    """train() with ``collector="async"``: one worker process collects batch k+1 while this one trains on k."""
+    return worker_ours(iters, seed, eval_envs, eval_seed, dict(collector="async"))
+
+
 def worker_ours_before(iters: int, seed: int, eval_envs: int, eval_seed: int, extra: dict) -> dict:
     """train() with the learner optimizations undone (see bench_update.py): the before/after figure.
 
@@ -155,7 +165,8 @@ def worker_ours_before(iters: int, seed: int, eval_envs: int, eval_seed: int, ex
     return worker_ours(iters, seed, eval_envs, eval_seed, extra)
 
 
-WORKERS = {"ours": worker_ours, "ours-before": worker_ours_before, "ours-multi2": worker_ours_multi2,
+WORKERS = {"ours": worker_ours, "ours-async": worker_ours_async, "ours-before": worker_ours_before,
+           "ours-multi2": worker_ours_multi2,
            "qmixerloss": worker_qmixerloss}
 
 

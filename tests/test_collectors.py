@@ -1,6 +1,11 @@
-"""Collection beyond one process: torchrl's multi-process collector and its Ray collector (local Ray)."""
+"""Collection beyond one process: torchrl's multi-process collector, its Ray collector (local Ray) and
+the overlapped ``collector="async"`` (a worker collects the next batch while the learner trains)."""
+
+import csv
+from pathlib import Path
 
 import pytest
+import torch
 
 import torchrl_vd as vd
 
@@ -35,3 +40,122 @@ def test_worker_collector_config_is_validated():
         vd.TrainConfig(num_envs=32, frames_per_batch=96, collector="multi", num_workers=2)
     with pytest.raises(ValueError, match="collector must be"):
         vd.TrainConfig(collector="mpi")
+
+
+# ------------------------------------------------------------------------------------- collector="async"
+def _rows(run_dir):
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_async_collector_learns_what_single_learns_with_exact_frames(tmp_path):
+    """Overlapped collection (a worker collects batch k+1 while the learner trains on k) on the linear game."""
+    results = {c: vd.train(linear_game_cfg(c, str(tmp_path / c))) for c in ("single", "async")}
+    for c, result in results.items():
+        rows = result.metrics
+        assert [r["frames"] for r in rows] == list(range(64, 513, 64)), c  # one row per batch, exactly cfg.frames
+        assert result.summary["frames"] == 512 and rows[-1]["updates"] == 8 * 40
+        assert rows[0]["train_return"] == pytest.approx(5.0, abs=1.5)  # ε = 1: uniform joint actions
+        assert [r["train_return"] for r in rows[-3:]] == [9.0, 9.0, 9.0], c  # greedy joint action (2, 2)
+        assert result.summary["final_eval_return"] == 9.0
+        assert [r["eps"] for r in rows] == [0.0] * 8  # ε(frames after each batch), the same schedule
+        assert len(_rows(tmp_path / c)) == 8
+    # the same learned utilities: each agent prefers action 1 by a clear margin in both modes
+    for c, result in results.items():
+        td = result.policy(result.env.reset())
+        q = td["agents", "action_value"]  # [num_envs, n_agents, n_actions]
+        assert (td["agents", "action"] == 1).all() and (q[..., 1] - q[..., 0] > 1.0).all(), (c, q[0])
+
+
+def test_async_acting_policy_is_synced_from_the_learner_at_batch_boundaries(tmp_path, monkeypatch):
+    """Each batch k+1 is collected with the learner's weights at the moment batch k arrived, and ε(frames)."""
+    from tensordict import TensorDict
+
+    from torchrl_vd.train import loop
+
+    learner_at_request = []
+    request = loop._OverlapCollector._request
+
+    def spy(self):  # the learner's live weights, read independently of the double buffer
+        learner_at_request.append(TensorDict.from_module(self.policy).data.clone())
+        request(self)
+
+    monkeypatch.setattr(loop._OverlapCollector, "_request", spy)
+    monkeypatch.setattr(loop._OverlapCollector, "echo_weights", True)
+    instances = []
+    init = loop._OverlapCollector.__init__
+    monkeypatch.setattr(loop._OverlapCollector, "__init__",
+                        lambda self, *a, **k: (instances.append(self), init(self, *a, **k))[1])
+    cfg = linear_game_cfg("async", str(tmp_path / "async")).with_overrides({"eps_frames": 256})
+    vd.train(cfg)
+    history = instances[0].history
+    assert [h["frames"] for h in history] == list(range(0, 512, 64))  # one request per batch, none beyond frames
+    assert len(learner_at_request) == len(history) == 8
+    for i, (h, learner) in enumerate(zip(history, learner_at_request)):
+        assert h["eps"] == pytest.approx(loop.epsilon_at(cfg, h["frames"]))
+        acted = h["acted"]
+        eps_key = [k for k in acted.keys(True, True) if k[-1] == "eps"]
+        assert acted[eps_key[0]].item() == pytest.approx(h["eps"])  # the worker's ε-greedy module got ε
+        for key in learner.keys(True, True):
+            if key[-1] == "eps":
+                continue
+            assert torch.equal(acted[key], learner[key]), (i, key)  # the worker acted with the learner's weights
+        if i >= 2:  # the learner moved between boundaries, and the worker followed
+            assert any(not torch.equal(learner[k], learner_at_request[i - 1][k]) for k in learner.keys(True, True)
+                       if k[-1] != "eps")
+
+
+def test_async_recurrent_run_resumes_to_the_configured_frames(tmp_path):
+    """A GRU agent (sequences) with collector='async': checkpoint at 256 frames, resume, continue to 512."""
+    base = dict(algo="qmix", env="matrix/m-step", env_kwargs={"steps": 4}, agent="gru", num_envs=16,
+                frames_per_batch=64, batch_size=32, updates_per_batch=4, hidden=(16,), eps_frames=256,
+                collector="async", progress=False, eval_episodes=2, checkpoint_every=128)
+    part = vd.train(vd.TrainConfig(**base, frames=256, out_dir=str(tmp_path / "run")))
+    assert part.summary["frames"] == 256
+    resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "run")).with_overrides({"frames": 512}))
+    assert resumed.summary["frames"] == 512 and not resumed.summary["interrupted"]
+    rows = _rows(tmp_path / "run")
+    assert [int(r["frames"]) for r in rows] == list(range(64, 513, 64))
+    assert [int(r["updates"]) for r in rows] == list(range(4, 33, 4))
+    assert [float(r["eps"]) for r in rows] == pytest.approx([max(0.05, 1 - 0.95 * f / 256) for f in range(64, 513, 64)])
+
+
+def test_async_collector_config_is_validated():
+    with pytest.raises(ValueError, match="collector must be 'single', 'async', 'multi' or 'ray'"):
+        vd.TrainConfig(collector="asynch")
+    vd.TrainConfig(num_envs=32, frames_per_batch=96, collector="async", num_workers=2)  # one worker: no num_workers rule
+    cfg = vd.TrainConfig(algo="maven", env="matrix/linear", collector="async", progress=False, frames=64,
+                         num_envs=8, frames_per_batch=64)
+    with pytest.raises(ValueError, match="collector='async'"):  # the learned z-policy lives in this process
+        vd.train(cfg)
+
+
+def test_async_ctrl_c_checkpoints_and_the_run_resumes(tmp_path):
+    """Ctrl-C to the whole process group (trainer and worker): checkpoint, clean exit, --resume finishes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from torchrl_vd.cli import main as cli_main
+
+    out = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "torchrl_vd", "train", "--algo", "vdn", "--env", "matrix/m-step", "--frames", "400000",
+           "--out", str(out), "--quiet", "--set", "num_envs=16", "--set", "frames_per_batch=256",
+           "--set", "updates_per_batch=4", "--set", "env_kwargs.steps=4", "--set", "collector=async"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and 0 < summary["frames"] < 400_000
+    assert len(_rows(out)) == summary["frames"] // 256
+    assert cli_main(["train", "--resume", str(out), "--quiet", "--set", f"frames={summary['frames'] + 512}"]) == 0
+    assert [int(r["frames"]) for r in _rows(out)] == list(range(256, summary["frames"] + 513, 256))

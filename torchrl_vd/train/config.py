@@ -33,10 +33,12 @@ class TrainConfig:
     updates_per_batch: int = 50
     """Gradient steps after each collected batch."""
     collector: str = "single"
-    """``single`` (one process), ``multi`` (torchrl multi-process collector, ``num_workers`` processes) or
+    """``single`` (one process), ``async`` (one worker process collects batch k+1 while this process trains
+    on batch k: the acting policy lags the learner by one batch, ε keeps its schedule; uses a second core;
+    resumable, not bitwise), ``multi`` (torchrl multi-process collector, ``num_workers`` processes) or
     ``ray`` (torchrl's Ray collector; see README "Beyond one machine")."""
     num_workers: int = 2
-    """Collector workers for ``multi`` / ``ray``; each runs ``num_envs`` envs."""
+    """Collector workers for ``multi`` / ``ray``; each runs ``num_envs`` envs (``async`` always uses one)."""
     learning_starts: int = 0
     """Frames collected before the first gradient step."""
     lr: float = 5e-4
@@ -130,9 +132,9 @@ class TrainConfig:
                 f"frames_per_batch ({self.frames_per_batch}) must be divisible by num_envs ({self.num_envs}), "
                 f"e.g. frames_per_batch={max(1, self.frames_per_batch // max(self.num_envs, 1)) * self.num_envs}"
             )
-        if self.collector not in ("single", "multi", "ray"):
-            errors.append(f"collector must be 'single', 'multi' or 'ray' (got {self.collector!r})")
-        elif self.collector != "single":
+        if self.collector not in ("single", "async", "multi", "ray"):
+            errors.append(f"collector must be 'single', 'async', 'multi' or 'ray' (got {self.collector!r})")
+        elif self.collector in ("multi", "ray"):
             if int(self.num_workers) < 1:
                 errors.append(f"num_workers must be >= 1 (got {self.num_workers})")
             elif self.frames_per_batch % (int(self.num_workers) * max(int(self.num_envs), 1)):

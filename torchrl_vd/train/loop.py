@@ -239,13 +239,18 @@ def train(cfg: TrainConfig) -> TrainResult:
             raise ValueError(f"The run in {cfg.resume} already reached {frames} frames (frames={cfg.frames}); "
                              "raise it with --set frames=N to train further.")
     env_fn = functools.partial(build_env, cfg, parts.env_transforms, agent)  # picklable, for worker processes
-    collector = make_collector(cfg, env, env_fn, explore, total_frames=cfg.frames - frames)
-    if resume_state is None:
-        collector.set_seed(cfg.seed)
-    else:  # checkpoints fall on episode boundaries (see checkpoint.py): same reset, then the saved RNG
-        collector.set_seed(cfg.seed + frames)
-        if cfg.collector == "single":
-            collector.reset()
+    if cfg.collector == "async":  # seeded in its worker; resumed runs start fresh episodes there (not bitwise)
+        collector = _OverlapCollector(cfg, env_fn, explore, frames0=frames,
+                                      seed=cfg.seed if resume_state is None else cfg.seed + frames)
+    else:
+        collector = make_collector(cfg, env, env_fn, explore, total_frames=cfg.frames - frames)
+        if resume_state is None:
+            collector.set_seed(cfg.seed)
+        else:  # checkpoints fall on episode boundaries (see checkpoint.py): same reset, then the saved RNG
+            collector.set_seed(cfg.seed + frames)
+            if cfg.collector == "single":
+                collector.reset()
+    if resume_state is not None:
         torch.set_rng_state(resume_state["torch_rng"])
 
     rows_before = resume_state["metrics_rows"] if resume_state is not None else 0
@@ -270,7 +275,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     try:
         egreedy.eps.fill_(epsilon_at(cfg, frames))
         t_iter = time.perf_counter()  # collect_time/update_time: where each batch's wall time went
-        cpu0 = time.process_time()  # cpu_time: this process's CPU seconds (robust to a loaded machine)
+        cpu0 = time.process_time()  # cpu_time: this process's CPU seconds (+ the async worker's collecting)
         for batch in collector:  # [num_envs, T]
             t_collected = time.perf_counter()
             if batch.ndim == 3:  # multi-process collectors stack workers: [workers, num_envs, T]
@@ -298,8 +303,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             t_updated = time.perf_counter()
             eps = epsilon_at(cfg, frames)
             egreedy.eps.fill_(eps)
-            if cfg.collector != "single":
+            if cfg.collector in ("multi", "ray"):
                 collector.update_policy_weights_()  # new weights and ε to the workers
+            # (collector="async" takes weights and ε when it starts the next batch, see _OverlapCollector)
             done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
             ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
             eval_return = float("nan")
@@ -319,7 +325,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "time": elapsed,
                 "collect_time": t_collected - t_iter,
                 "update_time": t_updated - t_collected,
-                "cpu_time": time.process_time() - cpu0,
+                "cpu_time": time.process_time() - cpu0 + getattr(collector, "worker_cpu_s", 0.0),
                 "rss_mb": _rss_mb(),
                 **extra,
             }
@@ -409,6 +415,140 @@ def make_collector(cfg: TrainConfig, env, env_fn, policy, total_frames: int):
     return Collector(env_fn, policy, backend="ray", num_collectors=cfg.num_workers, sync=True,
                      backend_options={"ray_init_config": _ray_init_config(cfg),
                                       "collector_kwargs": {"auto_register_policy_transforms": False}}, **common)
+
+
+class _OverlapCollector:
+    """``collector="async"``: a worker process collects batch k+1 while ``train()`` learns on batch k.
+
+    A double buffer with a fixed lag of one batch: when batch k arrives, the worker is sent the learner's
+    weights at that moment (trained on batches up to k-1) and ε = ``epsilon_at(frames after batch k)``,
+    the single collector's schedule, and starts batch k+1 at once; ``train()`` then runs its updates on
+    batch k. The worker acts with its own policy copy, written only between its batches from a
+    shared-memory snapshot that this process refreshes only while the worker waits, so acting never
+    reads weights the optimizer is writing. Iteration time is about max(collect, learn) instead of the sum.
+
+    Why not torchrl's pieces: ``Collector.start()`` runs in a thread, and a thread does not overlap
+    here (VMAS stepping and the learner both hold the GIL: 60 balance envs + 200 QMIX steps took
+    3.5-4.2 s overlapped in threads vs 3.1-4.1 s one after the other, benchmarks/RESULTS.md §6); the
+    asynchronous multi-process collector (``Collector([...], sync=False)``) applies new weights from a
+    receiver thread in the middle of the worker's rollout and sends ε a batch late, so a batch mixes
+    weights and the lag is not fixed. The worker itself runs torchrl's single-process ``Collector``.
+    """
+
+    echo_weights = False  # tests: the worker returns the weights it acted with next to each batch
+
+    def __init__(self, cfg: TrainConfig, env_fn, policy, frames0: int, seed: int):
+        import copy
+
+        from tensordict import TensorDict
+
+        ctx = torch.multiprocessing.get_context("spawn")  # torchrl's default too; fork is unsafe with threads
+        self.cfg, self.policy, self.frames0 = cfg, policy, frames0
+        self.total = cfg.frames - frames0
+        self.frames = 0  # collected by this collector
+        self.requested = 0  # frames asked of the worker
+        self.in_flight = False
+        self.worker_cpu_s = 0.0  # the worker's CPU seconds spent collecting (train() adds it to cpu_time)
+        self.history: list[dict] = []  # with echo_weights: what was sent and what the worker acted with
+        # Copies for the worker (env_fn holds the agent for its env transforms): pickling for spawn moves
+        # tensors to shared memory in place, so the learner's own parameters must never be pickled.
+        worker_env_fn, worker_policy = copy.deepcopy((env_fn, policy))
+        self._weights = TensorDict.from_module(policy).data.clone().share_memory_()  # the double buffer
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_overlap_worker, daemon=True, name="torchrl_vd-async-collector",
+            args=(child, worker_env_fn, worker_policy, self._weights, cfg.frames_per_batch, cfg.device,
+                  torch.get_num_threads(), seed))
+        self._proc.start()
+        child.close()
+        self._receive()  # "ready": the worker built its env (startup is setup, as building the env is for single)
+        self._request()  # batch 1 with the current weights (fresh or restored from a checkpoint)
+
+    def _request(self) -> None:
+        """Start the worker's next batch with the learner's current weights and ε(frames so far)."""
+        from tensordict import TensorDict
+
+        self._weights.update_(TensorDict.from_module(self.policy).data)  # the worker is waiting: no reader now
+        eps = epsilon_at(self.cfg, self.frames0 + self.frames)
+        self._conn.send(("collect", eps, self.echo_weights))
+        if self.echo_weights:
+            self.history.append({"frames": self.frames0 + self.frames, "eps": eps, "sent": self._weights.clone()})
+        self.requested += self.cfg.frames_per_batch
+        self.in_flight = True
+
+    def _receive(self) -> TensorDictBase:
+        while not self._conn.poll(1.0):
+            if not self._proc.is_alive():
+                raise RuntimeError(f"The collector='async' worker process died (exit code {self._proc.exitcode}) "
+                                   "without an error message; rerun with collector='single' to see the env's error.")
+        try:
+            kind, payload, cpu_s, acted = self._conn.recv()
+        except (EOFError, OSError) as err:
+            raise RuntimeError(f"The collector='async' worker process closed its pipe ({err!r}); with the 'spawn' "
+                               "start method a script must call train() under `if __name__ == '__main__':`.") from None
+        self.in_flight = False
+        if kind == "error":
+            raise RuntimeError(f"The collector='async' worker failed:\n{payload}")
+        self.worker_cpu_s += cpu_s
+        if kind == "ready":
+            return None
+        if acted is not None:
+            self.history[-1]["acted"] = acted
+        return payload
+
+    def __iter__(self):
+        while self.frames < self.total:
+            batch = self._receive()  # [num_envs, T]
+            self.frames += batch.numel()
+            if self.requested < self.total:
+                self._request()  # batch k+1 starts now, while the caller trains on batch k
+            yield batch
+
+    def shutdown(self) -> None:
+        """Stop the worker: at once if it is mid-batch (nothing it holds needs saving), else politely."""
+        if self._proc.is_alive():
+            if not self.in_flight:
+                try:
+                    self._conn.send(("close", 0.0, False))
+                    self._proc.join(timeout=10)
+                except (BrokenPipeError, OSError):
+                    pass
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join(timeout=10)
+        self._conn.close()
+
+
+def _overlap_worker(conn, env_fn, policy, weights, frames_per_batch: int, device: str, threads: int, seed: int):
+    """``_OverlapCollector``'s process: torchrl's ``Collector`` stepping the envs one batch per request."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle (it checkpoints, then stops us)
+    torch.set_num_threads(threads)
+    try:
+        from tensordict import TensorDict
+
+        torch.manual_seed(seed)  # ε-greedy draws and env resets of this process
+        acting = TensorDict.from_module(policy).data  # this process's policy copy, written only between batches
+        collector = Collector(env_fn(), policy, frames_per_batch=frames_per_batch, total_frames=-1, device=device,
+                              auto_register_policy_transforms=False)
+        collector.set_seed(seed)
+        batches = iter(collector)
+        conn.send(("ready", None, 0.0, None))
+        while True:
+            msg, eps, echo = conn.recv()
+            if msg == "close":
+                break
+            acting.update_(weights)  # the learner's snapshot; the trainer writes it only while we wait here
+            policy[-1].eps.fill_(eps)
+            cpu = time.process_time()
+            batch = next(batches)  # [num_envs, T]
+            conn.send(("batch", batch, time.process_time() - cpu, acting.clone() if echo else None))
+        collector.shutdown()
+    except Exception:
+        import traceback
+
+        conn.send(("error", traceback.format_exc(), 0.0, None))
+    finally:
+        conn.close()
 
 
 def _ray_init_config(cfg: TrainConfig) -> dict:
