@@ -190,10 +190,10 @@ def test_m_step_optimum_and_trap(m):
     # trap branch deviating at the last step gets 0 there
     rewards, dones, _ = play(env, [[1, 1]] * (m - 1) + [[0, 0]])
     assert episode_return(rewards, dones)[0] == m - 1
-    # observation: one-hot t (m+1) ++ one-hot branch (4); branch part zero at t=0
+    # observation: one-hot t (m+1) ++ one-hot branch (4); at t=0 the branch part shows branch 0 (authors')
     assert obs[0].shape == (3, 2, m + 5)
     expected0 = torch.zeros(m + 5)
-    expected0[0] = 1.0
+    expected0[0] = expected0[m + 1] = 1.0
     assert torch.equal(obs[0][0, 0], expected0) and torch.equal(obs[0][0, 1], expected0)
     expected1 = torch.zeros(m + 5)
     expected1[1] = 1.0
@@ -203,6 +203,19 @@ def test_m_step_optimum_and_trap(m):
     expected_last[m] = 1.0
     expected_last[m + 1 + 0] = 1.0
     assert torch.equal(obs[m][0, 1], expected_last)
+
+
+def test_m_step_unset_initial_branch_changes_only_the_first_observation():
+    m = 4
+    zero, unset = (make_matrix_env("m-step", steps=m, num_envs=2, seed=0, initial_branch=b) for b in ("zero", "unset"))
+    for actions in ([[0, 0]] * (m - 1) + [[1, 1]], [[1, 1]] * m, [[0, 1]]):
+        (r_z, d_z, o_z), (r_u, d_u, o_u) = play(zero, actions), play(unset, actions)
+        assert torch.equal(r_z, r_u) and torch.equal(d_z, d_u)  # same dynamics and rewards
+        assert torch.equal(o_z[0][..., m + 1:], torch.tensor([1.0, 0, 0, 0]).expand(2, 2, 4))
+        assert torch.equal(o_u[0][..., m + 1:], torch.zeros(2, 2, 4))  # "not chosen yet"
+        assert all(torch.equal(a, b) for a, b in zip(o_z[1:], o_u[1:]))  # identical from t=1 on
+    with pytest.raises(ValueError, match="initial_branch must be 'zero'"):
+        make_matrix_env("m-step", initial_branch="none")
 
 
 def test_m_step_deviation_and_dead_branches():
@@ -338,7 +351,8 @@ def test_rollout_auto_reset():
     done = ro["next", "done"].squeeze(-1)[:, :-1]
     assert done.any()
     assert ro[OBS][:, 1:][done][:, 0, 0].eq(1).all()
-    assert ro[OBS][:, 1:][done][:, 0, 5:].eq(0).all()
+    assert ro[OBS][:, 1:][done][:, 0, 1:5].eq(0).all()  # t = 0
+    assert torch.equal(ro[OBS][:, 1:][done][:, 0, 5:], torch.tensor([1.0, 0, 0, 0]).expand(int(done.sum()), 4))
     # one-step games are done every step and pay payoff entries
     env = make_matrix_env("qtran", num_envs=8, seed=0)
     ro = env.rollout(10, break_when_any_done=False)
