@@ -234,6 +234,25 @@ def test_z_policy_gradient_has_the_reinforce_sign(baseline):
     assert metrics["z_entropy"] < math.log(Z) + 1e-6
 
 
+def test_z_policy_loss_hand_computed_and_generic_path_agrees():
+    """L_RL = −mean[(R − mean R) · log π(z|s0)] − β · mean H on a uniform π_z over Z = 4: log π = −log 4,
+    so the REINFORCE term is −mean(R − mean R)·(−log 4) = 0 and L_RL = −β · log 4. A learned π_z gives
+    the same value through the direct logits path and through the generic ``get_dist`` path."""
+    Z, beta = 4, 0.5
+    eps = episodes(torch.zeros(1, 3), [0, 1, 2, 3], [1.0, 2.0, 3.0, 10.0], Z)
+    uniform = ZPolicyTrainer(make_z_policy(3, Z, learned=False), entropy_scaling=beta)
+    loss, entropy = uniform.loss(eps)
+    assert loss.item() == pytest.approx(-beta * math.log(Z)) and entropy.item() == pytest.approx(math.log(Z))
+    no_baseline = ZPolicyTrainer(make_z_policy(3, Z, learned=False), entropy_scaling=0.0, baseline=False)
+    assert no_baseline.loss(eps)[0].item() == pytest.approx(math.log(Z) * 16.0 / 4)  # −mean(R·(−log 4))
+    torch.manual_seed(0)
+    learned = ZPolicyTrainer(make_z_policy(3, Z), entropy_scaling=beta)
+    eps["noise_state0"] = torch.randn(4, 3)
+    fast = learned.loss(eps)[0]
+    learned._logits_net = None  # force the generic get_dist path
+    assert learned.loss(eps)[0].item() == pytest.approx(fast.item(), abs=1e-6)
+
+
 def test_z_policy_update_leaves_the_q_networks_untouched_and_reports_loss_rl():
     torch.manual_seed(0)
     Z, N = 4, 16
