@@ -36,6 +36,7 @@ cannot be installed, the table falls back to the PERF-NOTES anchor figure (867 f
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -231,12 +232,13 @@ def main() -> None:
     names = list(cmds)
     for r in range(a.rounds):
         for v in names[r % len(names):] + names[: r % len(names)]:
-            t = time.perf_counter()
+            t, load0 = time.perf_counter(), os.getloadavg()[0]
             out = run_worker([*cmds[v], "--seed", str(a.seed + r)])  # round r: training seed seed + r for all
             out["summary"] = summarize(out)
+            out["load"] = [load0, os.getloadavg()[0]]  # 1-minute load average before / after the run
             runs[v].append(out)
             print(f"round {r + 1}/{a.rounds} {v}: {out['summary']['frames_per_s']:.0f} frames/s "
-                  f"(run {time.perf_counter() - t:.0f} s)", flush=True)
+                  f"(run {time.perf_counter() - t:.0f} s, load {load0:.2f} -> {out['load'][1]:.2f})", flush=True)
 
     def med(v, k):
         return median(run["summary"][k] for run in runs[v])

@@ -9,6 +9,12 @@
 
 efficiency = (t_env + t_learn) / t_loop: 1.0 means the loop adds nothing to the env and the learner.
 
+* loop async: ``train(collector="async")`` with the same config: a worker process collects batch k+1
+  while the learner trains on batch k. Its ideal is max(t_env, t_learn) per iteration, so besides the
+  efficiency (up to (t_env + t_learn) / max(t_env, t_learn) = 1.6-1.7 here) the table gives the overlap
+  efficiency max(t_env, t_learn) / t_loop (1.0 = perfect overlap). Its CPU time counts the worker's
+  collecting CPU seconds too; it pays only with a free second core (check ``uptime``).
+
 ``--async-proto`` also times a prototype that is NOT part of train(): the same update loop fed by
 torchrl's asynchronous collector (one worker process stepping the 60 envs while this process trains;
 the collecting policy lags one batch behind and gets new weights after each batch). It measures what
@@ -17,7 +23,7 @@ core being free.
 Reported in CPU time (robust to the other processes on a shared box) and in wall time. The env/learner
 parts are measured in rounds before and after the loop run; each figure is a median.
 
-    python benchmarks/bench_limit.py [--rounds 3] [--iters 4]
+    python benchmarks/bench_limit.py [--rounds 3] [--iters 4] [--no-async]
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="env-only/learner-only repeats, before and after the loop")
     p.add_argument("--iters", type=int, default=4, help="train() iterations (the first is not counted)")
     p.add_argument("--async-proto", action="store_true", help="also time the async-collection prototype")
+    p.add_argument("--no-async", action="store_true", help="skip the train(collector='async') loop")
+    p.add_argument("--thread-proto", action="store_true",
+                   help="also time env-only in a background thread overlapping learner-only (the thread design)")
     a = p.parse_args()
     setup()
     import torch
@@ -77,36 +86,75 @@ def main() -> None:
         frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256), lr=5e-5, grad_clip=5.0,
         target_update=0.005, eps_start=0.8, eps_end=0.01, eps_frames=frames // 3, double_q=False,
         buffer_size=frames, eval_episodes=2, progress=False, out_dir="/tmp/torchrl_vd_bench_limit")
-    rows = vd.train(cfg).metrics
-    loop_wall = [r1["time"] - r0["time"] for r0, r1 in zip(rows[:-1], rows[1:])]
-    loop_cpu = [r1["cpu_time"] - r0["cpu_time"] for r0, r1 in zip(rows[:-1], rows[1:])]
-    loop_collect = [r["collect_time"] for r in rows[1:]]
-    loop_update = [r["update_time"] for r in rows[1:]]
+    loops = {"single": per_iteration(vd.train(cfg).metrics)}
+    if not a.no_async:
+        loops["async"] = per_iteration(vd.train(cfg.with_overrides({"collector": "async"})).metrics)
     measure()
     proto = async_proto(cfg, a.iters) if a.async_proto else None
+    threads = thread_proto(env_only, learner, a.rounds) if a.thread_proto else None
 
     res = {}
-    for unit, i, loop in (("CPU", 1, loop_cpu), ("wall", 0, loop_wall)):
-        te, tl, tp = median(x[i] for x in env_t), median(x[i] for x in learn_t), median(loop)
-        res[unit] = {"env_s": te, "learn_s": tl, "loop_s": tp, "efficiency": (te + tl) / tp}
+    for unit, i, key in (("CPU", 1, "cpu"), ("wall", 0, "wall")):
+        te, tl = median(x[i] for x in env_t), median(x[i] for x in learn_t)
+        for name, loop in loops.items():
+            tp = median(loop[key])
+            res[f"{unit} {name}"] = {"env_s": te, "learn_s": tl, "loop_s": tp, "efficiency": (te + tl) / tp,
+                                     "overlap_efficiency": max(te, tl) / tp}
     headers = ["time per iteration (6000 frames + 200 updates)", "env-only s", "learner-only s", "env + learner s",
-               "loop s", "efficiency (env + learner) / loop"]
-    rows_t = [[unit, r["env_s"], r["learn_s"], r["env_s"] + r["learn_s"], r["loop_s"], r["efficiency"]]
-              for unit, r in res.items()]
+               "loop s", "efficiency (env + learner) / loop", "overlap efficiency max(env, learner) / loop"]
+    rows_t = [[f"{unit} (loop: {'train()' if unit.endswith('single') else 'train(collector=async)'})",
+               r["env_s"], r["learn_s"], r["env_s"] + r["learn_s"], r["loop_s"], r["efficiency"],
+               r["overlap_efficiency"]] for unit, r in res.items()]
     print(f"QMIX on vmas/balance (4 agents, 60 envs x 100 steps, 200 updates/iter); env/learner medians of "
-          f"{2 * a.rounds}, loop median of {a.iters - 1} iterations; 1 torch thread")
+          f"{2 * a.rounds}, loop median of {a.iters - 1} iterations; 1 torch thread; load {os.getloadavg()[0]:.2f}")
     print(table(headers, rows_t))
-    print(f"\nloop wall split: collect {median(loop_collect):.2f} s, updates {median(loop_update):.2f} s per iteration")
+    for name, loop in loops.items():
+        print(f"\nloop {name} wall split: waiting for / collecting the batch {median(loop['collect']):.2f} s, "
+              f"updates {median(loop['update']):.2f} s per iteration")
     if proto:
+        loop_wall = loops["single"]["wall"]
         wall = median(proto["wall"])
         print(f"async-collection prototype (not train()): {wall:.2f} s per iteration wall "
-              f"({6000 / wall:.0f} frames/s) vs train() {res['wall']['loop_s']:.2f} s "
-              f"({res['wall']['loop_s'] / wall:.2f}x); waiting for the batch {median(proto['wait']):.2f} s, "
+              f"({6000 / wall:.0f} frames/s) vs train() {median(loop_wall):.2f} s "
+              f"({median(loop_wall) / wall:.2f}x); waiting for the batch {median(proto['wait']):.2f} s, "
               f"updates {median(proto['update']):.2f} s per iteration")
-    path = write_results("bench_limit", {"result": res, "env": env_t, "learner": learn_t, "loop_wall": loop_wall,
-                                         "loop_cpu": loop_cpu, "loop_collect": loop_collect, "loop_update": loop_update,
-                                         "async_proto": proto, "table": {"headers": headers, "rows": rows_t}})
+    if threads:
+        print(f"\nthread overlap (env-only in a thread while learner-only runs): "
+              f"{median(threads['overlapped']):.2f} s wall vs {median(threads['serial']):.2f} s one after the other "
+              f"({median(threads['serial']) / median(threads['overlapped']):.2f}x)")
+    path = write_results("bench_limit", {"result": res, "env": env_t, "learner": learn_t, "loops": loops,
+                                         "async_proto": proto, "thread_proto": threads, "table": {"headers": headers, "rows": rows_t}})
     print(f"\nwrote {path}")
+
+
+def thread_proto(env_only, learner, rounds: int) -> dict:
+    """Wall seconds of env-only + learner-only run one after the other vs overlapped in two threads.
+
+    Tells whether a thread-based overlap (e.g. torchrl's ``Collector.start()``) could pay: only where
+    both sides release the GIL most of the time.
+    """
+    import threading
+
+    serial, overlapped = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        env_only()
+        learner()
+        serial.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        th = threading.Thread(target=env_only)
+        th.start()
+        learner()
+        th.join()
+        overlapped.append(time.perf_counter() - t)
+    return {"serial": serial, "overlapped": overlapped}
+
+
+def per_iteration(rows: list[dict]) -> dict:
+    """Per-iteration wall/CPU seconds from train()'s metrics rows, iterations after the first."""
+    return {"wall": [r1["time"] - r0["time"] for r0, r1 in zip(rows[:-1], rows[1:])],
+            "cpu": [r1["cpu_time"] - r0["cpu_time"] for r0, r1 in zip(rows[:-1], rows[1:])],
+            "collect": [r["collect_time"] for r in rows[1:]], "update": [r["update_time"] for r in rows[1:]]}
 
 
 def async_proto(cfg, iters: int) -> dict:

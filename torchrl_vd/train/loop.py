@@ -514,14 +514,15 @@ class _OverlapCollector:
                 except (BrokenPipeError, OSError):
                     pass
             if self._proc.is_alive():
-                self._proc.terminate()
+                self._proc.kill()  # it ignores SIGTERM (see _overlap_worker)
                 self._proc.join(timeout=10)
         self._conn.close()
 
 
 def _overlap_worker(conn, env_fn, policy, weights, frames_per_batch: int, device: str, threads: int, seed: int):
     """``_OverlapCollector``'s process: torchrl's ``Collector`` stepping the envs one batch per request."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle (it checkpoints, then stops us)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the trainer's to handle: it checkpoints, then stops us (SIGKILL)
+        signal.signal(sig, signal.SIG_IGN)
     torch.set_num_threads(threads)
     try:
         from tensordict import TensorDict
