@@ -130,6 +130,15 @@ def test_async_collector_config_is_validated():
         vd.train(cfg)
 
 
+def test_async_collector_names_the_fix_for_an_unpicklable_env(tmp_path, monkeypatch):
+    from torchrl_vd.train import loop
+
+    build_env = loop.build_env
+    monkeypatch.setattr(loop, "build_env", lambda *a, **k: build_env(*a, **k))  # a lambda cannot reach a worker
+    with pytest.raises(ValueError, match="must be picklable.*collector='single'"):
+        vd.train(linear_game_cfg("async", str(tmp_path / "run")))
+
+
 def test_async_ctrl_c_checkpoints_and_the_run_resumes(tmp_path):
     """Ctrl-C to the whole process group (trainer and worker): checkpoint, clean exit, --resume finishes."""
     import json

@@ -15,6 +15,7 @@ import functools
 import json
 import math
 import os
+import pickle
 import signal
 import threading
 import time
@@ -459,7 +460,16 @@ class _OverlapCollector:
             target=_overlap_worker, daemon=True, name="torchrl_vd-async-collector",
             args=(child, worker_env_fn, worker_policy, self._weights, cfg.frames_per_batch, cfg.device,
                   torch.get_num_threads(), seed))
-        self._proc.start()
+        try:
+            self._proc.start()
+        except (AttributeError, TypeError, pickle.PicklingError) as err:  # e.g. a lambda among env transforms
+            self._conn.close()
+            child.close()
+            raise ValueError(
+                f"collector='async' builds the env and the policy in a worker process, so both must be picklable "
+                f"({err}). Use collector='single', or make the algorithm's env_transforms module-level functions "
+                "or functools.partial objects."
+            ) from err
         child.close()
         self._receive()  # "ready": the worker built its env (startup is setup, as building the env is for single)
         self._request()  # batch 1 with the current weights (fresh or restored from a checkpoint)
