@@ -354,7 +354,8 @@ MAVEN_DEFAULTS = {
     "entropy_scaling": 1e-3,  # authors' entropy_scaling
     "z_buffer_size": 512,
     "z_batch_size": 64,
-    "z_updates": 1,  # π_z gradient steps per collected batch
+    "z_updates": 100,  # π_z gradient steps per collected batch (authors' bandit_iters: 100 per episode)
+    "z_epsilon": 0.5,  # probability of a uniform z at a reset while collecting (authors' bandit_epsilon idea)
 }
 
 
@@ -368,7 +369,7 @@ def build_maven(cfg, info) -> AlgoParts:
 
     Options in ``cfg.loss_kwargs`` (defaults :data:`MAVEN_DEFAULTS`): ``noise_dim``, ``lambda_mi``,
     ``lambda_ql``, ``discrim_size``, ``rnn_discrim``, ``z_policy`` (``"learned"`` | ``"uniform"``), ``z_lr``,
-    ``entropy_scaling``, ``z_buffer_size``, ``z_batch_size``, ``z_updates``; any other key goes to
+    ``entropy_scaling``, ``z_buffer_size``, ``z_batch_size``, ``z_updates``, ``z_epsilon``; any other key goes to
     :class:`MavenLoss` (e.g. ``temperature``). ``cfg.mixer_kwargs`` go to :class:`MavenMixer` (QMIX
     options). The agent is always the recurrent :class:`MavenAgent` (a GRU trunk sized by
     ``cfg.hidden``, with ``cfg.share_params`` and ``cfg.agent_id``; ``cfg.agent`` is not consulted).
@@ -410,7 +411,7 @@ def build_maven(cfg, info) -> AlgoParts:
         loss.use_group(info.group)
     return AlgoParts(
         loss,
-        env_transforms=[lambda: NoiseTransform(z_policy, noise_dim)],
+        env_transforms=[lambda: NoiseTransform(z_policy, noise_dim, epsilon=maven["z_epsilon"])],
         extra_modules={"z_policy": z_policy},
         after_batch=trainer,
     )

@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchrl.data import Composite, OneHot, Unbounded
 from torchrl.envs.transforms import Transform
+from torchrl.envs.utils import ExplorationType, exploration_type
 from torchrl.modules import OneHotCategorical
 
 from torchrl_vd.modules.agents import GROUP, GRUAgent
@@ -343,9 +344,17 @@ class NoiseTransform(Transform):
     to ``("next", ...)``, so every transition of an episode carries the same z into the replay buffer.
     The z-policy module is shared (not copied), so its REINFORCE updates take effect at the next reset.
 
+    With ``epsilon > 0``, each reset draws z uniformly with probability ε instead of from π_z, but only
+    while exploring (torchrl's exploration type RANDOM, the collector's default, as ``EGreedyModule``
+    does for actions); greedy evaluation (DETERMINISTIC) always takes π_z's mode. This keeps every z
+    in the data after π_z has concentrated (the authors' ``bandit_epsilon``): the committed
+    exploration MAVEN relies on is the variety of z's, and a π_z that collapses onto one z early, before
+    any z has found a better mode, leaves a single QMIX.
+
     Args:
         z_policy: π_z (see :func:`make_z_policy`), reading ``state_key`` and writing ``noise_key``.
         noise_dim: size of z.
+        epsilon: probability of a uniform z at a reset while exploring (0 = always π_z).
         state_key: where s_0 is read. Default ``"state"``.
         noise_key: where z is written. Default ``"noise"``.
         state0_key: where s_0 is kept for the episode. Default ``"noise_state0"``.
@@ -359,16 +368,24 @@ class NoiseTransform(Transform):
         state_key: NestedKey = "state",
         noise_key: NestedKey = NOISE_KEY,
         state0_key: NestedKey = NOISE_STATE0_KEY,
+        epsilon: float = 0.0,
     ):
         super().__init__(in_keys=[state_key], out_keys=[noise_key, state0_key])
-        self.z_policy, self.noise_dim = z_policy, int(noise_dim)
+        if not 0.0 <= float(epsilon) <= 1.0:
+            raise ValueError(f"NoiseTransform: epsilon is a probability in [0, 1], got {epsilon!r}.")
+        self.z_policy, self.noise_dim, self.epsilon = z_policy, int(noise_dim), float(epsilon)
         self.state_key, self.noise_key, self.state0_key = state_key, noise_key, state0_key
 
     @torch.no_grad()
     def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
         s0 = tensordict_reset.get(self.state_key)  # [*B, *S]
-        z = self.z_policy(tensordict_reset.select(self.state_key))[self.noise_key]  # [*B, Z] one-hot
-        tensordict_reset.set(self.noise_key, z.to(torch.float32))
+        z = self.z_policy(tensordict_reset.select(self.state_key))[self.noise_key].to(torch.float32)  # [*B, Z] one-hot
+        if self.epsilon > 0 and exploration_type() in (ExplorationType.RANDOM, None):
+            batch = z.shape[:-1]
+            uniform = F.one_hot(torch.randint(self.noise_dim, batch, device=z.device), self.noise_dim)  # [*B, Z]
+            explore = torch.rand(batch, device=z.device) < self.epsilon  # [*B]
+            z = torch.where(explore.unsqueeze(-1), uniform.to(z.dtype), z)  # [*B, Z]
+        tensordict_reset.set(self.noise_key, z)
         tensordict_reset.set(self.state0_key, s0.clone())
         return tensordict_reset
 
