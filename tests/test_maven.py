@@ -353,6 +353,12 @@ def test_cli_trains_maven_end_to_end(tmp_run, capsys):
     summary = json.loads((Path(tmp_run) / "summary.json").read_text())
     assert summary["algo"] == "maven" and summary["frames"] == 480
     assert 0.0 <= summary["final_eval_return"] <= 6.0  # m = 3: returns lie in [0, m + 3]
+    import csv
+
+    rows = list(csv.DictReader(open(Path(tmp_run) / "metrics.csv")))
+    assert len(rows) == 480 // 24 and {"loss_rl", "z_entropy"} <= set(rows[0])  # the z-policy's metrics
+    entropies = [float(r["z_entropy"]) for r in rows if r["z_entropy"] not in ("", "nan")]
+    assert entropies and all(0.0 <= h <= math.log(4) + 1e-6 for h in entropies)  # H(π_z) of 4 z's
     ckpt = torch.load(Path(tmp_run) / "checkpoint.pt", weights_only=False)
     assert "z_policy" in ckpt["extra_modules"]  # π_z is saved with the run
 
@@ -368,7 +374,12 @@ def test_learned_z_policy_refuses_multi_process_collectors():
     with pytest.raises(ValueError, match="collector='single'"):
         algorithms()["maven"].builder(cfg, info)
     uniform = cfg.with_overrides({"loss_kwargs": {"z_policy": "uniform"}})
-    assert isinstance(algorithms()["maven"].builder(uniform, info).loss_module, MavenLoss)
+    parts = algorithms()["maven"].builder(uniform, info)
+    assert isinstance(parts.loss_module, MavenLoss)
+    import pickle  # worker collectors pickle the env factory: the NoiseTransform factory must survive it
+
+    transform = pickle.loads(pickle.dumps(parts.env_transforms[0]))()
+    assert isinstance(transform, NoiseTransform) and transform.noise_dim == parts.loss_module.noise_dim
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ is split the way the authors train it:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -411,9 +412,11 @@ def build_maven(cfg, info) -> AlgoParts:
         loss.use_group(info.group)
     return AlgoParts(
         loss,
-        env_transforms=[lambda: NoiseTransform(z_policy, noise_dim, epsilon=maven["z_epsilon"])],
+        # a partial, not a lambda: worker collectors (multi/ray, uniform z-policy) pickle the env factory
+        env_transforms=[functools.partial(NoiseTransform, z_policy, noise_dim, epsilon=maven["z_epsilon"])],
         extra_modules={"z_policy": z_policy},
         after_batch=trainer,
+        metric_columns=("loss_rl", "z_entropy"),
     )
 
 

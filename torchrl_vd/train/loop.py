@@ -255,7 +255,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         torch.set_rng_state(resume_state["torch_rng"])
 
     rows_before = resume_state["metrics_rows"] if resume_state is not None else 0
-    files = _RunFiles(out_dir, cfg, METRIC_COLUMNS, keep_rows=rows_before if resume_state is not None else None)
+    columns = METRIC_COLUMNS + [c for c in parts.metric_columns if c not in METRIC_COLUMNS]
+    files = _RunFiles(out_dir, cfg, columns, keep_rows=rows_before if resume_state is not None else None)
     metrics: list[dict] = []
     t0 = time.perf_counter()
     frames_at_start = frames

@@ -23,13 +23,16 @@ class AlgoParts:
         extra_modules: other trainable modules (not part of the loss) saved in checkpoints.
         after_batch: optional hook ``(collected_td, frames) -> dict of metrics``, called once per
             collected batch (e.g. MAVEN's z-policy REINFORCE update); its metrics reach
-            ``TrainResult.metrics`` and TensorBoard (metrics.csv keeps a fixed header).
+            ``TrainResult.metrics`` and TensorBoard.
+        metric_columns: names among the ``after_batch`` metrics that also get a metrics.csv column
+            (the file keeps a fixed header, so it must know them before the first row).
     """
 
     loss_module: Any
     env_transforms: list[Callable[[], Any]] = field(default_factory=list)
     extra_modules: dict[str, nn.Module] = field(default_factory=dict)
     after_batch: Callable[..., dict] | None = None
+    metric_columns: tuple[str, ...] = ()
 
 
 @dataclass
