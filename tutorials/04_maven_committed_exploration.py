@@ -1,7 +1,7 @@
 """Tutorial 04 — MAVEN: committed exploration through a latent variable, vs QMIX on the m-step game.
 
-    python tutorials/04_maven_committed_exploration.py --quick           # ~40 s: m = 10, 8k frames, 1 seed
-    python tutorials/04_maven_committed_exploration.py --out runs/t04    # full: 3 seeds + return-vs-frames PNG
+    python tutorials/04_maven_committed_exploration.py --quick           # < 1 min: m = 10, 6.4k frames, 1 seed
+    python tutorials/04_maven_committed_exploration.py --out runs/t04    # full: 5 seeds x 105k frames + PNG (~50 min)
 
 **The game** (Mahajan et al. 2019; ``matrix/m-step``): 2 agents, 2 actions, m steps. The joint action at
 t = 0 picks a branch: (0,0) → branch 0, (0,1) → 1, (1,0) → 2, (1,1) → 3. On branches 0 and 3 the team
@@ -11,7 +11,8 @@ m+3 if the agents switch to (1,1) exactly then. Observation = state = onehot(t) 
 
 **Why ε-greedy QMIX misses it.** Uniform exploration reaches the last step of branch 0 with probability
 (1/4)^(m−1); once ε is small the single greedy policy commits to one branch, and the monotonic Q_tot
-gives it no reason to ever try (1,1) at the end of branch 0. It settles at the trap, m.
+gives it no reason to try (1,1) at the end of branch 0 (ε = 0.01 explores it with probability 2.5e-5
+per visit). It usually settles at a return of m: the trap branch 3, or branch 0 without the switch.
 
 **MAVEN's answer (seed §MaVEN).** Draw a latent z once per episode and condition every utility and
 the mixer on it. *Fixing z gives a monotonic approximation* of Q* (a QMIX per z), so each z is one
@@ -32,12 +33,20 @@ keeps it in the tensordict), ``vd.MavenLoss`` (L_QL + L_MI) and the z-policy tra
 ``vd.train(TrainConfig(algo="maven"))``. This tutorial trains both methods, plots greedy return vs
 frames, and then looks at what every fixed z does.
 
-**What to expect.** The full run (3 seeds, 100k frames, ~1250 gradient steps each) gave: QMIX at the
-trap (10) on 3/3 seeds; MAVEN at the optimum 13 on 1/3 seeds (from about 25k frames on) and at the trap
-on the others, although its z's commit to different branches (branch 0 for some z, branch 3 for
-others). The paper reports MAVEN's median over 20 seeds reaching 13 within 100k steps, with about 8x
-more gradient steps than this CPU budget affords (one per episode). ``--quick`` (8k frames) shows the
-pieces working; both methods are at the trap there.
+**What to expect.** The full run uses the configuration of the opt-in test
+``tests/test_maven.py::test_maven_solves_m_step_where_qmix_is_trapped`` (5 seeds x 105k frames, one
+gradient step per episode), which measured MAVEN [10, 10, 13, 13, 13] (median 13, the optimum) and
+QMIX [10, 10, 13, 13, 10] (median 10, the trap): the paper's medians (20 seeds there). On the MAVEN seeds
+that reach 13, several z's take branch 0 and switch to (1,1) at the end, and π_z's greedy z is one of
+them; on the others every z sits at 10 (branch 3, or branch 0 without the switch). QMIX's 2 escapes come
+from the last step, where all four joint actions pay ≥ 1 and nothing stops the utilities from drifting
+to (1,1). ``--quick`` (6.4k frames) shows the pieces working; both methods are at the trap there.
+
+**Two things that matter** (measured; see CHANGELOG): the game as the authors wrote it shows branch 0
+at t = 0 (``matrix/m-step``'s default), and π_z must not collapse before some z has found the better
+mode: trained with 100 REINFORCE steps per batch and no floor, its entropy fell from ln 16 to 0 within
+~7k frames and MAVEN became one QMIX. ``z_epsilon=0.5`` draws half of the z's uniformly while
+collecting (greedy evaluation still takes π_z's mode).
 """
 
 from __future__ import annotations
@@ -64,39 +73,43 @@ class Config:
     """m, the episode length: optimum m + 3, trap m (the paper's figure uses m = 10)."""
     algos: tuple[str, ...] = ("maven", "qmix")
     """Methods to compare (both with GRU agents, as in the paper)."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds per method (the paper reports the median over 20)."""
-    frames: int = 100_000
-    """Environment steps per run (the paper: MAVEN reaches the optimum within 100k)."""
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    """Seeds per method (the paper reports the median over 20; a median needs a few)."""
+    frames: int = 105_000
+    """Environment steps per run (the authors' t_max; the paper: MAVEN reaches the optimum within 100k)."""
     num_envs: int = 16
     """Games played in parallel."""
-    episodes_per_batch: int = 2
+    episodes_per_batch: int = 1
     """Collected batch = num_envs x episodes_per_batch x m frames."""
-    updates_per_batch: int = 4
-    """Gradient steps per collected batch (each on batch-size sequences of m steps)."""
+    updates_per_batch: int = 16
+    """Gradient steps per collected batch (each on 32 sequences of m steps): one per episode, as the authors."""
     lr: float = 5e-4
-    """Adam learning rate (pymarl's 5e-4)."""
-    eps_frames: int = 1_000
-    """ε anneals 1 → 0.01 over this many frames: after that, exploration is the latent's job."""
+    """RMSprop learning rate (pymarl's 5e-4)."""
+    eps_frames: int = 100
+    """ε anneals 1 → 0.01 over this many frames (the authors' m-step config): after that, exploration
+    is the latent's job."""
     hidden: tuple[int, ...] = (64,)
     """GRU width."""
-    maven: dict = field(default_factory=lambda: {"noise_dim": 16, "lambda_mi": 1.0, "z_policy": "learned"})
-    """MAVEN options (``loss_kwargs`` of ``algo="maven"``): |z|, λ_MI, π_z learned or uniform.
-    Defaults: the authors' m-step config (noise_dim 16, mi_loss 1, a learned hierarchical π_z)."""
+    maven: dict = field(default_factory=lambda: {"noise_dim": 16, "lambda_mi": 1.0, "z_policy": "learned",
+                                                 "rnn_discrim": False, "z_updates": 100, "z_epsilon": 0.5})
+    """MAVEN options (``loss_kwargs`` of ``algo="maven"``): |z|, λ_MI, π_z learned or uniform, the
+    per-step discriminator, π_z's REINFORCE steps per batch, the share of uniform z's while collecting.
+    The authors' m-step config (noise_dim 16, mi_loss 1, a learned hierarchical π_z with 100 steps per
+    episode, their per-step discriminator option) plus a uniform-z floor of 0.5 (see ``z_epsilon``)."""
     evals: int = 10
     """Greedy evaluations per run (points of the return-vs-frames curve)."""
     out: str | None = None
     """Where the plot goes (``--out DIR``); default: a fresh temporary directory."""
 
 
-QUICK = dict(seeds=(0,), frames=8_000, evals=4)
+QUICK = dict(seeds=(0,), frames=6_400, evals=4)  # 40 batches x 16 updates per method
 
 
 def parse_args() -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="8k frames, one seed (about 40 s)")
+    p.add_argument("--quick", action="store_true", help="6.4k frames, one seed (under a minute)")
     p.add_argument("--out", default=None, help="directory for the plot (default: a temporary one)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2; quick: 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0-4; quick: 0)")
     p.add_argument("--frames", type=int, default=None, help="frames per run")
     args = p.parse_args()
     cfg = replace(Config(), **QUICK) if args.quick else Config()
@@ -121,7 +134,10 @@ def train(algo: str, seed: int, cfg: Config, run_dir: Path) -> vd.TrainResult:
         num_envs=cfg.num_envs,
         frames_per_batch=frames_per_batch,
         seq_len=m,  # sequences of m steps (an episode's worth; they may straddle an early episode end)
-        batch_size=frames_per_batch,  # = frames_per_batch / m sequences per update
+        batch_size=32 * m,  # 32 sequences of m steps per update (pymarl: 32 episodes)
+        buffer_size=1000 * m,  # ~1000 episodes (the authors')
+        optimizer="rmsprop",
+        grad_clip=10.0,
         updates_per_batch=cfg.updates_per_batch,
         frames=frames,
         lr=cfg.lr,
@@ -163,7 +179,9 @@ def returns_per_z(result: vd.TrainResult, m: int) -> list[tuple[int, tuple[int, 
     td = env.reset()
     td["noise"] = torch.eye(noise_dim)  # [Z, Z]: env k plays with z = k
     with set_exploration_type(ExplorationType.DETERMINISTIC):
-        episode = env.rollout(m, result.policy, tensordict=td, auto_reset=False, break_when_any_done=True)
+        # break_when_any_done=False: an env whose z ends its episode early must not stop the others
+        # (steps after each env's first done are masked out below)
+        episode = env.rollout(m, result.policy, tensordict=td, auto_reset=False, break_when_any_done=False)
     reward = episode["next", "reward"].squeeze(-1)  # [Z, T]
     done = episode["next", "done"].squeeze(-1)  # [Z, T]
     alive = (done.long().cumsum(-1) - done.long()) == 0  # [Z, T]: steps up to and including the first done
