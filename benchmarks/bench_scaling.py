@@ -98,11 +98,11 @@ def fit_exponent(ns, ts) -> float:
     return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
 
 
-def agents_scaling(ns, rounds: int, steps: int) -> dict:
+def agents_scaling(ns, rounds: int, steps: int, algos=None) -> dict:
     from torchrl_vd.train.registry import algorithms
 
     configs = []
-    for algo in algorithms():
+    for algo in algos or algorithms():
         for agent in (("gru",) if algo == "maven" else ("mlp", "gru")):
             configs.append((algo, agent))
     fns, errors = {}, {}
@@ -176,6 +176,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--skip-envs", action="store_true")
     p.add_argument("--skip-agents", action="store_true")
+    p.add_argument("--algos", nargs="+", default=None, help="only these algorithms (default: every registered one)")
     a = p.parse_args()
     setup()
     ns = [3, 8, 32] if a.quick else [3, 4, 8, 16, 32, 64]
@@ -184,7 +185,7 @@ def main() -> None:
     payload = {"n_agents": ns, "num_envs": envs, "rounds": rounds}
 
     if not a.skip_agents:
-        ag = agents_scaling(ns, rounds, steps=3 if a.quick else 5)
+        ag = agents_scaling(ns, rounds, steps=3 if a.quick else 5, algos=a.algos)
         headers = ["algo", "agent", *[f"n={n} ms" for n in ns], "exponent k (t ~ n^k)", "k (wall)"]
         rows = []
         for algo, agent in ag["configs"]:

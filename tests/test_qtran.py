@@ -184,6 +184,23 @@ def test_counterfactual_network_equals_explicit_joint_actions():
     assert torch.allclose(out[:, 1], out[:, 1, :1].expand(B, A), atol=1e-5)
 
 
+@pytest.mark.parametrize("agent_id", [True, False])
+def test_joint_q_equals_the_concatenated_input_networks(agent_id):
+    """The split first layers (linear-in-n cost) give the values of pymarl's layout: encoder on
+    [h_i, onehot(u), onehot(i)] and head on [z, Σ_i enc_i], written out here by hand."""
+    torch.manual_seed(1)
+    n, A, H, S, B = 4, 3, 5, 6, 7
+    q = QTranJointQ(n, A, state_shape=(S,), feature_dim=H, embed_dim=8, agent_id=agent_id)
+    state, h, act = torch.randn(B, S), torch.randn(B, n, H), torch.randint(A, (B, n))
+    parts = [h, torch.eye(A)[act]] + ([torch.eye(n).expand(B, n, n)] if agent_id else [])
+    enc = q.encoder(torch.cat(parts, -1))  # [B, n, D]: each agent's taken action
+    expected = q.head(torch.cat((state, enc.sum(1)), -1))  # [B, 1]
+    assert torch.allclose(q(state, h, act), expected, atol=1e-5)
+    all_u = torch.cat([h.unsqueeze(2).expand(B, n, A, H), torch.eye(A).expand(B, n, A, A)]
+                      + ([torch.eye(n).unsqueeze(1).expand(B, n, A, n)] if agent_id else []), -1)
+    assert torch.allclose(q.encode(h), q.encoder(all_u), atol=1e-5)  # [B, n, A, D]
+
+
 # --------------------------------------------------------------------------- masks and dead agents
 @pytest.mark.parametrize("variant, nopt", [("base", 0.0), ("alt", 1.0)])
 def test_greedy_actions_honour_action_masks(variant, nopt):

@@ -28,6 +28,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -117,24 +118,29 @@ class QTranJointQ(nn.Module):
                 f"QTranJointQ was built for n_agents={n}, feature_dim={H} and expects agent features "
                 f"[*B, {n}, {H}], got {list(agent_features.shape)}."
             )
-        batch = agent_features.shape[:-2]
-        parts = [
-            agent_features.unsqueeze(-2).expand(*batch, n, A, H),  # [*B, n, A, H]
-            self._eye_a.expand(*batch, n, A, A),  # [*B, n, A, A]: onehot(u) for each own action u
-        ]
+        # The first layer on [h_i, onehot(u), onehot(i)] is W_h h_i + W_u[:, u] + W_i[:, i] + b: applied
+        # term by term (same values as the concatenated input) so its cost is O(n (H + A) D), not the
+        # O(n A (H + A + n) D) of an [*B, n, A, H + A + n] input, which is quadratic in n.
+        first, rest = self.encoder[0], self.encoder[1:]
+        w_h, w_u = first.weight[:, :H], first.weight[:, H : H + A]  # [D, H], [D, A]
+        pre = F.linear(agent_features, w_h, first.bias).unsqueeze(-2) + w_u.T  # [*B, n, 1, D] + [A, D] -> [*B, n, A, D]
         if self.agent_id:
-            parts.append(self._eye_n.unsqueeze(-2).expand(*batch, n, A, n))  # [*B, n, A, n]: onehot(i)
-        enc = self.encoder(torch.cat(parts, dim=-1))  # [*B, n, A, D]
+            pre = pre + first.weight[:, H + A :].T.unsqueeze(-2)  # + W_i[:, i]: [n, 1, D]
+        enc = rest(pre)  # [*B, n, A, D]
         if alive is not None:
-            enc = enc * alive.reshape(*batch, n, 1, 1).to(enc.dtype)
+            enc = enc * alive.reshape(*agent_features.shape[:-2], n, 1, 1).to(enc.dtype)  # [*B, n, A, D]
         return enc
 
     def _score(self, state: torch.Tensor | None, batch: torch.Size, summed: torch.Tensor) -> torch.Tensor:
         """head([z, Σ_i enc_i]): ``state [*B, *S]``, ``summed [*B, *K, D]`` -> ``[*B, *K, 1]``."""
         z = _flat_state(state, self.state_shape, type(self).__name__, batch)  # [*B, S]
         n_k = summed.ndim - 1 - len(batch)
-        z = z.reshape(*batch, *([1] * n_k), z.shape[-1]).expand(*summed.shape[:-1], z.shape[-1])  # [*B, *K, S]
-        return self.head(torch.cat((z, summed), dim=-1))  # [*B, *K, 1]
+        # head's first layer on [z, x] = W_z z + W_x x + b: W_z z once per sample, broadcast over the K
+        # joint actions (K = n·A counterfactuals for QTRAN-alt, and |z| grows with n: O(n) instead of O(n²)).
+        first, rest = self.head[0], self.head[1:]
+        S = z.shape[-1]
+        from_z = F.linear(z, first.weight[:, :S], first.bias).reshape(*batch, *([1] * n_k), -1)  # [*B, 1.., D]
+        return rest(from_z + F.linear(summed, first.weight[:, S:]))  # [*B, *K, D] -> [*B, *K, 1]
 
     def forward(
         self,
