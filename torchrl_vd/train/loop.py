@@ -523,7 +523,7 @@ class _OverlapCollector:
                     self._conn.send(("close", 0.0, False))
                     self._proc.join(timeout=10)
                 except (BrokenPipeError, OSError):
-                    pass
+                    pass  # the worker already closed its end: the kill below covers a process still alive
             if self._proc.is_alive():
                 self._proc.kill()  # it ignores SIGTERM (see _overlap_worker)
                 self._proc.join(timeout=10)
