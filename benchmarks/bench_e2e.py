@@ -54,7 +54,7 @@ HPARAMS = dict(num_envs=60, frames_per_batch=6000, updates=200, batch_size=128, 
 def worker_ours(iters: int, seed: int, eval_envs: int, eval_seed: int, extra: dict) -> dict:
     import torchrl_vd as vd
     from torchrl_vd.envs.registry import make_env
-    from torchrl_vd.train.loop import evaluate
+    from torchrl_vd.train.evaluation import evaluate
 
     frames = iters * HPARAMS["frames_per_batch"]
     kw = {"num_envs": HPARAMS["num_envs"], **extra}

@@ -169,12 +169,13 @@ def async_proto(cfg, iters: int) -> dict:
     from torchrl_vd.envs.registry import describe_env, make_env
     from torchrl_vd.modules.agents import make_agent_policies
     from torchrl_vd.objectives.utils import FusedSoftUpdate
-    from torchrl_vd.train.loop import _minibatches, build_env
-    from torchrl_vd.train.registry import algorithms
+    from torchrl_vd.train.environment import build_env
+    from torchrl_vd.train.learner import _minibatches
+    from torchrl_vd.train.algos import algorithms
 
     os.environ["OMP_NUM_THREADS"] = "1"  # the worker process: 1 thread too (OpenMP spin-waits, PERF-NOTES)
     info = describe_env(make_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed, **cfg.env_kwargs))
-    loss = algorithms()[cfg.algo].builder(cfg, info).loss_module
+    loss = algorithms()[cfg.algo].parts(cfg, info).loss_module
     loss.make_value_estimator(gamma=cfg.gamma)
     loss.check_inputs = False
     _, explore = make_agent_policies(loss.agent_net, eps_init=0.3, eps_end=0.3)

@@ -7,7 +7,7 @@ collection frames/s vs number of vectorized envs.
    library's key layout (torchrl_vd.testing.random_batch, plus is_init/rnn_hidden for recurrent
    agents and the latent z for MAVEN). One step = train()'s update: loss -> backward -> clip 10 ->
    fused Adam -> FusedSoftUpdate. MLP agents: 128 transitions, 2x256; GRU agents: 8 sequences x 16
-   steps (128 transitions), GRU-64. Every algorithm in ``torchrl_vd.train.registry.algorithms()``;
+   steps (128 transitions), GRU-64. Every algorithm in ``torchrl_vd.train.algos.algorithms()``;
    MAVEN always uses its recurrent agent. The exponent k of time ~ n^k is a least-squares fit on
    log-log over the n measured.
 2. Collection frames/s vs num_envs (32 -> 1024): train()'s collection path (our VMAS balance env with
@@ -62,7 +62,7 @@ def build(algo: str, agent: str, n: int):
     import torchrl_vd as vd
     from torchrl_vd.envs.registry import EnvInfo
     from torchrl_vd.objectives.utils import FusedSoftUpdate
-    from torchrl_vd.train.registry import algorithms
+    from torchrl_vd.train.algos import algorithms
 
     hidden = (64,) if agent == "gru" else (256, 256)
     cfg = vd.TrainConfig(algo=algo, env="vmas/navigation", agent=agent, hidden=hidden, progress=False)
@@ -70,7 +70,7 @@ def build(algo: str, agent: str, n: int):
     cfg = cfg.with_overrides({"hidden": list(hidden)})
     info = EnvInfo(n_agents=n, n_actions=N_ACTIONS, obs_shape=(OBS_DIM,), state_shape=(n * OBS_DIM,),
                    has_action_mask=False, batch_size=(1,))
-    loss = algorithms()[algo].builder(cfg, info).loss_module
+    loss = algorithms()[algo].parts(cfg, info).loss_module
     loss.make_value_estimator(gamma=0.99)
     loss.check_inputs = False  # train() validates once per collected batch, not per minibatch
     td = synth_batch(loss, n, (8, 16) if loss.agent_net.is_recurrent else (128,))
@@ -99,7 +99,7 @@ def fit_exponent(ns, ts) -> float:
 
 
 def agents_scaling(ns, rounds: int, steps: int, algos=None) -> dict:
-    from torchrl_vd.train.registry import algorithms
+    from torchrl_vd.train.algos import algorithms
 
     configs = []
     for algo in algos or algorithms():
@@ -134,15 +134,15 @@ def envs_scaling(envs, rounds: int, steps: int) -> dict:
     import torchrl_vd as vd
     from torchrl_vd.envs.registry import describe_env
     from torchrl_vd.modules.agents import make_agent_policies
-    from torchrl_vd.train.loop import build_env
-    from torchrl_vd.train.registry import algorithms
+    from torchrl_vd.train.environment import build_env
+    from torchrl_vd.train.algos import algorithms
 
     cols, raws = {}, {}
     for ne in envs:
         cfg = vd.TrainConfig(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100},
                              num_envs=ne, hidden=(256, 256), progress=False, frames_per_batch=ne * steps)
         env = build_env(cfg)
-        loss = algorithms()["qmix"].builder(cfg, describe_env(env)).loss_module
+        loss = algorithms()["qmix"].parts(cfg, describe_env(env)).loss_module
         _, explore = make_agent_policies(loss.agent_net, eps_init=0.5, eps_end=0.5)
         collector = Collector(env, explore, frames_per_batch=ne * steps, total_frames=-1,
                               auto_register_policy_transforms=False)

@@ -10,7 +10,7 @@ to wall time because the shared box preempts us: CPU time is the cost, wall time
     1 +fused lerp  FusedSoftUpdate (torchrl_vd/objectives/utils.py)
     2 +fused Adam  torch.optim.Adam(fused=True)
     3 +validate once  inputs validated when they enter the buffer, not on every minibatch
-    4 +chunked sampling  one storage gather per 32 minibatches (train/loop.py _minibatches)
+    4 +chunked sampling  one storage gather per 32 minibatches (train/learner.py _minibatches)
     double Q before/after  (TrainConfig default double_q=True) stacked online pass vs next step under no_grad
     torchrl QMixerLoss  the hand-built torchrl loop's step (torchrl SoftUpdate, Adam), same data
 
@@ -46,10 +46,10 @@ def balance_buffer(num_envs: int = 60, steps: int = 100, seed: int = 0, n_agents
 def our_loss(env, algo: str = "qmix", hidden=(256, 256), agent: str = "mlp", double_q: bool = False):
     import torchrl_vd as vd
     from torchrl_vd.envs.registry import describe_env
-    from torchrl_vd.train.registry import algorithms
+    from torchrl_vd.train.algos import algorithms
 
     cfg = vd.TrainConfig(algo=algo, env="vmas/balance", hidden=hidden, agent=agent, double_q=double_q, progress=False)
-    loss = algorithms()[algo].builder(cfg, describe_env(env)).loss_module
+    loss = algorithms()[algo].parts(cfg, describe_env(env)).loss_module
     loss.make_value_estimator(gamma=0.99)
     return loss
 
@@ -61,7 +61,7 @@ def step_fn(loss, rb, *, fused_lerp: bool, fused_adam: bool, validate_once: bool
     from torchrl.objectives import SoftUpdate
 
     from torchrl_vd.objectives.utils import FusedSoftUpdate
-    from torchrl_vd.train.loop import _minibatches
+    from torchrl_vd.train.learner import _minibatches
 
     params = list(loss.parameters())
     updater = (FusedSoftUpdate if fused_lerp else SoftUpdate)(loss, tau=0.005)

@@ -13,14 +13,8 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_vd import check_igm, make_env
 from torchrl_vd.modules.agents import AgentNet
-from torchrl_vd.modules.mixers.maven import (
-    MavenAgent,
-    MavenDiscriminator,
-    MavenMixer,
-    NoiseTransform,
-    make_z_policy,
-)
-from torchrl_vd.objectives.maven import MavenLoss, ZPolicyTrainer
+from torchrl_vd import MavenAgent, MavenDiscriminator, MavenMixer, NoiseTransform, make_z_policy
+from torchrl_vd.objectives import MavenLoss, ZPolicyTrainer
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,16 +359,16 @@ def test_cli_trains_maven_end_to_end(tmp_run, capsys):
 
 def test_learned_z_policy_refuses_multi_process_collectors():
     from torchrl_vd.train import TrainConfig
-    from torchrl_vd.train.registry import algorithms
+    from torchrl_vd.train.algos import algorithms
     from torchrl_vd.envs import describe_env
 
-    cfg = TrainConfig(algo="maven", env="matrix/m-step", collector="multi", num_workers=2, num_envs=2,
-                      frames_per_batch=8)
+    fields = dict(algo="maven", agent="gru", env="matrix/m-step", collector="multi", num_workers=2, num_envs=2,
+                  frames_per_batch=8)
     info = describe_env(make_env("matrix/m-step", num_envs=2))
-    with pytest.raises(ValueError, match="collector='single'"):
-        algorithms()["maven"].builder(cfg, info)
-    uniform = cfg.with_overrides({"loss_kwargs": {"z_policy": "uniform"}})
-    parts = algorithms()["maven"].builder(uniform, info)
+    with pytest.raises(ValueError, match="collector='single'"):  # refused by the config, before any work
+        TrainConfig(**fields)
+    uniform = TrainConfig(**fields, loss_kwargs={"z_policy": "uniform"})
+    parts = algorithms()["maven"].parts(uniform, info)
     assert isinstance(parts.loss_module, MavenLoss)
     import pickle  # worker collectors pickle the env factory: the NoiseTransform factory must survive it
 
@@ -407,7 +401,8 @@ def mstep_config(algo, m, seed, frames, out_dir, **overrides):
 
 def greedy_return_per_z(result, cfg, noise_dim):
     """Greedy return of the trained agents with z fixed to each value (one deterministic episode each)."""
-    from torchrl_vd.train.loop import build_env, evaluate
+    from torchrl_vd.train.environment import build_env
+    from torchrl_vd.train.evaluation import evaluate
 
     out = []
     for k in range(noise_dim):

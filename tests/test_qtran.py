@@ -11,7 +11,7 @@ import torchrl_vd as vd
 from torchrl_vd import MLPAgent, QTranJointQ, QTranLoss, QTranV
 from torchrl_vd.envs.matrix import NAMED_PAYOFFS
 from torchrl_vd.testing import identity_agent, random_batch
-from torchrl_vd.train.registry import algorithms
+from torchrl_vd.train.algos import algorithms
 
 # ---------------------------------------------------------------------------------------------------
 # Fixed networks for hand computations: 2 agents, 2 actions.
@@ -288,11 +288,11 @@ def test_registered_builders_size_networks_from_the_env():
     for algo, variant in (("qtran", "base"), ("qtran-alt", "alt")):
         cfg = vd.TrainConfig(algo=algo, env="matrix/qtran", mixer_kwargs={"embed_dim": 16},
                              loss_kwargs={"lambda_nopt": 0.2})
-        loss = specs[algo].builder(cfg, info).loss_module
+        loss = specs[algo].parts(cfg, info).loss_module
         assert (loss.variant, loss.lambda_opt, loss.lambda_nopt) == (variant, 1.0, 0.2)
         assert (loss.joint_q.embed_dim, loss.v_net.embed_dim, loss.joint_q.n_actions) == (16, 16, 3)
-    with pytest.raises(ValueError, match="QTRAN-base"):
-        specs["qtran"].builder(vd.TrainConfig(algo="qtran", loss_kwargs={"variant": "alt"}), info)
+    with pytest.raises(ValueError, match="Unknown qtran loss option 'variant'.*lambda_nopt"):  # the algo names it
+        vd.TrainConfig(algo="qtran", loss_kwargs={"variant": "alt"})
 
 
 # ----------------------------------------------------------------------------- the matrix game

@@ -39,7 +39,7 @@ def collect(agent: GRUAgent, env_name: str, *, num_envs: int, length: int, eps: 
     """Real collection: torchrl ``Collector``, ε-greedy policy, the agent's env transforms. -> [N, length]"""
     torch.manual_seed(seed)
     env = TransformedEnv(vd.make_env(env_name, num_envs=num_envs, seed=seed, **env_kw))
-    for t in agent.env_transforms(env):
+    for t in vd.agent_transforms(agent, env):
         env.append_transform(t)
     _, explore = make_agent_policies(agent, eps_init=eps, eps_end=eps)
     half = num_envs * length // 2

@@ -13,7 +13,7 @@ import torchrl_vd as vd
 from torchrl_vd.envs.matrix import make_matrix_env
 from torchrl_vd.envs.registry import register_env_family
 from torchrl_vd.testing import random_batch
-from torchrl_vd.train.registry import algorithms
+from torchrl_vd.train.algos import algorithms
 
 DETERMINISTIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return"]
 
@@ -28,7 +28,7 @@ def tiny_cfg(algo, env, out_dir, **kw):
                 updates_per_batch=2, eps_frames=200, progress=False, out_dir=str(out_dir), eval_every=128,
                 eval_episodes=2, hidden=(16,), seed=3)
     base.update(kw)
-    return vd.TrainConfig(**base)
+    return vd.TrainConfig(**{**base, **algorithms()[algo].presets})  # e.g. MAVEN's GRU agent
 
 
 @pytest.mark.parametrize("algo", sorted(algorithms()))
@@ -73,7 +73,7 @@ def test_corrupt_and_incompatible_checkpoints_are_clear_errors(tmp_path):
     vd.train(tiny_cfg("vdn", "matrix/qtran", run, frames=256, frames_per_batch=128, num_envs=8))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="corrupt or not a torchrl-vd checkpoint"):
+    with pytest.raises(ValueError, match="corrupt, not a torchrl-vd checkpoint"):
         vd.train_config_for_resume(tmp_path / "broken")
     with pytest.raises(FileNotFoundError, match="No checkpoint.pt"):
         vd.train_config_for_resume(tmp_path / "nothing-here")

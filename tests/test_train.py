@@ -128,7 +128,7 @@ def test_bad_config_values_are_rejected_with_the_field_name():
         vd.TrainConfig(num_envs=32, frames_per_batch=1000)
     with pytest.raises(ValueError, match="Unknown config key 'lrr'. Did you mean lr"):
         vd.TrainConfig().with_overrides(["lrr=0.1"])
-    with pytest.raises(ValueError, match="expects <class 'int'>"):
+    with pytest.raises(ValueError, match="Option 'frames' expects int, got 'lots'"):
         vd.TrainConfig().with_overrides(["frames=lots"])
     with pytest.raises(ValueError, match="Did you mean qmix"):
         vd.train(vd.TrainConfig(algo="qmx"))

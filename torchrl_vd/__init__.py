@@ -1,23 +1,18 @@
 """torchrl_vd: cooperative multi-agent value decomposition (VDN, QMIX, QTRAN, MAVEN) for TorchRL.
 
-See DESIGN.md for the public contract; the seed formulas are cited in each function's docstring.
+See docs/CONTRACT.md for the public contract; the seed formulas are cited in each function's docstring.
 """
 
 from torchrl_vd.envs import EnvInfo, describe_env, make_env
+from torchrl_vd.envs.transforms import LastAction, NoiseTransform, StackedObsState, TeamReward, agent_transforms
 from torchrl_vd.igm import IGMReport, check_igm
-from torchrl_vd.modules.agents import AgentNet, GRUAgent, LastAction, MLPAgent, make_agent_policies
-from torchrl_vd.modules.mixers import (
-    MavenAgent,
-    MavenDiscriminator,
-    MavenMixer,
-    Mixer,
-    NoiseTransform,
-    QMixer,
-    QTranJointQ,
-    QTranV,
-    VDNMixer,
-)
-from torchrl_vd.objectives import MavenLoss, MixingQLoss, QTranLoss, ValueDecompositionLoss
+from torchrl_vd.modules.agents import AgentNet, GRUAgent, MLPAgent, make_agent_policies
+from torchrl_vd.modules.maven_agent import MavenAgent
+from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
+from torchrl_vd.modules.mixers import MavenMixer, Mixer, QMixer, VDNMixer
+from torchrl_vd.modules.qtran import QTranJointQ, QTranV
+from torchrl_vd.modules.z_policy import make_z_policy
+from torchrl_vd.objectives import MavenLoss, MixingQLoss, QTranLoss, ValueDecompositionLoss, ZPolicyTrainer
 from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, evaluate, register_algo, train
 from torchrl_vd.train.checkpoint import config_for_resume as train_config_for_resume
 
@@ -47,7 +42,12 @@ __all__ = [
     "QTranJointQ",
     "QTranLoss",
     "QTranV",
+    "StackedObsState",
+    "TeamReward",
     "VDNMixer",
+    "ZPolicyTrainer",
+    "agent_transforms",
+    "make_z_policy",
     "ValueDecompositionLoss",
     "check_igm",
     "describe_env",

@@ -19,17 +19,18 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="torchrl-vd", description="Value decomposition (VDN, QMIX, QTRAN, MAVEN) on TorchRL.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    t = sub.add_parser("train", help="train an algorithm on an environment")
-    t.add_argument("--algo", help="algorithm (torchrl-vd list)")
-    t.add_argument("--env", help="environment family/task (torchrl-vd list)")
-    t.add_argument("--frames", type=int, help="total environment frames")
-    t.add_argument("--seed", type=int, help="random seed")
-    t.add_argument("--out", help="run directory")
-    t.add_argument("--device", help="cpu or cuda")
+    t = sub.add_parser("train", help="train an algorithm on an environment",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train an algorithm. Every TrainConfig field is a flag below (or --set KEY=VALUE); "
+                                   "each algorithm's typed options are listed at the end (--set mixer.NAME=VALUE, "
+                                   "--set loss.NAME=VALUE).",
+                       epilog=_algo_options_help())
+    t.add_argument("--out", dest="out_dir", help="run directory (= --out-dir)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any TrainConfig field (repeatable; dotted keys reach into dicts)")
+                   help="override any field (repeatable; dotted keys reach into dicts: mixer.NAME, loss.NAME)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(t)
 
     e = sub.add_parser("eval", help="reload a run's checkpoint and evaluate the greedy policy")
     e.add_argument("run_dir")
@@ -48,9 +49,51 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "eval": _eval, "plot": _plot, "list": _list}[args.cmd](args)
-    except (ValueError, KeyError, FileNotFoundError, ImportError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"torchrl-vd {args.cmd}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _config_fields():
+    import dataclasses
+
+    from torchrl_vd.train.config import TrainConfig
+
+    return [f for f in dataclasses.fields(TrainConfig) if f.name not in ("resume", "out_dir")]
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``--eps-frames`` for ``eps_frames``), its docstring and default as help."""
+    import dataclasses
+
+    from torchrl_vd.train.config import TrainConfig
+    from torchrl_vd.train.options import field_docs
+
+    docs = field_docs(TrainConfig)
+    group = parser.add_argument_group("TrainConfig fields (values parsed as JSON where possible)")
+    for f in _config_fields():
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        doc = " ".join(docs.get(f.name, "").split()).replace("%", "%%")
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", metavar="V", default=None,
+                           help=f"{doc} (default: {json.dumps(default) if not isinstance(default, str) else default})")
+
+
+def _algo_options_help() -> str:
+    """Each algorithm's typed mixer/loss options with their docstrings and defaults (``train --help``)."""
+    import dataclasses
+
+    from torchrl_vd.train.algos import algorithms
+    from torchrl_vd.train.options import field_docs
+
+    lines = ["algorithm options (--set mixer.NAME=VALUE / --set loss.NAME=VALUE):"]
+    for name, spec in sorted(algorithms().items()):
+        lines.append(f"  {name}: {spec.description}")
+        for part, cls in (("mixer", spec.mixer_options), ("loss", spec.loss_options)):
+            docs = field_docs(cls)
+            for f in dataclasses.fields(cls):
+                doc = " ".join(docs.get(f.name, "").split())
+                lines.append(f"    {part}.{f.name} = {f.default!r}  {doc}")
+    return "\n".join(lines)
 
 
 def _train(args) -> int:
@@ -61,9 +104,10 @@ def _train(args) -> int:
         cfg = config_for_resume(args.resume)
     else:
         cfg = TrainConfig()
-    direct = {"algo": args.algo, "env": args.env, "frames": args.frames, "seed": args.seed, "out_dir": args.out,
-              "device": args.device}
-    overrides = {k: v for k, v in direct.items() if v is not None}
+    overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in _config_fields()
+                 if getattr(args, f"cfg_{f.name}") is not None}
+    if args.out_dir is not None:
+        overrides["out_dir"] = args.out_dir
     if args.quiet:
         overrides["progress"] = False
     if not args.resume and "algo" in overrides:
@@ -76,7 +120,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from torchrl_vd.train.checkpoint import evaluate_run
+    from torchrl_vd.train.evaluation import evaluate_run
 
     out = evaluate_run(args.run_dir, episodes=args.episodes, render=args.render)
     print(json.dumps(out, indent=2))
@@ -93,7 +137,7 @@ def _plot(args) -> int:
 
 def _list(args) -> int:
     from torchrl_vd.envs.registry import env_families
-    from torchrl_vd.train.registry import algorithms
+    from torchrl_vd.train.algos import algorithms
 
     print("Algorithms:")
     for name, spec in sorted(algorithms().items()):

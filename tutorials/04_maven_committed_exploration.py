@@ -172,7 +172,7 @@ def returns_per_z(result: vd.TrainResult, m: int) -> list[tuple[int, tuple[int, 
     """
     noise_dim = result.loss_module.noise_dim
     env = TransformedEnv(vd.make_env("matrix/m-step", steps=m, num_envs=noise_dim, seed=0))
-    for transform in result.loss_module.agent_net.env_transforms(env):  # GRU: InitTracker + hidden primer
+    for transform in vd.agent_transforms(result.loss_module.agent_net, env):  # GRU: InitTracker + hidden primer
         env.append_transform(transform)
     for make_transform in result.parts.env_transforms:  # MAVEN: the NoiseTransform
         env.append_transform(make_transform())

@@ -114,7 +114,8 @@ def mixing_gradient_range(mixer: vd.Mixer, state_dim: int, samples: int = 256) -
 MIXERS = {"softplus-mix": SoftplusMixer, "signed-mix": SignedSumMixer}
 
 
-def build(cfg: vd.TrainConfig, info: vd.EnvInfo) -> vd.AlgoParts:
+def build(cfg: vd.TrainConfig, info: vd.EnvInfo, mixer_options, loss_options) -> vd.AlgoParts:
+    # (mixer_options / loss_options: the typed options registered with the algorithm; none here)
     # Both agents observe the same dummy observation in a matrix game, so one shared network would give
     # them identical utilities (and Q_1 − Q_2 ≡ 0); the one-hot agent id lets them differ.
     agent = vd.MLPAgent(info.n_agents, info.n_actions, info.obs_shape[-1], hidden=cfg.hidden, agent_id=True)

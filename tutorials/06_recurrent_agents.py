@@ -17,7 +17,7 @@ A GRU agent carries a hidden state h_i^t = GRU(o_i^t, h_i^{t-1}) from the cue to
 What changes for recurrent agents (the library does it; this tutorial shows where):
 
 * the policy reads and writes ``("agents", "rnn_hidden")``; an ``InitTracker`` and a
-  ``TensorDictPrimer`` on the env (``agent.env_transforms(env)``) zero it at every episode start;
+  ``TensorDictPrimer`` on the env (``vd.agent_transforms(agent, env)``) zero it at every episode start;
 * the replay buffer stores *sequences* [B, T] instead of single transitions, and the loss unrolls
   the GRU over them from the stored hidden state (``TrainConfig.seq_len``, ``burn_in``);
 * everything else — the mixer, the TD loss, check_igm — is unchanged.
@@ -114,7 +114,7 @@ def decision_values(result: vd.TrainResult, delay: int, num_envs: int = 256) -> 
     the hidden-state primer), exactly as ``train`` adds them to its envs.
     """
     env = TransformedEnv(vd.make_env("matrix/memory", num_envs=num_envs, seed=123, delay=delay))
-    for transform in result.loss_module.agent_net.env_transforms(env):
+    for transform in vd.agent_transforms(result.loss_module.agent_net, env):
         env.append_transform(transform)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         episode = env.rollout(delay + 1, result.policy)  # [N, T = delay + 1]

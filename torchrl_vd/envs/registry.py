@@ -18,7 +18,8 @@ from typing import Callable
 import torch
 from torchrl.envs import EnvBase
 
-GROUP = "agents"
+from torchrl_vd.keys import GROUP
+
 
 
 @dataclass

@@ -10,6 +10,10 @@ key layout of DESIGN.md::
                          Compose(TeamReward(), StackedObsState()))
 
 TorchRL has no transform for either (``RewardSum`` sums over *time*, not over agents), hence these.
+
+The agents' and algorithms' env transforms live here too (networks know shapes, not environments):
+:func:`agent_transforms` (recurrent agents' ``InitTracker`` + hidden-state primer, :class:`LastAction`)
+and :class:`NoiseTransform` (MAVEN's per-episode latent z, drawn at every reset from π_z).
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ from typing import Literal
 
 import torch
 from tensordict import TensorDictBase
-from torchrl.data import Categorical, Composite, Unbounded
-from torchrl.envs.transforms import Transform
+from tensordict.nn import TensorDictModule
+from tensordict.utils import NestedKey
+from torch import nn
+from torch.nn import functional as F
+from torchrl.data import Categorical, Composite, OneHot, Unbounded
+from torchrl.envs.transforms import InitTracker, TensorDictPrimer, Transform
+from torchrl.envs.utils import ExplorationType, exploration_type
 
-GROUP = "agents"
+from torchrl_vd.keys import GROUP, NOISE, NOISE_STATE0, RNN_HIDDEN
 TEAM_REWARD_MODES = ("sum", "mean")
 
 
@@ -122,4 +131,151 @@ class StackedObsState(Transform):
         observation_spec[self.out_keys[0]] = Unbounded(
             shape=(*observation_spec.shape, feat[0] * feat[1]), dtype=torch.float32, device=in_spec.device
         )
+        return observation_spec
+
+
+# ---------------------------------------------------------------------------------- agents' transforms
+
+
+class LastAction(Transform):
+    """Env transform writing ``(group, "last_action")`` [*B, n, A]: one-hot of each agent's previous action.
+
+    Zeros after a reset; after a step, the one-hot of the action the env received. It is an
+    observation entry, so ``step_mdp`` carries it and collected data hold a^{t-1} at the root and a^t
+    under ``"next"`` (``GRUAgent(last_action=True)`` reads both).
+    """
+
+    def __init__(self, n_actions: int, group: str = GROUP):
+        super().__init__(in_keys=[(group, "action")], out_keys=[(group, "last_action")])
+        self.n_actions = int(n_actions)
+
+    def _one_hot(self, action: torch.Tensor) -> torch.Tensor:
+        if action.is_floating_point() or action.dtype == torch.bool:  # already one-hot [*B, n, A]
+            return action.to(torch.float32)
+        return nn.functional.one_hot(action.long(), self.n_actions).to(torch.float32)  # [*B, n, A]
+
+    def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
+        next_tensordict.set(self.out_keys[0], self._one_hot(tensordict.get(self.in_keys[0])))
+        return next_tensordict
+
+    def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
+        # Zeros for every env: on a partial reset torchrl keeps the other envs' entries, as for observations.
+        group_shape = tensordict_reset.get(self.out_keys[0][:-1]).batch_size  # [*B, n]
+        zeros = torch.zeros(*group_shape, self.n_actions, device=tensordict_reset.device)  # [*B, n, A]
+        tensordict_reset.set(self.out_keys[0], zeros)
+        return tensordict_reset
+
+    def transform_observation_spec(self, observation_spec: Composite) -> Composite:
+        group_spec = observation_spec[self.out_keys[0][:-1]]  # Composite [*B, n]
+        group_spec[self.out_keys[0][-1]] = Unbounded(
+            shape=(*group_spec.shape, self.n_actions), dtype=torch.float32, device=group_spec.device
+        )
+        return observation_spec
+
+
+def agent_transforms(agent, env=None, group: str = GROUP) -> list[Transform]:
+    """The env transforms an agent network needs to collect: none for feed-forward agents; for
+    recurrent ones ``InitTracker`` (``"is_init"``), a ``TensorDictPrimer`` giving ``(group, "rnn_hidden")``
+    [*B, n, H] zeros at every (partial) reset, and with ``agent.last_action`` :class:`LastAction`.
+
+    Lives here, not on the agent: networks know shapes, not environments. The primer's spec is nested in
+    a ``Composite`` of shape [n] so that the group's spec keeps its [*B, n] batch shape (a flat
+    ``{(group, "rnn_hidden"): spec}`` gives the group shape [*B] in the state spec and the collector then
+    fails to stack it).
+
+    Args:
+        agent: an agent network (reads ``is_recurrent``, ``n_agents``, ``n_actions``, ``hidden_size``,
+            ``last_action``).
+        env: the env the transforms go on (for its device), optional.
+        group: the agent group.
+    """
+    if not getattr(agent, "is_recurrent", False):
+        return []
+    device = getattr(env, "device", None)
+    hidden_spec = Composite(
+        {RNN_HIDDEN: Unbounded(shape=(agent.n_agents, agent.hidden_size), device=device)},
+        shape=(agent.n_agents,), device=device,
+    )
+    transforms = [InitTracker(), TensorDictPrimer({group: hidden_spec}, expand_specs=True)]
+    if getattr(agent, "last_action", False):
+        transforms.append(LastAction(agent.n_actions, group=group))
+    return transforms
+
+
+# ---------------------------------------------------------------------------------- MAVEN's latent z
+
+
+class NoiseTransform(Transform):
+    """Keeps MAVEN's per-episode latent z in the tensordict: drawn at reset, copied forward on step.
+
+    On reset, z ~ π_z(· | s_0) for the environments being reset (the others keep theirs: torchrl
+    merges a partial reset's output only where ``_reset`` is set), written to ``noise_key`` as a
+    float one-hot [*B, noise_dim], together with s_0 at ``state0_key``. On every step both are copied
+    to ``("next", ...)``, so every transition of an episode carries the same z into the replay buffer.
+    The z-policy module is shared (not copied), so its REINFORCE updates take effect at the next reset.
+
+    With ``epsilon > 0``, each reset draws z uniformly with probability ε instead of from π_z, but only
+    while exploring (torchrl's exploration type RANDOM, the collector's default, as ``EGreedyModule``
+    does for actions); greedy evaluation (DETERMINISTIC) always takes π_z's mode. This keeps every z
+    in the data after π_z has concentrated (the authors' ``bandit_epsilon``): the committed
+    exploration MAVEN relies on is the variety of z's, and a π_z that collapses onto one z early, before
+    any z has found a better mode, leaves a single QMIX.
+
+    Args:
+        z_policy: π_z (see :func:`make_z_policy`), reading ``state_key`` and writing ``noise_key``.
+        noise_dim: size of z.
+        epsilon: probability of a uniform z at a reset while exploring (0 = always π_z).
+        state_key: where s_0 is read. Default ``"state"``.
+        noise_key: where z is written. Default ``"noise"``.
+        state0_key: where s_0 is kept for the episode. Default ``"noise_state0"``.
+    """
+
+    def __init__(
+        self,
+        z_policy: TensorDictModule,
+        noise_dim: int,
+        *,
+        state_key: NestedKey = "state",
+        noise_key: NestedKey = NOISE,
+        state0_key: NestedKey = NOISE_STATE0,
+        epsilon: float = 0.0,
+    ):
+        super().__init__(in_keys=[state_key], out_keys=[noise_key, state0_key])
+        if not 0.0 <= float(epsilon) <= 1.0:
+            raise ValueError(f"NoiseTransform: epsilon is a probability in [0, 1], got {epsilon!r}.")
+        self.z_policy, self.noise_dim, self.epsilon = z_policy, int(noise_dim), float(epsilon)
+        self.state_key, self.noise_key, self.state0_key = state_key, noise_key, state0_key
+
+    @torch.no_grad()
+    def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
+        s0 = tensordict_reset.get(self.state_key)  # [*B, *S]
+        z = self.z_policy(tensordict_reset.select(self.state_key))[self.noise_key].to(torch.float32)  # [*B, Z] one-hot
+        if self.epsilon > 0 and exploration_type() in (ExplorationType.RANDOM, None):
+            batch = z.shape[:-1]
+            uniform = F.one_hot(torch.randint(self.noise_dim, batch, device=z.device), self.noise_dim)  # [*B, Z]
+            explore = torch.rand(batch, device=z.device) < self.epsilon  # [*B]
+            z = torch.where(explore.unsqueeze(-1), uniform.to(z.dtype), z)  # [*B, Z]
+        tensordict_reset.set(self.noise_key, z)
+        tensordict_reset.set(self.state0_key, s0.clone())
+        return tensordict_reset
+
+    def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
+        for key in (self.noise_key, self.state0_key):  # z and s_0 are constant within an episode
+            next_tensordict.set(key, tensordict.get(key).clone())
+        return next_tensordict
+
+    def _call(self, next_tensordict: TensorDictBase) -> TensorDictBase:
+        return next_tensordict
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        return tensordict  # nothing to do outside an env (e.g. in a replay buffer)
+
+    def transform_observation_spec(self, observation_spec: Composite) -> Composite:
+        batch = observation_spec.shape
+        state_spec = observation_spec[self.state_key]
+        device = observation_spec.device
+        observation_spec[self.noise_key] = OneHot(
+            self.noise_dim, shape=(*batch, self.noise_dim), dtype=torch.float32, device=device
+        )
+        observation_spec[self.state0_key] = Unbounded(shape=state_spec.shape, dtype=state_spec.dtype, device=device)
         return observation_spec

@@ -19,11 +19,10 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
-from torchrl.data import Categorical, Composite, Unbounded
-from torchrl.envs import InitTracker, TensorDictPrimer, Transform
+from torchrl.data import Categorical
 from torchrl.modules import EGreedyModule, QValueModule
 
-GROUP = "agents"
+from torchrl_vd.keys import GROUP
 
 
 class PerAgentLinear(nn.Module):
@@ -95,10 +94,6 @@ class AgentNet(nn.Module):
             q = self(torch.stack((obs, next_obs)))  # [2, *B, n, A]
             return q[0], q[1]
         return (self(obs) if need_current else None), (self(next_obs) if need_next else None)
-
-    def env_transforms(self, env, group: str = GROUP) -> list:
-        """Transforms the collection env needs for this agent (recurrent agents: hidden-state primer)."""
-        return []
 
     def extra_inputs(self, td: TensorDictBase, group: str = GROUP) -> dict:
         """Keyword inputs of :meth:`evaluate` beyond observations and hidden state, read from a batch.
@@ -416,24 +411,6 @@ class GRUAgent(AgentNet):
         return (q if need_current else None), q_next
 
     # ------------------------------------------------------------------ torchrl plumbing
-    def env_transforms(self, env, group: str = GROUP) -> list:
-        """``InitTracker`` (``"is_init"``), a ``TensorDictPrimer`` giving ``(group, "rnn_hidden")``
-        [*B, n, H] zeros at every (partial) reset, and with ``last_action=True`` :class:`LastAction`.
-
-        The primer's spec is nested in a ``Composite`` of shape [n] so that the group's spec keeps its
-        [*B, n] batch shape (a flat ``{(group, "rnn_hidden"): spec}`` gives the group shape [*B] in the
-        state spec and the collector then fails to stack it).
-        """
-        device = getattr(env, "device", None)
-        hidden_spec = Composite(
-            {"rnn_hidden": Unbounded(shape=(self.n_agents, self.hidden_size), device=device)},
-            shape=(self.n_agents,), device=device,
-        )
-        transforms = [InitTracker(), TensorDictPrimer({group: hidden_spec}, expand_specs=True)]
-        if self.last_action:
-            transforms.append(LastAction(self.n_actions, group=group))
-        return transforms
-
     def policy_module(self, group: str = GROUP) -> TensorDictModule:
         """One step of collection: reads ``(group, "observation")``, ``(group, "rnn_hidden")``, ``"is_init"``
         (and ``(group, "last_action")``), writes ``(group, "action_value")`` and ``("next", group, "rnn_hidden")``."""
@@ -449,42 +426,6 @@ class GRUAgent(AgentNet):
             return {}
         key = (group, "last_action")
         return {"last_action": td.get(key, None), "next_last_action": td.get(("next", *key), None)}
-
-
-class LastAction(Transform):
-    """Env transform writing ``(group, "last_action")`` [*B, n, A]: one-hot of each agent's previous action.
-
-    Zeros after a reset; after a step, the one-hot of the action the env received. It is an
-    observation entry, so ``step_mdp`` carries it and collected data hold a^{t-1} at the root and a^t
-    under ``"next"`` (``GRUAgent(last_action=True)`` reads both).
-    """
-
-    def __init__(self, n_actions: int, group: str = GROUP):
-        super().__init__(in_keys=[(group, "action")], out_keys=[(group, "last_action")])
-        self.n_actions = int(n_actions)
-
-    def _one_hot(self, action: torch.Tensor) -> torch.Tensor:
-        if action.is_floating_point() or action.dtype == torch.bool:  # already one-hot [*B, n, A]
-            return action.to(torch.float32)
-        return nn.functional.one_hot(action.long(), self.n_actions).to(torch.float32)  # [*B, n, A]
-
-    def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
-        next_tensordict.set(self.out_keys[0], self._one_hot(tensordict.get(self.in_keys[0])))
-        return next_tensordict
-
-    def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
-        # Zeros for every env: on a partial reset torchrl keeps the other envs' entries, as for observations.
-        group_shape = tensordict_reset.get(self.out_keys[0][:-1]).batch_size  # [*B, n]
-        zeros = torch.zeros(*group_shape, self.n_actions, device=tensordict_reset.device)  # [*B, n, A]
-        tensordict_reset.set(self.out_keys[0], zeros)
-        return tensordict_reset
-
-    def transform_observation_spec(self, observation_spec: Composite) -> Composite:
-        group_spec = observation_spec[self.out_keys[0][:-1]]  # Composite [*B, n]
-        group_spec[self.out_keys[0][-1]] = Unbounded(
-            shape=(*group_spec.shape, self.n_actions), dtype=torch.float32, device=group_spec.device
-        )
-        return observation_spec
 
 
 def make_agent_policies(

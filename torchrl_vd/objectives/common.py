@@ -30,7 +30,7 @@ from torchrl.objectives.value.functional import td_lambda_return_estimate
 
 from torchrl_vd.modules.agents import AgentNet
 
-GROUP = "agents"
+from torchrl_vd.keys import GROUP
 
 
 def _next(key: NestedKey) -> tuple:

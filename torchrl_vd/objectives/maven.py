@@ -11,36 +11,25 @@ is split the way the authors train it:
   the z-conditioned QMIX (Q_tot(s, a; z) with z fixed for the episode) and L_MI = −E[log q_υ(z | σ(τ))]
   is the cross-entropy of the variational discriminator (maximising the bound L_V = H(z) + E log q_υ,
   H(z) being constant in these parameters).
-* :class:`ZPolicyTrainer` (the loop's ``after_batch`` hook) maximises L_RL over π_z's parameters θ only
-  (parameter freezing: REINFORCE on the episode returns in the data, no Q network in the graph).
+* :class:`~torchrl_vd.objectives.z_policy.ZPolicyTrainer` (the loop's ``after_batch`` hook) maximises L_RL
+  over π_z's parameters θ only (parameter freezing: REINFORCE on the episode returns in the data, no Q
+  network in the graph).
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
-from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
 from torch import nn
 from torch.nn import functional as F
-from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from torchrl.data.replay_buffers.samplers import RandomSampler
 
-from torchrl_vd.modules.mixers.maven import (
-    NOISE_KEY,
-    NOISE_STATE0_KEY,
-    MavenAgent,
-    MavenDiscriminator,
-    MavenMixer,
-    NoiseTransform,
-    ZPolicyNet,
-    make_z_policy,
-)
+from torchrl_vd.keys import NOISE
+from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
+from torchrl_vd.modules.mixers.maven import MavenMixer
 from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss, _next
 from torchrl_vd.objectives.mixing import MixingQLoss
-from torchrl_vd.train.registry import AlgoParts, register_algo
 
 
 class MavenLoss(MixingQLoss):
@@ -79,7 +68,7 @@ class MavenLoss(MixingQLoss):
     Examples:
         >>> import torch
         >>> from torchrl_vd.objectives.maven import MavenLoss
-        >>> from torchrl_vd.modules.mixers.maven import MavenAgent, MavenMixer, MavenDiscriminator
+        >>> from torchrl_vd import MavenAgent, MavenMixer, MavenDiscriminator
         >>> from torchrl_vd.testing import random_batch
         >>> td = random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=(4, 5), state_dim=6)
         >>> td["noise"] = td["next", "noise"] = torch.eye(8)[torch.randint(8, (4, 1))].expand(4, 5, 8)
@@ -98,7 +87,7 @@ class MavenLoss(MixingQLoss):
                 Default ``"noise"``.
         """
 
-        noise: NestedKey = NOISE_KEY
+        noise: NestedKey = NOISE
 
     tensor_keys: _AcceptedKeys
     default_keys = _AcceptedKeys
@@ -213,211 +202,4 @@ class MavenLoss(MixingQLoss):
     # therefore evaluates Q_tot(s, a; z) with the batch's z. Fixing z, the mixer is monotonic: IGM holds per z.
 
 
-class ZPolicyTrainer:
-    """REINFORCE on the hierarchical z-policy π_z(z | s_0) (seed: L_RL, Q side frozen).
-
-    Used as ``AlgoParts.after_batch``: from each collected batch [num_envs, T] it takes the episodes
-    that ended in it — (s_0, z, return) read at the done steps from ``"noise_state0"``, ``"noise"`` and
-    ``("next", "episode_reward")`` (torchrl's ``RewardSum``, which ``train()`` adds) — pushes them into
-    a FIFO replay buffer (authors: 512 episodes), then takes ``updates`` gradient steps on minibatches
-    (authors: 64) of::
-
-        L_RL = −mean[(R − b) · log π_z(z | s_0)] − β · mean[H(π_z(· | s_0))]
-
-    with b the minibatch's mean return (``baseline=True``; a variance reduction over the authors'
-    plain REINFORCE) and β = ``entropy_scaling`` (authors: 0.001). Only π_z's parameters are in the
-    optimizer and in the graph, so the agents, mixer and discriminator are untouched.
-
-    Args:
-        z_policy: π_z from :func:`make_z_policy` (its ``get_dist`` gives the distribution).
-
-    Keyword Args:
-        lr: Adam learning rate of π_z.
-        entropy_scaling: β of the entropy bonus.
-        buffer_size / batch_size: episode buffer and minibatch sizes.
-        updates: gradient steps per collected batch (once the buffer holds ``batch_size`` episodes).
-        baseline: subtract the minibatch mean return.
-        loss_module: a :class:`MavenLoss` whose ``loss_rl`` output should report the last L_RL.
-    """
-
-    def __init__(
-        self,
-        z_policy,
-        *,
-        lr: float = 1e-3,
-        entropy_scaling: float = 1e-3,
-        buffer_size: int = 512,
-        batch_size: int = 64,
-        updates: int = 1,
-        baseline: bool = True,
-        loss_module: MavenLoss | None = None,
-        noise_key: NestedKey = NOISE_KEY,
-        state0_key: NestedKey = NOISE_STATE0_KEY,
-        return_key: NestedKey = ("next", "episode_reward"),
-        done_key: NestedKey = ("next", "done"),
-    ):
-        self.z_policy = z_policy
-        self.params = [p for p in z_policy.parameters() if p.requires_grad]
-        net = getattr(z_policy[0], "module", None) if hasattr(z_policy, "__getitem__") else None
-        self._logits_net = net if isinstance(net, ZPolicyNet) else None  # make_z_policy's logits network
-        self.optim = torch.optim.Adam(self.params, lr=lr, foreach=True) if self.params else None
-        self.entropy_scaling, self.updates, self.baseline = float(entropy_scaling), int(updates), bool(baseline)
-        self.batch_size = int(batch_size)
-        self.buffer = TensorDictReplayBuffer(
-            storage=LazyTensorStorage(int(buffer_size)), sampler=RandomSampler(), batch_size=self.batch_size
-        )
-        self.loss_module = loss_module
-        self.noise_key, self.state0_key, self.return_key, self.done_key = noise_key, state0_key, return_key, done_key
-
-    def loss(self, episodes: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(L_RL, mean entropy)`` on episodes: ``state0_key`` [E, *S], ``noise_key`` [E, Z], ``"return"`` [E]."""
-        z = episodes.get(self.noise_key).argmax(-1)  # [E]
-        return self._loss(episodes.get(self.state0_key), z, episodes.get("return"))
-
-    def _log_probs(self, s0: torch.Tensor) -> torch.Tensor:
-        """log π_z(· | s_0) [E, Z]. The logits network is called directly when π_z comes from
-        :func:`make_z_policy` (saves ~1 ms of tensordict/distribution plumbing per step; the authors take
-        100 steps per episode); any other probabilistic z-policy goes through its ``get_dist``."""
-        if self._logits_net is not None:
-            return torch.log_softmax(self._logits_net(s0), dim=-1)  # [E, Z]
-        dist = self.z_policy.get_dist(TensorDict({self.z_policy.in_keys[0]: s0}, batch_size=s0.shape[:1]))
-        return torch.log_softmax(dist.logits, dim=-1)  # a categorical over z: [E, Z]
-
-    def _loss(self, s0: torch.Tensor, z: torch.Tensor, ret: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """L_RL = −mean[(R − b) · log π_z(z | s_0)] − β · mean[H(π_z(· | s_0))] on tensors [E, *S], [E], [E]."""
-        log_p = self._log_probs(s0)  # [E, Z]
-        log_prob = log_p.gather(-1, z.unsqueeze(-1)).squeeze(-1)  # [E]
-        ret = ret.to(log_prob.dtype)
-        advantage = ret - ret.mean() if self.baseline else ret
-        entropy = -(log_p.exp() * log_p).sum(-1)  # H(π_z(· | s_0)) [E]
-        return -(advantage * log_prob).mean() - self.entropy_scaling * entropy.mean(), entropy.mean().detach()
-
-    def push(self, batch: TensorDictBase) -> int:
-        """Add the episodes that end in ``batch`` to the buffer; returns how many."""
-        done = batch.get(self.done_key).reshape(batch.shape).bool()  # [*B]
-        if not done.any():
-            return 0
-        ret = batch.get(self.return_key, None)
-        if ret is None:
-            raise KeyError(
-                f"ZPolicyTrainer needs the episode return at {self.return_key!r}: add torchrl's "
-                "RewardSum(in_keys=['reward'], out_keys=['episode_reward']) to the env (train() does)."
-            )
-        episodes = TensorDict(
-            {
-                self.state0_key: batch.get(self.state0_key)[done],  # [E, *S]
-                self.noise_key: batch.get(self.noise_key)[done],  # [E, Z]
-                "return": ret.reshape(*batch.shape, -1)[done][:, 0],  # [E]
-            },
-            batch_size=[int(done.sum())],
-        )
-        self.buffer.extend(episodes)
-        return episodes.batch_size[0]
-
-    def update(self) -> dict:
-        """``updates`` REINFORCE steps on minibatches from the buffer (none until it holds a minibatch)."""
-        n = len(self.buffer)
-        if self.optim is None or n < self.batch_size:
-            return {}
-        # The buffer holds a few hundred small rows: read it once, then sample indices on plain tensors
-        # (uniform with replacement, as torchrl's RandomSampler) for each of the ``updates`` steps.
-        stored = self.buffer[:n]
-        s0, z, ret = stored.get(self.state0_key), stored.get(self.noise_key).argmax(-1), stored.get("return")  # [n, *S], [n], [n]
-        for _ in range(self.updates):
-            idx = torch.randint(n, (self.batch_size,), device=s0.device)  # [E]
-            loss, entropy = self._loss(s0[idx], z[idx], ret[idx])
-            self.optim.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optim.step()
-        self.optim.zero_grad(set_to_none=True)
-        if self.loss_module is not None:
-            self.loss_module.last_loss_rl.fill_(loss.item())
-        return {"loss_rl": loss.item(), "z_entropy": entropy.item()}
-
-    def __call__(self, batch: TensorDictBase, frames: int | None = None) -> dict:
-        """The ``after_batch`` hook: push the episodes that ended in ``batch``, then :meth:`update`."""
-        return self.update() if self.push(batch) else {}
-
-
-# --------------------------------------------------------------------------------------------------
-# algo "maven"
-# --------------------------------------------------------------------------------------------------
-
-#: MAVEN options read from ``TrainConfig.loss_kwargs`` by the builder (the rest go to MavenLoss).
-MAVEN_DEFAULTS = {
-    "noise_dim": 16,  # size of z (REFERENCE m-step config; SMAC: 2)
-    "lambda_mi": 1.0,  # authors' mi_loss
-    "lambda_ql": 1.0,
-    "discrim_size": 32,  # discriminator width (authors' discrim_size)
-    "rnn_discrim": True,  # GRU over the trajectory scored at episode ends (authors' rnn_discrim), or per step
-    "z_policy": "learned",  # "learned" (hierarchical π_z(z|s_0), REINFORCE) or "uniform"
-    "z_lr": 1e-3,  # π_z's Adam learning rate
-    "entropy_scaling": 1e-3,  # authors' entropy_scaling
-    "z_buffer_size": 512,
-    "z_batch_size": 64,
-    "z_updates": 100,  # π_z gradient steps per collected batch (authors' bandit_iters: 100 per episode)
-    "z_epsilon": 0.5,  # probability of a uniform z at a reset while collecting (authors' bandit_epsilon idea)
-}
-
-
-@register_algo(
-    "maven",
-    description="MAVEN: z-conditioned QMIX, variational MI, hierarchical z-policy (Mahajan et al. 2019)",
-    presets={"agent": "gru"},
-)
-def build_maven(cfg, info) -> AlgoParts:
-    """MAVEN's parts for ``train()``: MavenLoss, the NoiseTransform factory and the z-policy hook.
-
-    Options in ``cfg.loss_kwargs`` (defaults :data:`MAVEN_DEFAULTS`): ``noise_dim``, ``lambda_mi``,
-    ``lambda_ql``, ``discrim_size``, ``rnn_discrim``, ``z_policy`` (``"learned"`` | ``"uniform"``), ``z_lr``,
-    ``entropy_scaling``, ``z_buffer_size``, ``z_batch_size``, ``z_updates``, ``z_epsilon``; any other key goes to
-    :class:`MavenLoss` (e.g. ``temperature``). ``cfg.mixer_kwargs`` go to :class:`MavenMixer` (QMIX
-    options). The agent is always the recurrent :class:`MavenAgent` (a GRU trunk sized by
-    ``cfg.hidden``, with ``cfg.share_params`` and ``cfg.agent_id``; ``cfg.agent`` is not consulted).
-
-    Greedy evaluation (``train()``'s ``evaluate`` runs under ``DETERMINISTIC`` exploration) plays the
-    greedy agents with the z-policy's greedy z = argmax_z π_z(z | s_0): MAVEN's greedy return is the
-    return of the committed mode the hierarchical policy prefers. With ``z_policy="uniform"`` the mode
-    is arbitrary (z = 0); evaluate each z instead (see tests/test_maven.py ``greedy_return_per_z``).
-    The learned z-policy is updated in this process, so it needs ``collector="single"``.
-    """
-    opts = {**MAVEN_DEFAULTS, **cfg.loss_kwargs}
-    maven = {k: opts.pop(k) for k in MAVEN_DEFAULTS}
-    if maven["z_policy"] not in ("learned", "uniform"):
-        raise ValueError(f"loss_kwargs.z_policy must be 'learned' or 'uniform', got {maven['z_policy']!r}.")
-    if maven["z_policy"] == "learned" and getattr(cfg, "collector", "single") != "single":
-        raise ValueError(
-            f"MAVEN's learned z-policy is updated in this process and read by the NoiseTransform of the env it "
-            f"collects from; collector={cfg.collector!r} would run stale copies in its workers. Use "
-            "collector='single' or loss_kwargs.z_policy='uniform'."
-        )
-    noise_dim = int(maven["noise_dim"])
-    obs_dim = int(torch.Size(info.obs_shape).numel())
-    state_dim = int(torch.Size(info.state_shape).numel())
-    agent = MavenAgent(info.n_agents, info.n_actions, obs_dim, noise_dim, hidden=cfg.hidden,
-                       share_params=cfg.share_params, agent_id=cfg.agent_id)
-    mixer = MavenMixer(info.n_agents, info.state_shape, noise_dim, **cfg.mixer_kwargs)
-    discriminator = MavenDiscriminator(info.n_agents, info.n_actions, state_dim, noise_dim,
-                                       hidden=maven["discrim_size"], recurrent=maven["rnn_discrim"])
-    loss = MavenLoss(
-        agent, mixer, discriminator, noise_dim=noise_dim, lambda_mi=maven["lambda_mi"], lambda_ql=maven["lambda_ql"],
-        double_q=cfg.double_q, burn_in=cfg.burn_in, **opts,
-    )
-    z_policy = make_z_policy(info.state_shape, noise_dim, learned=maven["z_policy"] == "learned")
-    trainer = ZPolicyTrainer(
-        z_policy, lr=maven["z_lr"], entropy_scaling=maven["entropy_scaling"], buffer_size=maven["z_buffer_size"],
-        batch_size=maven["z_batch_size"], updates=maven["z_updates"], loss_module=loss,
-    )
-    if info.group != "agents":
-        loss.use_group(info.group)
-    return AlgoParts(
-        loss,
-        # a partial, not a lambda: worker collectors (multi/ray, uniform z-policy) pickle the env factory
-        env_transforms=[functools.partial(NoiseTransform, z_policy, noise_dim, epsilon=maven["z_epsilon"])],
-        extra_modules={"z_policy": z_policy},
-        after_batch=trainer,
-        metric_columns=("loss_rl", "z_entropy"),
-    )
-
-
-__all__ = ["MAVEN_DEFAULTS", "MavenLoss", "ZPolicyTrainer", "build_maven"]
+__all__ = ["MavenLoss"]

@@ -17,9 +17,8 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from torchrl_vd.modules.mixers.qtran import QTranJointQ, QTranV
+from torchrl_vd.modules.qtran import QTranJointQ
 from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
-from torchrl_vd.train.registry import AlgoParts, register_algo
 
 VARIANTS = ("base", "alt")
 FEATURES = ("obs", "utilities")
@@ -61,7 +60,7 @@ class QTranLoss(ValueDecompositionLoss):
 
     Args:
         agent_net: per-agent utility network (``MLPAgent``, ``GRUAgent``, ...).
-        joint_q: a :class:`~torchrl_vd.modules.mixers.QTranJointQ` (θ^q; target θ̄_q).
+        joint_q: a :class:`~torchrl_vd.modules.qtran.QTranJointQ` (θ^q; target θ̄_q).
         v_net: a :class:`~torchrl_vd.modules.mixers.QTranV` or any module ``state [*B, *S] -> [*B, 1]``.
 
     Keyword Args:
@@ -192,31 +191,6 @@ class QTranLoss(ValueDecompositionLoss):
         batch, n = b.obs.shape[:-2], b.obs.shape[-2]
         acts = joint_actions.to(b.obs.device).expand(*batch, joint_actions.shape[-2], n)  # [*B, K, n]
         return self.joint_q(b.state, self.agent_features(b.obs, q), acts, b.alive).squeeze(-1)  # [*B, K]
-
-
-# ---------------------------------------------------------------------------------------------- algos
-def _build_qtran(cfg, info, variant: str) -> AlgoParts:
-    """Agents from ``cfg``; Q_jt and V sized from the env (``cfg.mixer_kwargs``: embed_dim, agent_id)."""
-    from torchrl_vd.train.build import loss_kwargs_from_config, build_agent  # inside: train.build imports this module
-
-    agent = build_agent(cfg, info)
-    kwargs = loss_kwargs_from_config(cfg)
-    if kwargs.setdefault("variant", variant) != variant:
-        raise ValueError(f"algo {cfg.algo!r} is QTRAN-{variant}; drop loss_kwargs.variant={kwargs['variant']!r}.")
-    feature_dim = QTranLoss.feature_dim(agent, kwargs.get("features", "obs"))
-    joint_q = QTranJointQ(info.n_agents, info.n_actions, info.state_shape, feature_dim, **cfg.mixer_kwargs)
-    v_net = QTranV(info.state_shape, embed_dim=joint_q.embed_dim)
-    return AlgoParts(QTranLoss(agent, joint_q, v_net, **kwargs))
-
-
-@register_algo("qtran", description="QTRAN-base: unrestricted Q_jt + V with L_opt/L_nopt (Son et al. 2019)")
-def build_qtran(cfg, info) -> AlgoParts:
-    return _build_qtran(cfg, info, "base")
-
-
-@register_algo("qtran-alt", description="QTRAN-alt: counterfactual L_nopt-min (Son et al. 2019, Sec. 3)")
-def build_qtran_alt(cfg, info) -> AlgoParts:
-    return _build_qtran(cfg, info, "alt")
 
 
 __all__ = ["QTranLoss"]

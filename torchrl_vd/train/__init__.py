@@ -1,7 +1,18 @@
-"""Training: config.py (TrainConfig), registry.py (algorithms), build.py (config -> parts), loop.py (train)."""
+"""Training, one concept per module:
 
+* config.py — :class:`TrainConfig` (a docstring under each field) and ``--set`` overrides;
+* algos.py — the algorithm table: typed options, builder and supported agents/collectors per algorithm;
+* learner.py — replay buffer, optimizer, target updates, minibatches, input validation, ε schedule;
+* collectors.py — single / async (overlapped) / multi-process / Ray collection;
+* environment.py — the trainer's env (``make_env`` + episode returns + agent/algorithm transforms);
+* evaluation.py — greedy evaluation, ``evaluate_run`` (``torchrl-vd eval``), GIFs;
+* run_files.py — the run directory's files and the progress bar; checkpoint.py — checkpoints;
+* loop.py — ``train()``, which wires them together; plot.py — learning-curve figures.
+"""
+
+from torchrl_vd.train.algos import AlgoParts, AlgoSpec, algorithms, register_algo
 from torchrl_vd.train.config import TrainConfig
-from torchrl_vd.train.loop import TrainResult, evaluate, train
-from torchrl_vd.train.registry import AlgoParts, algorithms, register_algo
+from torchrl_vd.train.evaluation import evaluate
+from torchrl_vd.train.loop import TrainResult, train
 
-__all__ = ["AlgoParts", "TrainConfig", "TrainResult", "algorithms", "evaluate", "register_algo", "train"]
+__all__ = ["AlgoParts", "AlgoSpec", "TrainConfig", "TrainResult", "algorithms", "evaluate", "register_algo", "train"]

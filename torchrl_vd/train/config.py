@@ -9,6 +9,12 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from torchrl_vd.train.algos import COLLECTORS, algorithms, get_algo
+from torchrl_vd.train.options import coerce
+
+#: ``--set`` prefixes that reach into the algorithm's typed options (``mixer.NAME`` = ``mixer_kwargs.NAME``).
+OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
+
 
 @dataclass
 class TrainConfig:
@@ -76,9 +82,11 @@ class TrainConfig:
     burn_in: int = 0
     """Recurrent agents: leading steps of each sequence that only warm the hidden state."""
     mixer_kwargs: dict = field(default_factory=dict)
-    """Mixer keyword arguments (QMIX: mixing_embed_dim, hypernet_layers, hypernet_embed)."""
+    """The algorithm's mixer options (``--set mixer.NAME=VALUE``; QMIX: mixing_embed_dim, hypernet_layers,
+    hypernet_embed). Checked against the algorithm's typed options (``torchrl-vd train --help``)."""
     loss_kwargs: dict = field(default_factory=dict)
-    """Loss keyword arguments (QTRAN: lambda_opt, lambda_nopt; MAVEN: noise_dim, lambda_mi, ...)."""
+    """The algorithm's loss options (``--set loss.NAME=VALUE``; QTRAN: lambda_opt, lambda_nopt; MAVEN:
+    noise_dim, lambda_mi, ...). Checked against the algorithm's typed options (``torchrl-vd train --help``)."""
     seed: int = 0
     """Seed for torch, the environments and the replay sampler."""
     device: str = "cpu"
@@ -87,8 +95,8 @@ class TrainConfig:
     """torch threads; 0 = 1 on machines with ≤ 2 cores (PERF-NOTES: 2 threads ran 7x slower), else torch's default."""
     out_dir: str | None = None
     """Run directory (config, metrics.csv, summary.json, checkpoints); None = runs/<algo>-<env>-<seed>."""
-    loggers: tuple[str, ...] = ("csv",)
-    """Loggers besides metrics.csv: ``tensorboard``, ``wandb`` (offline)."""
+    loggers: tuple[str, ...] = ()
+    """Loggers besides metrics.csv (always written): ``tensorboard``, ``wandb`` (offline)."""
     eval_every: int = 0
     """Greedy evaluation every N frames (0 = only at the end)."""
     eval_episodes: int = 16
@@ -102,7 +110,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
-        self.loggers = tuple(self.loggers)
+        # metrics.csv is always written; "csv" is still accepted from configs saved before 0.2
+        self.loggers = tuple(name for name in self.loggers if name != "csv")
         self.validate()
 
     def validate(self) -> None:
@@ -132,8 +141,8 @@ class TrainConfig:
                 f"frames_per_batch ({self.frames_per_batch}) must be divisible by num_envs ({self.num_envs}), "
                 f"e.g. frames_per_batch={max(1, self.frames_per_batch // max(self.num_envs, 1)) * self.num_envs}"
             )
-        if self.collector not in ("single", "async", "multi", "ray"):
-            errors.append(f"collector must be 'single', 'async', 'multi' or 'ray' (got {self.collector!r})")
+        if self.collector not in COLLECTORS:
+            errors.append(f"collector must be one of {list(COLLECTORS)} (got {self.collector!r})")
         elif self.collector in ("multi", "ray"):
             if int(self.num_workers) < 1:
                 errors.append(f"num_workers must be >= 1 (got {self.num_workers})")
@@ -148,23 +157,22 @@ class TrainConfig:
             errors.append(f"optimizer must be 'adam' or 'rmsprop' (got {self.optimizer!r})")
         if self.grad_clip < 0:
             errors.append(f"grad_clip must be >= 0 (got {self.grad_clip})")
-        bad_loggers = set(self.loggers) - {"csv", "tensorboard", "wandb"}
+        bad_loggers = set(self.loggers) - {"tensorboard", "wandb"}
         if bad_loggers:
-            errors.append(f"unknown loggers {sorted(bad_loggers)}; choose from csv, tensorboard, wandb")
+            errors.append(f"unknown loggers {sorted(bad_loggers)}; choose from tensorboard, wandb")
+        if self.algo in algorithms():  # an unknown algo is train()'s error (it lists the registered ones)
+            errors += get_algo(self.algo).problems(self)
         if errors:
             raise ValueError("Invalid TrainConfig: " + "; ".join(errors) + ".")
 
     # ------------------------------------------------------------------ overrides
     def with_preset(self, algo: str) -> "TrainConfig":
-        """This config with ``algo`` and the algorithm's registered presets (its paper defaults) applied."""
-        from torchrl_vd.train.registry import algorithms
+        """This config with ``algo`` and the algorithm's presets (e.g. MAVEN: a GRU agent) applied."""
+        return self.with_overrides({"algo": algo, **get_algo(algo).presets})
 
-        specs = algorithms()
-        if algo not in specs:
-            close = difflib.get_close_matches(algo, list(specs), n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"Unknown algo {algo!r}.{hint} Registered: {', '.join(sorted(specs))}.")
-        return self.with_overrides({"algo": algo, **specs[algo].presets})
+    def options(self) -> tuple[Any, Any]:
+        """The algorithm's typed ``(mixer_options, loss_options)`` built from ``mixer_kwargs`` / ``loss_kwargs``."""
+        return get_algo(self.algo).options(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -188,6 +196,7 @@ class TrainConfig:
         hints = typing.get_type_hints(type(self))
         for key, raw in items:
             top, *rest = key.split(".")
+            top = OPTION_ALIASES.get(top, top) if rest else top
             if top not in hints:
                 close = difflib.get_close_matches(top, list(hints), n=3)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -201,7 +210,7 @@ class TrainConfig:
                     target = target.setdefault(part, {})
                 target[rest[-1]] = value
             else:
-                d[top] = _coerce(top, value, hints[top])
+                d[top] = coerce(top, value, hints[top])
         return type(self).from_dict(d)
 
 
@@ -222,38 +231,3 @@ def _parse(raw: str) -> Any:
         if low in ("true", "false"):
             return low == "true"
         return raw
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """Check/convert ``value`` to the field type; a clear error if impossible."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if value is None and type(None) in args:
-        return None
-    if origin is typing.Union or str(origin) == "types.UnionType":
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            raise TypeError
-        if hint in (int, float):
-            if isinstance(value, bool):
-                raise TypeError
-            v = hint(value)
-            if hint is int and float(value) != v:
-                raise TypeError
-            return v
-        if hint is str:
-            return str(value)
-        if origin is tuple:
-            seq = value if isinstance(value, (list, tuple)) else [value]
-            return tuple(args[0](x) for x in seq)
-        if origin is dict or hint is dict:
-            if not isinstance(value, dict):
-                raise TypeError
-            return value
-    except (TypeError, ValueError):
-        raise ValueError(f"Config key {name!r} expects {hint}, got {value!r}.") from None
-    return value

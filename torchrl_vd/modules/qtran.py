@@ -189,7 +189,7 @@ class QTranJointQ(nn.Module):
             ``[*B, n, A]``.
         """
         enc = self.encode(agent_features, alive)  # [*B, n, A, D]
-        batch, (n, A, D) = enc.shape[:-3], enc.shape[-3:]
+        batch, n, D = enc.shape[:-3], enc.shape[-3], enc.shape[-1]
         if actions.shape != (*batch, n):
             raise ValueError(f"counterfactual expects taken actions [*B={list(batch)}, n={n}], got {list(actions.shape)}.")
         taken = enc.gather(-2, actions.long().reshape(*batch, n, 1, 1).expand(*batch, n, 1, D))  # [*B, n, 1, D]

@@ -1,0 +1,82 @@
+"""Greedy evaluation: returns of the deterministic policy, a run reloaded from its checkpoint, GIFs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from torchrl_vd.envs.registry import describe_env, make_env
+from torchrl_vd.modules.agents import make_agent_policies
+from torchrl_vd.train.algos import get_algo
+from torchrl_vd.train.checkpoint import load_checkpoint, restore_modules
+from torchrl_vd.train.config import TrainConfig
+from torchrl_vd.train.environment import build_env, horizon
+from torchrl_vd.train.threads import set_default_threads
+
+
+@torch.no_grad()
+def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None) -> dict:
+    """Greedy returns: every env in ``env``'s batch plays one episode; mean/std of the returns.
+
+    With ``seed`` the env is re-seeded first, so every evaluation starts from the same initial states
+    (comparable across a run and unaffected by checkpoint/resume).
+    """
+    steps = max_steps or horizon(env)
+    if seed is not None:
+        env.set_seed(seed)
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        roll = env.rollout(steps, policy, break_when_any_done=False, auto_cast_to_device=True)  # [N, T]
+    reward = roll["next", "reward"].squeeze(-1)  # [N, T]
+    done = roll["next", "done"].squeeze(-1)  # [N, T]
+    first_done = done.long().cumsum(-1) - done.long()  # [N, T]: 0 up to and including the first done
+    returns = (reward * (first_done == 0)).sum(-1)  # [N]
+    return {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
+
+
+def render_gif(policy, env, path: str | Path, max_steps: int | None = None, fps: int = 20) -> Path:
+    """Greedy episode of env 0 rendered to a GIF; VMAS scenarios only (they render headless to RGB arrays)."""
+    from PIL import Image
+
+    raw = getattr(getattr(env, "base_env", env), "_env", None)
+    if raw is None or not hasattr(raw, "render") or not type(raw).__module__.startswith("vmas"):
+        raise ValueError(f"--render is supported for VMAS environments only; {type(env.base_env).__name__} cannot "
+                         "render frames.")
+    frames = [raw.render(mode="rgb_array", env_index=0)]
+
+    def grab(_env, _td):
+        frames.append(raw.render(mode="rgb_array", env_index=0))
+
+    with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
+        env.rollout(max_steps or horizon(env), policy, callback=grab, break_when_any_done=True)
+    images = [Image.fromarray(f) for f in frames]
+    path = Path(path)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return path
+
+
+def evaluate_run(run_dir: str | Path, episodes: int | None = None, render: str | Path | None = None) -> dict:
+    """Rebuild a run from its checkpoint and evaluate its greedy policy (``torchrl-vd eval``).
+
+    ``render``: also write a GIF of one greedy episode there (VMAS scenarios).
+    """
+    state = load_checkpoint(run_dir)
+    cfg = TrainConfig.from_dict({**state["config"], "resume": None})
+    set_default_threads(cfg.threads)
+    n = episodes or cfg.eval_episodes
+    base = make_env(cfg.env, num_envs=n, device=cfg.device, seed=cfg.seed + 10_000, **cfg.env_kwargs)
+    info = describe_env(base)
+    parts = get_algo(cfg.algo).parts(cfg, info)
+    loss = parts.loss_module.to(cfg.device)
+    restore_modules(state, loss, extra_modules=parts.extra_modules)
+    env = build_env(cfg, parts.env_transforms, loss.agent_net, base=base)
+    greedy, _ = make_agent_policies(loss.agent_net, action_mask=info.has_action_mask, group=info.group)
+    out = evaluate(greedy, env, seed=cfg.seed + 10_000)
+    out.update(run_dir=str(run_dir), algo=cfg.algo, env=cfg.env, frames=state["frames"], episodes=n)
+    if render is not None:
+        one = build_env(cfg, parts.env_transforms, loss.agent_net, num_envs=1, seed=cfg.seed + 10_000)
+        out["render"] = str(render_gif(greedy, one, render))
+    Path(run_dir, "eval.json").write_text(json.dumps(out, indent=2))
+    return out

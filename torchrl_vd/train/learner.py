@@ -1,0 +1,181 @@
+"""The learner: replay buffer, optimizer, target updates, minibatching, input validation and ε.
+
+Built from torchrl parts: a ``TensorDictReplayBuffer`` over ``LazyTensorStorage`` (transitions, or
+fixed-length sequences for recurrent agents) with a ``RandomSampler``, ``SoftUpdate`` (fused,
+objectives/utils.py) / ``HardUpdate`` target updaters and the loss's ``make_value_estimator``.
+Written here: the ε schedule (:class:`EpsilonSchedule`, a function of the frame count so that it is
+exact and resumable, where ``EGreedyModule.step`` anneals once per call) and the chunked minibatch draw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from torchrl.data.replay_buffers.samplers import RandomSampler
+from torchrl.objectives import HardUpdate
+from torchrl.objectives.utils import ValueEstimators
+
+from torchrl_vd.objectives.utils import FusedSoftUpdate
+
+
+class EpsilonSchedule:
+    """ε(frames): linear from ``start`` to ``end`` over ``frames`` frames, then ``end``.
+
+    The one owner of ε: the trainer writes ε(frames) into the collection policy's ``EGreedyModule``
+    (and the async/multi collectors' workers) after every batch; the module's own annealing
+    (``EGreedyModule.step``) is never called.
+    """
+
+    def __init__(self, start: float, end: float, frames: int):
+        self.start, self.end, self.frames = float(start), float(end), int(frames)
+
+    @classmethod
+    def from_config(cls, cfg) -> "EpsilonSchedule":
+        return cls(cfg.eps_start, cfg.eps_end, cfg.eps_frames)
+
+    def __call__(self, frames: int) -> float:
+        if self.frames <= 0:
+            return self.end
+        frac = min(1.0, frames / self.frames)
+        return self.start + frac * (self.end - self.start)
+
+
+class Learner:
+    """Owns what the gradient steps need: buffer, optimizer, target updater, validation, update count.
+
+    Args:
+        cfg: the run's ``TrainConfig`` (lr, optimizer, grad_clip, gamma, td_lambda, target_update,
+            buffer_size, batch_size, seq_len, device).
+        loss: the algorithm's loss module.
+        extra_modules: other trainable modules (their parameters join the optimizer).
+        time_steps: time steps per collected batch (``frames_per_batch // num_envs``): recurrent
+            agents store sequences of ``cfg.seq_len or time_steps`` steps.
+    """
+
+    def __init__(self, cfg, loss, extra_modules: dict | None = None, *, time_steps: int):
+        self.loss = loss
+        self.recurrent = bool(loss.agent_net.is_recurrent)
+        self.seq_len = (cfg.seq_len or time_steps) if self.recurrent else 1
+        if cfg.td_lambda is not None:
+            loss.make_value_estimator(ValueEstimators.TDLambda, gamma=cfg.gamma, lmbda=cfg.td_lambda)
+        else:
+            loss.make_value_estimator(ValueEstimators.TD0, gamma=cfg.gamma)
+        self.updater = (FusedSoftUpdate(loss, tau=cfg.target_update) if cfg.target_update < 1
+                        else HardUpdate(loss, value_network_update_interval=int(cfg.target_update)))
+        self.params = list(loss.parameters()) + [p for m in (extra_modules or {}).values() for p in m.parameters()]
+        # fused Adam / foreach RMSprop: one kernel over all tensors instead of a Python loop per tensor
+        # (Adam step 1.3 -> 0.3 ms for a 2x256 QMIX on CPU, benchmarks/RESULTS.md)
+        self.optimizer = (torch.optim.Adam(self.params, lr=cfg.lr, fused=_fused_ok(self.params))
+                          if cfg.optimizer == "adam"
+                          else torch.optim.RMSprop(self.params, lr=cfg.lr, alpha=0.99, eps=1e-5, foreach=True))
+        self.grad_clip = float(cfg.grad_clip)
+        self.replay_buffer = TensorDictReplayBuffer(
+            storage=LazyTensorStorage(max(1, cfg.buffer_size // self.seq_len), device=cfg.device),
+            sampler=RandomSampler(),
+            batch_size=max(1, cfg.batch_size // self.seq_len),
+        )
+        self.updates = 0
+
+    def add(self, batch: TensorDictBase) -> None:
+        """Store a collected batch ``[num_envs, T]``, validating each transition once as it enters
+        (when the loss checks its inputs), so that the minibatches drawn from it need no check."""
+        stored = _to_storage(batch, self.recurrent, self.seq_len)
+        if self.loss.check_inputs:
+            self.loss.read_batch(stored)
+        self.replay_buffer.extend(stored)
+
+    def update(self, n: int) -> list[torch.Tensor]:
+        """``n`` gradient steps on uniform minibatches; returns the detached losses."""
+        losses = []
+        with _validated_inputs(self.loss):  # every stored transition was validated by add()
+            for sample in _minibatches(self.replay_buffer, n):
+                out = self.loss(sample)
+                self.optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                if self.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+                self.optimizer.step()
+                self.updater.step()
+                self.updates += 1
+                losses.append(out["loss"].detach())
+        return losses
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Networks (online and target), optimizer, the filled part of the buffer, counters."""
+        return {
+            "loss_module": self.loss.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "replay_buffer": _buffer_state(self.replay_buffer),
+            "updates": self.updates,
+            "updater_counter": getattr(self.updater, "counter", None),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["replay_buffer"] is not None:
+            _restore_buffer(self.replay_buffer, state["replay_buffer"])
+        self.updates = int(state["updates"])
+        if state["updater_counter"] is not None:
+            self.updater.counter = state["updater_counter"]
+
+
+@contextlib.contextmanager
+def _validated_inputs(loss):
+    """The loss skips its input checks inside (the learner validated the data on the way in)."""
+    before = loss.check_inputs
+    loss.check_inputs = False
+    try:
+        yield
+    finally:
+        loss.check_inputs = before
+
+
+def _minibatches(rb: TensorDictReplayBuffer, n: int, chunk: int = 32):
+    """``n`` minibatches of ``rb.batch_size``, drawn ``chunk`` at a time with one storage gather each.
+
+    With uniform sampling (``RandomSampler``: i.i.d. indices with replacement) and no writes in between,
+    ``chunk`` draws of B have the same distribution as one draw of ``chunk * B`` split in ``chunk``; one
+    gather replaces ``chunk`` calls through the buffer's sampler/storage/TensorDict indexing machinery
+    (0.4 of ~11 ms per QMIX step on CPU, benchmarks/RESULTS.md).
+    """
+    while n > 0:
+        k = min(n, chunk)
+        with warnings.catch_warnings():  # sample(batch_size=) differs from the constructor's on purpose
+            warnings.filterwarnings("ignore", message="Got conflicting batch_sizes")
+            big = rb.sample(batch_size=k * rb.batch_size)
+        yield from big.split(rb.batch_size)
+        n -= k
+
+
+def _to_storage(batch: TensorDictBase, recurrent: bool, seq_len: int) -> TensorDictBase:
+    """Transitions [num_envs*T] for feed-forward agents; sequences [num_envs*T/L, L] for recurrent ones."""
+    if not recurrent:
+        return batch.reshape(-1)  # [num_envs, T] -> [num_envs * T]
+    n, T = batch.shape
+    return batch.reshape(n, T // seq_len, seq_len).reshape(-1, seq_len)  # [num_envs * T/L, L]
+
+
+def _buffer_state(rb: TensorDictReplayBuffer) -> dict | None:
+    """The filled part of the replay buffer (its preallocated storage would save mostly zeros) + writer state."""
+    n = len(rb)
+    return {"data": rb.storage[:n].clone() if n else None, "writer": rb._writer.state_dict()}
+
+
+def _restore_buffer(rb: TensorDictReplayBuffer, state: dict) -> None:
+    """Refill ``rb`` in index order, then restore the write cursor (a full buffer may have wrapped around)."""
+    if state["data"] is not None:
+        rb.extend(state["data"])
+    rb._writer.load_state_dict(state["writer"])
+
+
+def _fused_ok(params) -> bool:
+    """torch's fused Adam runs on CPU and CUDA floating-point tensors (torch >= 2.4)."""
+    return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+
+
+__all__ = ["EpsilonSchedule", "Learner"]

@@ -1,0 +1,123 @@
+"""A run directory's files and the progress bar: config.json, metrics.csv (one row per collected batch,
+a fixed header), optional TensorBoard / W&B, and the guard that never overwrites a finished run silently."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoint.pt")
+
+
+def check_run_dir(out_dir: Path, resume: str | None) -> None:
+    """Refuse to write a new run into a directory that already holds one (unless it is being resumed).
+
+    A second ``train()`` into the same ``out_dir`` would silently replace its metrics and checkpoint.
+    """
+    if resume is not None and Path(resume).resolve() == Path(out_dir).resolve():
+        return
+    found = [name for name in RUN_FILES if (Path(out_dir) / name).exists()]
+    if found:
+        raise FileExistsError(
+            f"{out_dir} already holds a run ({', '.join(found)}); not overwriting it. Continue it with "
+            f"`torchrl-vd train --resume {out_dir}` (TrainConfig(resume=...)), or choose a new directory with "
+            "--out (out_dir=...), or delete the old one."
+        )
+
+
+class RunFiles:
+    """metrics.csv (one row per batch, a fixed header), config.json, summary.json, optional TensorBoard."""
+
+    def __init__(self, out_dir: Path, cfg, columns: list[str], keep_rows: int | None = None):
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        self.columns = columns
+        kept: list[dict] = []
+        if keep_rows is not None and (out_dir / "metrics.csv").exists():
+            # resuming: keep the rows up to the checkpoint, drop those logged after it
+            with open(out_dir / "metrics.csv", newline="") as f:
+                kept = list(csv.DictReader(f))[:keep_rows]
+        self._csv = open(out_dir / "metrics.csv", "w", newline="")
+        self._writer = csv.DictWriter(self._csv, fieldnames=columns, extrasaction="ignore")
+        self._writer.writeheader()
+        self._writer.writerows(kept)
+        self.loggers = []  # torchrl loggers besides metrics.csv
+        if "tensorboard" in cfg.loggers:
+            from torchrl.record.loggers import TensorboardLogger
+
+            self.loggers.append(TensorboardLogger(exp_name="tb", log_dir=str(out_dir)))
+        if "wandb" in cfg.loggers:
+            try:
+                import wandb  # noqa: F401
+            except ImportError as err:
+                raise ImportError("loggers=['wandb'] needs W&B: pip install 'torchrl-vd[wandb]'") from err
+            from torchrl.record.loggers import WandbLogger
+
+            self.loggers.append(WandbLogger(exp_name=out_dir.name, offline=True, save_dir=str(out_dir),
+                                            config=cfg.to_dict()))
+
+    def log(self, row: dict) -> None:
+        self._writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
+        self._csv.flush()
+        for logger in self.loggers:
+            for k, v in row.items():
+                if k != "frames" and isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+                    logger.log_scalar(k, v, step=int(row["frames"]))
+
+    def write_summary(self, summary: dict) -> None:
+        """summary.json: frames, wall time, frames/s, final greedy evaluation return."""
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    def close(self) -> None:
+        self._csv.close()
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else v
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else v
+
+
+METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return", "fps", "time",
+                  "collect_time", "update_time", "cpu_time", "rss_mb"]
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; nan elsewhere), for long-run health checks."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+class Progress:
+    """tqdm bar with frames, frames/s, recent return, loss and ε (no-op when ``progress=False``)."""
+
+    def __init__(self, cfg, initial: int = 0):
+        self.bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=cfg.frames, initial=initial, unit="frames", desc=f"{cfg.algo} {cfg.env}",
+                            dynamic_ncols=True)
+
+    def update(self, n: int, row: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(ret=f"{row['train_return']:.3g}", loss=f"{row['loss']:.3g}", eps=f"{row['eps']:.2f}",
+                                 fps=f"{row['fps']:.0f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
