@@ -16,7 +16,7 @@ from torchrl_vd.cli import main as cli_main
 VDN_FIT = torch.tensor([[-6.22, -4.89, -4.89], [-4.89, -3.56, -3.56], [-4.89, -3.56, -3.56]])
 
 
-def uniform_cfg(algo, env, out_dir, **kw):
+def uniform_cfg(algo, env=None, out_dir=None, **kw):
     """Uniform exploration (ε = 1 throughout) on a one-step matrix game, as in the QTRAN paper."""
     base = dict(algo=algo, env=env, num_envs=256, frames=256 * 120, frames_per_batch=256, batch_size=1024,
                 updates_per_batch=4, lr=5e-4, eps_start=1.0, eps_end=1.0, target_update=0.05, hidden=(32,),
@@ -45,6 +45,30 @@ def test_vdn_and_qmix_on_the_qtran_game_match_the_published_outcome(tmp_path):
     assert table[1:, 1:].abs().max() < 1.0, table  # ≈ 0 on the {B,C}^2 block
     assert qmix.summary["final_eval_return"] == 0.0
     assert report.holds.all()
+
+
+# An asymmetric variant of the climbing game (matrix/climbing is the symmetric original): (2,1) != (1,2).
+CLIMBING = torch.tensor([[11.0, -30.0, 0.0], [-30.0, 7.0, 0.0], [0.0, 6.0, 5.0]])
+
+
+def additive_fit(payoff):
+    """Least-squares additive fit under uniform data: row mean + column mean - grand mean."""
+    return payoff.mean(1, keepdim=True) + payoff.mean(0, keepdim=True) - payoff.mean()
+
+
+def test_vdn_fits_the_asymmetric_climbing_game_additively_with_the_default_agent_id(tmp_path):
+    """Shared parameters + identical observations: only the default one-hot agent id lets the two agents'
+    utilities differ, so VDN can reach the least-squares additive fit of an asymmetric payoff."""
+    fit = additive_fit(CLIMBING)
+    game = dict(env="matrix/custom", env_kwargs={"payoff": CLIMBING.tolist()})
+    default = vd.train(uniform_cfg("vdn", out_dir=str(tmp_path / "default"), updates_per_batch=12, **game))
+    assert default.loss_module.agent_net.agent_id  # share_params=True -> agent id on by default
+    table = learned_table(default)[1]
+    assert (table - fit).abs().max() < 0.5, table
+    no_id = vd.train(uniform_cfg("vdn", out_dir=str(tmp_path / "no-id"), agent_id=False, frames=256 * 30, **game))
+    table = learned_table(no_id)[1]
+    assert torch.allclose(table, table.T, atol=1e-4)  # identical utilities: a symmetric table
+    assert (table - fit).abs().max() > 2.0, table  # so it cannot be the (asymmetric) additive fit
 
 
 def test_qmix_represents_a_monotonic_non_additive_game_that_vdn_cannot(tmp_path):

@@ -231,7 +231,7 @@ def get_algo(name: str) -> AlgoSpec:
 def build_agent(cfg, info: EnvInfo) -> AgentNet:
     """The per-agent utility network that ``cfg.agent`` names, sized from the env."""
     obs_dim = int(torch.Size(info.obs_shape).numel())
-    common = dict(share_params=cfg.share_params, agent_id=cfg.agent_id)
+    common = dict(share_params=cfg.share_params, agent_id=cfg.uses_agent_id)
     if cfg.agent == "gru":
         return GRUAgent(info.n_agents, info.n_actions, obs_dim, hidden=cfg.hidden, last_action=cfg.last_action,
                         **common)
@@ -301,7 +301,7 @@ def build_maven(cfg, info: EnvInfo, mixer_opts: QMixerOptions, opts: MavenOption
     obs_dim = int(torch.Size(info.obs_shape).numel())
     state_dim = int(torch.Size(info.state_shape).numel())
     agent = MavenAgent(info.n_agents, info.n_actions, obs_dim, opts.noise_dim, hidden=cfg.hidden,
-                       share_params=cfg.share_params, agent_id=cfg.agent_id, last_action=cfg.last_action)
+                       share_params=cfg.share_params, agent_id=cfg.uses_agent_id, last_action=cfg.last_action)
     mixer = MavenMixer(info.n_agents, info.state_shape, opts.noise_dim, **dataclasses.asdict(mixer_opts))
     discriminator = MavenDiscriminator(info.n_agents, info.n_actions, state_dim, opts.noise_dim,
                                        hidden=opts.discrim_size, recurrent=opts.rnn_discrim)

@@ -15,6 +15,14 @@ from torchrl_vd.train.options import coerce
 #: ``--set`` prefixes that reach into the algorithm's typed options (``mixer.NAME`` = ``mixer_kwargs.NAME``).
 OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
 
+#: Per environment family, the fields a user gets without ``--set`` (:meth:`TrainConfig.preset`, the CLI).
+#: vmas: BenchMARL 1.5's off-policy VMAS shape (60 envs x 100 steps per batch, 2x256 MLP, batch 128, Polyak
+#: 0.005) at 200 gradient steps per batch (BenchMARL: 1000; 200 learns as fast per frame here and is 5x
+#: cheaper, docs/RESULTS-real-tasks.md). matrix: the TrainConfig defaults.
+ENV_PRESETS: dict[str, dict[str, Any]] = {
+    "vmas": dict(num_envs=60, frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256)),
+}
+
 
 @dataclass
 class TrainConfig:
@@ -73,8 +81,10 @@ class TrainConfig:
     """Agent hidden sizes (GRU: the last is the recurrent width)."""
     share_params: bool = True
     """One agent network for all agents (parameter sharing) or one per agent."""
-    agent_id: bool = False
-    """Append a one-hot agent id to each agent's input."""
+    agent_id: bool | None = None
+    """Append a one-hot agent id to each agent's input; ``None`` = with shared parameters (pymarl's
+    ``obs_agent_id=True``): a shared network must be able to tell the agents apart (measured on the
+    climbing game: without it VDN fits a symmetric table to an asymmetric payoff)."""
     last_action: bool = False
     """Recurrent agents: feed each agent its previous action (one-hot) as input (pymarl's obs_last_action)."""
     seq_len: int = 0
@@ -169,6 +179,19 @@ class TrainConfig:
     def with_preset(self, algo: str) -> "TrainConfig":
         """This config with ``algo`` and the algorithm's presets (e.g. MAVEN: a GRU agent) applied."""
         return self.with_overrides({"algo": algo, **get_algo(algo).presets})
+
+    @property
+    def uses_agent_id(self) -> bool:
+        """Whether the agents get a one-hot id: ``agent_id``, or when it is None, ``share_params``."""
+        return self.share_params if self.agent_id is None else bool(self.agent_id)
+
+    @classmethod
+    def preset(cls, algo: str = "qmix", env: str = "vmas/balance", **fields) -> "TrainConfig":
+        """The config a user gets without ``--set`` (the CLI's): defaults, then the env family's preset
+        (:data:`ENV_PRESETS`), then the algorithm's presets, then ``fields``."""
+        family = env.split("/", 1)[0]
+        return cls().with_overrides({"algo": algo, "env": env, **ENV_PRESETS.get(family, {}),
+                                     **get_algo(algo).presets, **fields})
 
     def options(self) -> tuple[Any, Any]:
         """The algorithm's typed ``(mixer_options, loss_options)`` built from ``mixer_kwargs`` / ``loss_kwargs``."""
