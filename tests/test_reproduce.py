@@ -171,7 +171,8 @@ def test_quick_suite_end_to_end(quick_out):
     assert [a for _, a, _ in report.planned] == ["start"] * 8
     rows = _table(out / "quick" / "RESULTS.md")
     assert len(rows) == 4
-    assert {(r[0], r[1]) for r in rows} == {(t, a) for t in ("matrix/climbing", "vmas/balance") for a in ("vdn", "qmix")}
+    tasks, algos = ("matrix/climbing", "vmas/balance"), ("vdn", "qmix")
+    assert {(r[0], r[1]) for r in rows} == {(t, a) for t in tasks for a in algos}
     for task, algo, seeds, frames, mean_ci, iqm_cell, ref, verdict in rows:
         assert seeds == "2/2"
         run_dirs = sorted((out / "quick" / task.replace("/", "_") / algo).glob("seed*"))
@@ -185,13 +186,15 @@ def test_quick_suite_end_to_end(quick_out):
         assert shown_half == pytest.approx(half, rel=1e-3, abs=1e-3)
         iqm, low, high = (float(x) for x in re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", iqm_cell).groups())
         assert iqm == pytest.approx(mean, rel=1e-3, abs=1e-3)  # two seeds: nothing is trimmed
-        assert low == pytest.approx(values.min(), rel=1e-3, abs=1e-3) and high == pytest.approx(values.max(), rel=1e-3, abs=1e-3)
+        assert low == pytest.approx(values.min(), rel=1e-3, abs=1e-3)
+        assert high == pytest.approx(values.max(), rel=1e-3, abs=1e-3)
         if task == "matrix/climbing":
             assert ref == "11 ± 0" and verdict == ("within" if mean == 11 else "below" if mean < 11 else "above")
         else:
             assert verdict == "no reference"
     text = (out / "quick" / "RESULTS.md").read_text()
-    for needle in ("command:", "machine: `Linux", "load average", "total wall time", "start 8", "bootstrap over seeds in numpy"):
+    for needle in ("command:", "machine: `Linux", "load average", "total wall time", "start 8",
+                   "bootstrap over seeds in numpy"):
         assert needle in text
     for task in ("matrix_climbing", "vmas_balance"):
         png = out / "quick" / f"curves_{task}.png"
@@ -249,3 +252,12 @@ def test_interrupted_suite_reruns_only_what_it_lacks(quick_out, tmp_path):
     assert rows_after[:len(rows_before)] == rows_before  # resumed: the first 400 frames' rows are kept
     assert [int(r.split(",")[0]) for r in rows_after[1:]] == [200, 400, 600, 800, 1000]
     assert all(row[2] == "2/2" for row in _table(report.results_md))
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(local_ray, tmp_path):
+    good, bad = rp.suite_runs(rp.load_suite("quick", seeds=[0]), tmp_path)[:2]
+    bad = rp.RunSpec(bad.entry, bad.seed, bad.run_dir, bad.config.with_overrides({"env_kwargs": {"bogus": 1}}))
+    lines = []
+    failures = rp.dispatch([(good, "start"), (bad, "start")], workers=None, log=lines.append)
+    assert list(failures) == [str(bad.run_dir)] and "bogus" in failures[str(bad.run_dir)]
+    assert rp.finished(good) and any("FAILED" in line and "qmix" in line for line in lines)

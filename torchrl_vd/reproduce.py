@@ -69,7 +69,10 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     ``s`` is the sample standard deviation (ddof=1). With fewer than two values the half-width is nan
     (and the mean is nan with none).
     """
-    from scipy import stats
+    try:
+        from scipy import stats
+    except ImportError as err:
+        raise ImportError("t-intervals need SciPy: pip install 'torchrl-vd[reproduce]'") from err
 
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -298,7 +301,8 @@ def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None) -
     for i, e in enumerate(raw["entries"]):
         missing, unknown = ENTRY_KEYS - set(e) - {"scale", "reference"}, set(e) - ENTRY_KEYS
         if missing or unknown:
-            raise ValueError(f"Suite {name!r} entry {i}: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}; "
+            raise ValueError(f"Suite {name!r} entry {i}: missing keys {sorted(missing)}, unknown keys "
+                             f"{sorted(unknown)}; "
                              f"an entry has {sorted(ENTRY_KEYS)}.")
         overrides, frames, entry_seeds = dict(e["overrides"]), int(e["frames"]), e["seeds"]
         if shrink:
@@ -401,13 +405,14 @@ def _last_logged_frames(run_dir: Path) -> int:
 
 
 def _config_diff(run: RunSpec) -> list[str]:
-    """Keys whose value in the run's config.json differs from the suite's config (ignoring frames/paths)."""
+    """Keys whose value in the run's config.json differs from the suite's config (ignoring frames and
+    paths, and fields that only one of them has: a TrainConfig field added since the run was made)."""
     path = run.run_dir / "config.json"
     if not path.exists():
         return []
     saved = json.loads(path.read_text())
     wanted = json.loads(json.dumps(run.config.to_dict()))  # tuples -> lists, as config.json holds them
-    keys = sorted((set(saved) | set(wanted)) - set(RESUME_IGNORED_KEYS))
+    keys = sorted((set(saved) & set(wanted)) - set(RESUME_IGNORED_KEYS))
     return [f"{k}={saved.get(k)!r} (suite: {wanted.get(k)!r})" for k in keys if saved.get(k) != wanted.get(k)]
 
 
@@ -448,7 +453,8 @@ def init_ray(workers: int | None) -> bool:
     try:
         import ray
     except ImportError as err:
-        raise ImportError("torchrl-vd reproduce dispatches runs through Ray: pip install 'torchrl-vd[reproduce]'") from err
+        raise ImportError("torchrl-vd reproduce dispatches runs through Ray: "
+                          "pip install 'torchrl-vd[reproduce]'") from err
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS")
@@ -543,7 +549,8 @@ def plot_task(task: str, suite: Suite, runs: list[RunSpec], rows: list[dict], ou
             grid = grid[grid <= end]
             ys = np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves]) * e.scale  # [seeds, points]
             mean = ys.mean(0)
-            ax.plot(grid, mean, color=color, label=f"{e.algo} ({len(curves)} seeds)")
+            scaled = f", x{e.scale:g}" if e.scale != 1 else ""
+            ax.plot(grid, mean, color=color, label=f"{e.algo} (n={len(curves)}{scaled})")
             if len(curves) > 1:
                 half = np.array([t_interval(col)[1] for col in ys.T])
                 ax.fill_between(grid, mean - half, mean + half, color=color, alpha=0.2)
@@ -600,7 +607,8 @@ def write_results(suite: Suite, rows: list[dict], planned: list[tuple[RunSpec, s
     for r in rows:
         lines.append(
             f"| {r['task']} | {r['algo']} | {r['seeds_done']}/{r['seeds_planned']} | {r['frames']} | "
-            f"{_num(r['mean'])} ± {_num(r['ci95'])} | {_num(r['iqm'])} [{_num(r['iqm_low'])}, {_num(r['iqm_high'])}] | "
+            f"{_num(r['mean'])} ± {_num(r['ci95'])} | "
+            f"{_num(r['iqm'])} [{_num(r['iqm_low'])}, {_num(r['iqm_high'])}] | "
             f"{Reference(**r['reference']).cell()} | {r['verdict']} |")
     lines += ["", "## References", ""]
     for r in rows:
@@ -613,8 +621,8 @@ def write_results(suite: Suite, rows: list[dict], planned: list[tuple[RunSpec, s
         row = next(r for r in rows if r["task"] == run.entry.task and r["algo"] == run.entry.algo)
         value = row["per_seed"].get(run.seed)
         status = f"FAILED: {failures[str(run.run_dir)]}" if str(run.run_dir) in failures else reason
-        lines.append(f"| {run.entry.task} | {run.entry.algo} | {run.seed} | {_num(value) if value is not None else 'missing'} "
-                     f"| {action} | {status} |")
+        shown = _num(value) if value is not None else "missing"
+        lines.append(f"| {run.entry.task} | {run.entry.algo} | {run.seed} | {shown} | {action} | {status} |")
     lines.append("")
     path = suite_dir / "RESULTS.md"
     path.write_text("\n".join(lines))
@@ -701,13 +709,19 @@ def run_from_args(args: argparse.Namespace, prog: str) -> int:
     command = shlex.join([*shlex.split(prog), args.suite, *(["--quick"] if args.quick else []), "--out", args.out,
                           *(["--seeds", args.seeds] if args.seeds is not None else []),
                           *(["--workers", str(args.workers)] if args.workers is not None else [])])
-    report = run_suite(args.suite, args.out, quick=args.quick, seeds=seeds, workers=args.workers, command=command)
+    try:
+        report = run_suite(args.suite, args.out, quick=args.quick, seeds=seeds, workers=args.workers, command=command)
+    except KeyboardInterrupt:
+        print(f"interrupted: rerun `{command}` to continue (finished runs are kept, runs resume from their last "
+              "checkpoint)", file=sys.stderr)
+        return 130
     return 1 if report.failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m torchrl_vd.reproduce SUITE ...``."""
-    p = add_arguments(argparse.ArgumentParser(prog="python -m torchrl_vd.reproduce", description=__doc__.split("\n")[0]))
+    p = add_arguments(argparse.ArgumentParser(prog="python -m torchrl_vd.reproduce",
+                                              description=__doc__.split("\n")[0]))
     args = p.parse_args(argv)
     try:
         return run_from_args(args, p.prog)

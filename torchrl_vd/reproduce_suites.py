@@ -65,7 +65,8 @@ MPE_REFERENCES = {
 }
 
 MPE = {
-    "description": "MPE simple_spread / simple_speaker_listener vs MARLlib's published VDN and QMIX (2M frames, 4 seeds)",
+    "description": ("MPE simple_spread / simple_speaker_listener vs MARLlib's published VDN and QMIX "
+                    "(2M frames, 4 seeds)"),
     "metric": "last10_train_return",
     "quick": {"frames": 6_400, "seeds": [0, 1], "overrides": {"checkpoint_every": 0}},
     "entries": [
@@ -141,7 +142,8 @@ CLIMBING_OPTIMUM = {"value": 11.0, "ci": 0.0, "ci_kind": "exact", "units": "payo
                     "source": "climbing game's optimal joint payoff (Claus & Boutilier 1998), not a published run"}
 
 QUICK = {
-    "description": "smoke test of the harness: matrix/climbing and vmas/balance, VDN and QMIX, 2 seeds, a few thousand frames",
+    "description": ("smoke test of the harness: matrix/climbing and vmas/balance, VDN and QMIX, 2 seeds, "
+                    "a few thousand frames"),
     "metric": "final_eval_return",
     "quick": None,
     "entries": [
