@@ -126,12 +126,15 @@ def test_references_from_constants_and_files(tmp_path):
     assert "no vmas/sampling/qmix row" in rp.resolve_reference(spec, "vmas/sampling", "qmix").cell()
 
 
-def test_mirror_files_writes_only_what_is_missing(tmp_path):
+def test_mirror_files_writes_only_what_differs(tmp_path):
     run_dir = tmp_path / "a" / "seed0"
     run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text("local")
-    rp.mirror_files(run_dir, {"config.json": "remote", "summary.json": "{}"})
-    assert (run_dir / "config.json").read_text() == "local" and (run_dir / "summary.json").read_text() == "{}"
+    (run_dir / "config.json").write_text("same")
+    (run_dir / "summary.json").write_text("stale")
+    before = (run_dir / "config.json").stat().st_mtime_ns
+    rp.mirror_files(run_dir, {"config.json": "same", "summary.json": "{}", "metrics.csv": "frames"})
+    assert (run_dir / "config.json").stat().st_mtime_ns == before
+    assert (run_dir / "summary.json").read_text() == "{}" and (run_dir / "metrics.csv").read_text() == "frames"
 
 
 # ---------------------------------------------------------------------------------- the quick suite on Ray
@@ -261,3 +264,13 @@ def test_a_failing_run_is_reported_and_the_others_finish(local_ray, tmp_path):
     failures = rp.dispatch([(good, "start"), (bad, "start")], workers=None, log=lines.append)
     assert list(failures) == [str(bad.run_dir)] and "bogus" in failures[str(bad.run_dir)]
     assert rp.finished(good) and any("FAILED" in line and "qmix" in line for line in lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mpe", "vmas"])
+def test_long_suites_quick_version_runs_every_entry(local_ray, tmp_path, name):
+    """Every (task, algo) of the long suites trains with its settings (``--quick``, one seed: 2-4 min each)."""
+    report = rp.run_suite(name, tmp_path, quick=True, seeds=[0], iqm_backend="numpy", log=lambda line: None)
+    assert not report.failures
+    assert all(row[2] == "1/1" for row in _table(report.results_md))
+    assert len(report.plots) == len({e.task for e in report.suite.entries})

@@ -51,11 +51,14 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from torchrl_vd import reproduce_suites
+
+if TYPE_CHECKING:
+    from torchrl_vd import TrainConfig
 
 RESUME_IGNORED_KEYS = ("frames", "out_dir", "resume", "progress")  # config keys a suite may differ in from a run
 MIRRORED_FILES = ("summary.json", "metrics.csv", "config.json")  # what a Ray task sends back to the driver
@@ -275,7 +278,7 @@ class RunSpec:
     entry: Entry
     seed: int
     run_dir: Path
-    config: object  # TrainConfig
+    config: TrainConfig
 
     @property
     def label(self) -> str:
@@ -302,8 +305,7 @@ def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None) -
         missing, unknown = ENTRY_KEYS - set(e) - {"scale", "reference"}, set(e) - ENTRY_KEYS
         if missing or unknown:
             raise ValueError(f"Suite {name!r} entry {i}: missing keys {sorted(missing)}, unknown keys "
-                             f"{sorted(unknown)}; "
-                             f"an entry has {sorted(ENTRY_KEYS)}.")
+                             f"{sorted(unknown)}; an entry has {sorted(ENTRY_KEYS)}.")
         overrides, frames, entry_seeds = dict(e["overrides"]), int(e["frames"]), e["seeds"]
         if shrink:
             overrides.update(shrink.get("overrides", {}))
@@ -351,9 +353,10 @@ def suite_runs(suite: Suite, out: Path) -> list[RunSpec]:
 
 # ====================================================================================== planning
 def finished(run: RunSpec) -> dict | None:
-    """The run's summary.json if it reached the target frames uninterrupted, else None."""
+    """The run's summary.json if it reached the target frames, else None (a run stopped by a signal
+    writes one too, with the frames it reached: it is finished only if those are the target's)."""
     summary = _summary(run.run_dir)
-    if summary is None or summary.get("interrupted") or int(summary.get("frames", 0)) < run.entry.frames:
+    if summary is None or int(summary.get("frames", 0)) < run.entry.frames:
         return None
     return summary
 
@@ -439,12 +442,13 @@ def execute(job: dict) -> dict:
 
 
 def mirror_files(run_dir: Path, files: dict[str, str]) -> None:
-    """Write a finished run's returned files into ``run_dir`` where this machine does not see them
-    (a Ray worker on another machine without a shared filesystem)."""
+    """Make this machine's copies of a finished run's returned files equal to the worker's: a no-op on
+    the same machine or a shared filesystem, the run's results on a driver that does not share one."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        if not (run_dir / name).exists():
-            (run_dir / name).write_text(text)
+        path = run_dir / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
 
 
 def init_ray(workers: int | None) -> bool:
