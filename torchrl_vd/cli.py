@@ -5,6 +5,7 @@
     torchrl-vd eval runs/x [--episodes 32]
     torchrl-vd plot runs/x runs/y [--out curves.png]
     torchrl-vd list
+    torchrl-vd reproduce quick [--quick] [--out DIR] [--seeds 0-3] [--workers N]
 """
 
 from __future__ import annotations
@@ -42,13 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", default=None, help="PNG path (default: <first run>/learning_curve.png)")
 
     sub.add_parser("list", help="registered algorithms and environments")
+
+    from torchrl_vd import reproduce
+
+    reproduce.add_arguments(sub.add_parser("reproduce", help="run a reproduction suite through Ray, compare with "
+                                           "published numbers (torchrl_vd/reproduce.py)"))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": _train, "eval": _eval, "plot": _plot, "list": _list}[args.cmd](args)
+        return {"train": _train, "eval": _eval, "plot": _plot, "list": _list, "reproduce": _reproduce}[args.cmd](args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"torchrl-vd {args.cmd}: error: {err}", file=sys.stderr)
         return 2
@@ -133,6 +139,12 @@ def _plot(args) -> int:
     out = args.out or str(Path(args.run_dirs[0]) / "learning_curve.png")
     print(plot_runs(args.run_dirs, out))
     return 0
+
+
+def _reproduce(args) -> int:
+    from torchrl_vd import reproduce
+
+    return reproduce.run_from_args(args, prog="torchrl-vd reproduce")
 
 
 def _list(args) -> int:

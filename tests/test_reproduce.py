@@ -1,0 +1,276 @@
+"""``torchrl-vd reproduce`` (torchrl_vd/reproduce.py): statistics on known numbers, suites, references,
+and the quick suite end to end on a local Ray instance (first run, rerun, interrupted suite)."""
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+stats = pytest.importorskip("scipy.stats")
+
+import torchrl_vd as vd  # noqa: E402
+from torchrl_vd import cli  # noqa: E402
+from torchrl_vd import reproduce as rp  # noqa: E402
+from torchrl_vd import reproduce_suites  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def test_t_interval_on_known_numbers():
+    mean, half = rp.t_interval([1, 2, 3, 4])  # s = 1.2910, t(0.975, 3) = 3.1824: 3.1824 * 1.2910 / 2
+    assert mean == 2.5
+    assert half == pytest.approx(2.0543, abs=1e-4)
+    assert rp.t_interval([3.0])[0] == 3.0 and math.isnan(rp.t_interval([3.0])[1])
+    assert all(math.isnan(v) for v in rp.t_interval([]))
+
+
+def test_iqm_and_numpy_bootstrap():
+    assert rp.iqm([1, 2, 3, 4]) == 2.5
+    assert rp.iqm([100, 0, 7, 1, 6, 2, 5, 3]) == 4.0  # sorted 0 1 [2 3 5 6] 7 100
+    assert rp.iqm([1, 2, 3]) == 2.0  # int(0.75) = 0 cut: the mean
+    point, low, high, backend = rp.iqm_interval([1, 2, 3, 4], reps=2_000, backend="numpy")
+    assert backend == "numpy" and point == 2.5 and 1 <= low <= point <= high <= 4
+    assert rp.iqm_interval([1, 2, 3, 4], reps=2_000, backend="numpy") == (point, low, high, backend)  # seeded
+    assert rp.iqm_interval([5.0, 5.0], reps=100, backend="numpy")[:3] == (5.0, 5.0, 5.0)
+    # two tasks (columns): runs are resampled within each column
+    scores = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
+    point, low, high, _ = rp.iqm_interval(scores, reps=2_000, backend="numpy")
+    assert point == rp.iqm(scores) and low <= point <= high
+    with pytest.raises(ValueError, match="backend must be"):
+        rp.iqm_interval([1.0], backend="scipy")
+
+
+def test_rliable_and_numpy_bootstraps_agree():
+    pytest.importorskip("rliable.library")
+    values = [-3.0, 1.0, 2.0, 2.5, 4.0, 9.0, 3.0, 0.5]
+    a = rp.iqm_interval(values, reps=2_000, backend="rliable")
+    b = rp.iqm_interval(values, reps=2_000, backend="numpy")
+    assert a[3] == "rliable" and a[0] == pytest.approx(b[0])
+    assert a[1] == pytest.approx(b[1], abs=0.25) and a[2] == pytest.approx(b[2], abs=0.25)
+
+
+def test_verdict():
+    ref = rp.Reference(-189.3, 3.2, "", "", "")
+    assert rp.verdict(-190.0, ref) == "within"
+    assert rp.verdict(-180.0, ref) == "above"
+    assert rp.verdict(-200.0, ref) == "below"
+    assert rp.verdict(-190.0, rp.NO_REFERENCE) == "no reference"
+    assert rp.verdict(math.nan, ref) == "no runs"
+
+
+# -------------------------------------------------------------------------------------- suites and args
+def test_parse_seeds():
+    assert rp.parse_seeds("0-3") == [0, 1, 2, 3]
+    assert rp.parse_seeds("0,2,5") == [0, 2, 5]
+    assert rp.parse_seeds("5, 0-2") == [0, 1, 2, 5]
+    for bad in ("", "a", "3-1", "1;2", "-1", "0-"):
+        with pytest.raises(ValueError, match=r"'0-3'.*'0,2,5'"):
+            rp.parse_seeds(bad)
+
+
+def test_unknown_suite_names_close_matches_and_the_list():
+    with pytest.raises(ValueError, match=r"Unknown suite 'qick'\. Did you mean quick\? Suites: mpe, quick, vmas\."):
+        rp.load_suite("qick")
+
+
+def test_cli_reports_bad_suite_and_seeds(capsys):
+    assert cli.main(["reproduce", "vmass"]) == 2
+    assert "Did you mean vmas?" in capsys.readouterr().err
+    assert cli.main(["reproduce", "quick", "--seeds", "two"]) == 2
+    assert "'0-3'" in capsys.readouterr().err
+    assert rp.main(["quick", "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_suite_builds_valid_configs(tmp_path, quick):
+    for name in reproduce_suites.SUITES:
+        suite = rp.load_suite(name, quick=quick)
+        runs = rp.suite_runs(suite, tmp_path)
+        assert len(runs) == sum(len(e.seeds) for e in suite.entries)
+        assert len({r.run_dir for r in runs}) == len(runs)
+        for r in runs:
+            rel = r.run_dir.relative_to(tmp_path.resolve())
+            assert len(rel.parts) == 4 and rel.parts[0] == suite.name and rel.parts[3] == f"seed{r.seed}"
+            assert r.config.env == r.entry.task and r.config.frames == r.entry.frames and r.config.threads == 1
+    mpe = rp.load_suite("mpe")
+    assert {(e.task, e.algo) for e in mpe.entries if e.reference} == set(reproduce_suites.MPE_REFERENCES)
+    assert all(e.frames == 2_000_000 and len(e.seeds) == 4 for e in mpe.entries)
+    assert rp.load_suite("vmas", seeds=[0, 1, 2, 3, 4]).entries[0].seeds == (0, 1, 2, 3, 4)
+    assert rp.load_suite("vmas", quick=True).name == "vmas-quick"
+
+
+def test_references_from_constants_and_files(tmp_path):
+    ref = rp.resolve_reference(reproduce_suites.MPE_REFERENCES[("pettingzoo/simple_spread_v3", "vdn")],
+                               "pettingzoo/simple_spread_v3", "vdn")
+    assert (ref.value, ref.ci) == (-189.3, 3.2) and "MARLlib" in ref.source
+    assert rp.resolve_reference(None, "t", "a").value is None
+
+    per_seed = tmp_path / "benchmarl.csv"
+    per_seed.write_text("task,algo,seed,value\nvmas/balance,qmix,0,1\nvmas/balance,qmix,1,2\n"
+                        "vmas/balance,qmix,2,3\nvmas/balance,qmix,3,4\nvmas/balance,vdn,0,9\n")
+    spec = {"file": str(per_seed), "units": "u", "source": "s"}
+    ref = rp.resolve_reference(spec, "vmas/balance", "qmix")
+    assert ref.value == 2.5 and ref.ci == pytest.approx(2.0543, abs=1e-4) and "4 rows" in ref.ci_kind
+    summarized = tmp_path / "ref.json"
+    summarized.write_text(json.dumps([{"task": "balance", "algo": "QMIX", "value": 7.5, "ci": 0.5}]))
+    ref = rp.resolve_reference({"file": str(summarized), "task": "balance", "algo": "QMIX"}, "vmas/balance", "qmix")
+    assert (ref.value, ref.ci) == (7.5, 0.5)
+    assert "missing" in rp.resolve_reference({"file": str(tmp_path / "nope.csv")}, "t", "a").cell()
+    assert "no vmas/sampling/qmix row" in rp.resolve_reference(spec, "vmas/sampling", "qmix").cell()
+
+
+def test_mirror_files_writes_only_what_differs(tmp_path):
+    run_dir = tmp_path / "a" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("same")
+    (run_dir / "summary.json").write_text("stale")
+    before = (run_dir / "config.json").stat().st_mtime_ns
+    rp.mirror_files(run_dir, {"config.json": "same", "summary.json": "{}", "metrics.csv": "frames"})
+    assert (run_dir / "config.json").stat().st_mtime_ns == before
+    assert (run_dir / "summary.json").read_text() == "{}" and (run_dir / "metrics.csv").read_text() == "frames"
+
+
+# ---------------------------------------------------------------------------------- the quick suite on Ray
+@pytest.fixture(scope="module")
+def local_ray():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def quick_out(tmp_path_factory, local_ray):
+    """The quick suite, run once for this module's tests: (OUT, report). IQM intervals by the numpy
+    bootstrap here (rliable's takes seconds per row; the two are compared above)."""
+    out = tmp_path_factory.mktemp("reproduce")
+    report = rp.run_suite("quick", out, iqm_backend="numpy", log=lambda line: None)
+    return out, report
+
+
+def _table(results_md: Path) -> list[list[str]]:
+    """The cells of RESULTS.md's main table (the rows above '## References')."""
+    head = results_md.read_text().split("## References")[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in head.splitlines()
+            if line.startswith("| ") and not line.startswith("| task")]
+
+
+def _summaries(out: Path) -> dict[Path, float]:
+    return {p: p.stat().st_mtime_ns for p in sorted((out / "quick").glob("*/*/seed*/summary.json"))}
+
+
+def test_quick_suite_end_to_end(quick_out):
+    out, report = quick_out
+    assert not report.failures
+    assert [a for _, a, _ in report.planned] == ["start"] * 8
+    rows = _table(out / "quick" / "RESULTS.md")
+    assert len(rows) == 4
+    tasks, algos = ("matrix/climbing", "vmas/balance"), ("vdn", "qmix")
+    assert {(r[0], r[1]) for r in rows} == {(t, a) for t in tasks for a in algos}
+    for task, algo, seeds, frames, mean_ci, iqm_cell, ref, verdict in rows:
+        assert seeds == "2/2"
+        run_dirs = sorted((out / "quick" / task.replace("/", "_") / algo).glob("seed*"))
+        assert [d.name for d in run_dirs] == ["seed0", "seed1"]
+        values = np.array([json.loads((d / "summary.json").read_text())["final_eval_return"] for d in run_dirs])
+        assert all(json.loads((d / "summary.json").read_text())["frames"] >= int(frames) for d in run_dirs)
+        mean = values.mean()
+        half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+        shown_mean, shown_half = (float(x) for x in re.fullmatch(r"(\S+) ± (\S+)", mean_ci).groups())
+        assert shown_mean == pytest.approx(mean, rel=1e-3, abs=1e-3)
+        assert shown_half == pytest.approx(half, rel=1e-3, abs=1e-3)
+        iqm, low, high = (float(x) for x in re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", iqm_cell).groups())
+        assert iqm == pytest.approx(mean, rel=1e-3, abs=1e-3)  # two seeds: nothing is trimmed
+        assert low == pytest.approx(values.min(), rel=1e-3, abs=1e-3)
+        assert high == pytest.approx(values.max(), rel=1e-3, abs=1e-3)
+        if task == "matrix/climbing":
+            assert ref == "11 ± 0" and verdict == ("within" if mean == 11 else "below" if mean < 11 else "above")
+        else:
+            assert verdict == "no reference"
+    text = (out / "quick" / "RESULTS.md").read_text()
+    for needle in ("command:", "machine: `Linux", "load average", "total wall time", "start 8",
+                   "bootstrap over seeds in numpy"):
+        assert needle in text
+    for task in ("matrix_climbing", "vmas_balance"):
+        png = out / "quick" / f"curves_{task}.png"
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+        from PIL import Image
+
+        with Image.open(png) as im:
+            im.verify()
+    assert len(json.loads((out / "quick" / "results.json").read_text())["rows"]) == 4
+
+
+def test_rerun_skips_finished_runs(quick_out):
+    out, _ = quick_out
+    before = _summaries(out)
+    report = rp.run_suite("quick", out, iqm_backend="numpy", log=lambda line: None)
+    assert [a for _, a, _ in report.planned] == ["skip"] * 8
+    assert _summaries(out) == before
+    assert "skip 8" in report.results_md.read_text()
+
+
+def test_edited_suite_config_is_an_error(quick_out, tmp_path):
+    out, _ = quick_out
+    shutil.copytree(out / "quick", tmp_path / "quick")
+    config = tmp_path / "quick" / "matrix_climbing" / "vdn" / "seed1" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "lr": 0.1}))
+    with pytest.raises(ValueError, match=r"seed1: lr=0\.1 \(suite: 0\.0005\)"):
+        rp.plan(rp.suite_runs(rp.load_suite("quick"), tmp_path))
+
+
+def test_interrupted_suite_reruns_only_what_it_lacks(quick_out, tmp_path):
+    out, _ = quick_out
+    shutil.copytree(out / "quick", tmp_path / "quick")
+    suite_dir = tmp_path / "quick"
+    deleted = suite_dir / "vmas_balance" / "qmix" / "seed1"  # never started
+    no_summary = suite_dir / "matrix_climbing" / "vdn" / "seed0"  # checkpoint at the target, no summary
+    halfway = suite_dir / "vmas_balance" / "vdn" / "seed0"  # stopped at 400 of 1000 frames
+    shutil.rmtree(deleted)
+    (no_summary / "summary.json").unlink()
+    config = vd.TrainConfig.from_dict(json.loads((halfway / "config.json").read_text()))
+    shutil.rmtree(halfway)
+    vd.train(config.with_overrides({"frames": 400, "out_dir": str(halfway)}))
+    rows_before = (halfway / "metrics.csv").read_text().splitlines()
+    untouched = {p: t for p, t in _summaries(tmp_path).items() if p.parent not in (deleted, no_summary, halfway)}
+    assert len(untouched) == 5
+
+    report = rp.run_suite("quick", tmp_path, iqm_backend="numpy", log=lambda line: None)
+    actions = {r.run_dir: a for r, a, _ in report.planned}
+    assert actions[deleted] == "start" and actions[no_summary] == "restart" and actions[halfway] == "resume"
+    assert sorted(actions.values()).count("skip") == 5
+    assert not report.failures
+    assert {p: t for p, t in _summaries(tmp_path).items() if p in untouched} == untouched
+    for d in (deleted, no_summary, halfway):
+        assert json.loads((d / "summary.json").read_text())["frames"] == (1_000 if "vmas" in d.parts[-3] else 2_048)
+    rows_after = (halfway / "metrics.csv").read_text().splitlines()
+    assert rows_after[:len(rows_before)] == rows_before  # resumed: the first 400 frames' rows are kept
+    assert [int(r.split(",")[0]) for r in rows_after[1:]] == [200, 400, 600, 800, 1000]
+    assert all(row[2] == "2/2" for row in _table(report.results_md))
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(local_ray, tmp_path):
+    good, bad = rp.suite_runs(rp.load_suite("quick", seeds=[0]), tmp_path)[:2]
+    bad = rp.RunSpec(bad.entry, bad.seed, bad.run_dir, bad.config.with_overrides({"env_kwargs": {"bogus": 1}}))
+    lines = []
+    failures = rp.dispatch([(good, "start"), (bad, "start")], workers=None, log=lines.append)
+    assert list(failures) == [str(bad.run_dir)] and "bogus" in failures[str(bad.run_dir)]
+    assert rp.finished(good) and any("FAILED" in line and "qmix" in line for line in lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mpe", "vmas"])
+def test_long_suites_quick_version_runs_every_entry(local_ray, tmp_path, name):
+    """Every (task, algo) of the long suites trains with its settings (``--quick``, one seed: 2-4 min each)."""
+    report = rp.run_suite(name, tmp_path, quick=True, seeds=[0], iqm_backend="numpy", log=lambda line: None)
+    assert not report.failures
+    assert all(row[2] == "1/1" for row in _table(report.results_md))
+    assert len(report.plots) == len({e.task for e in report.suite.entries})
