@@ -106,18 +106,16 @@ def _train(args) -> int:
     from torchrl_vd.train import TrainConfig, train
     from torchrl_vd.train.checkpoint import config_for_resume
 
-    if args.resume:
-        cfg = config_for_resume(args.resume)
-    else:
-        cfg = TrainConfig()
     overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in _config_fields()
                  if getattr(args, f"cfg_{f.name}") is not None}
+    if args.resume:
+        cfg = config_for_resume(args.resume)
+    else:  # the env family's and the algorithm's presets first (TrainConfig.preset), then the flags
+        cfg = TrainConfig.preset(overrides.get("algo", TrainConfig.algo), overrides.get("env", TrainConfig.env))
     if args.out_dir is not None:
         overrides["out_dir"] = args.out_dir
     if args.quiet:
         overrides["progress"] = False
-    if not args.resume and "algo" in overrides:
-        cfg = cfg.with_preset(overrides["algo"])
     cfg = cfg.with_overrides(overrides).with_overrides(args.set)
     result = train(cfg)
     print(json.dumps(result.summary, indent=2))

@@ -35,33 +35,68 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------------------------- mpe
-# MARLlib's MPE numbers as quoted in issue #14: episode reward summed over agents, the mean of the last
-# 10 logged values per seed, 2M environment steps, 4 seeds, "mean ± x" as MARLlib publishes it.
-MARLLIB_SOURCE = ("MARLlib (Hu et al., 'MARLlib: A Scalable and Efficient Multi-agent Reinforcement Learning "
-                  "Library', JMLR 24(315), 2023; github.com/Replicable-MARL/MARLlib), MPE results table, "
-                  "as quoted in issue #14")
-MARLLIB_UNITS = "episode reward summed over agents; mean of the last 10 logged values per seed"
-MARLLIB_CI_KIND = "± as published by MARLlib (4 seeds)"
+# MARLlib's MPE results (github.com/Replicable-MARL/MARLlib, results/mpe_cooperative/<task>/<algo>_gru_<task>/,
+# results commit 306629c: 4 share_policy__curve_file_*.csv per run, `step,reward` every 10k steps to 2M).
+# Recomputed there: mean over seeds of the last 10 logged values per seed, ± the population std over the
+# 4 seeds: simple_spread VDN -189.3 ± 3.2, QMIX -190.5 ± 1.6; speaker_listener VDN -35.3 ± 2.9, QMIX -25.7 ± 2.7.
+# Their units are not ours, for two reasons established from MARLlib's code and PettingZoo's history:
+# 1. MARLlib gives every agent the sum of all agents' rewards (RllibMPE_FCOOP) and RLlib's group wrapper adds
+#    those copies up: the logged episode reward is n x (our team reward, the sum over agents).
+# 2. PettingZoo <= 1.22.3 (MARLlib's) charged each agent a -1 collision with itself every step in
+#    simple_spread (fixed in 1.22.4, commit ec7138b3; mpe2, ours, has the fix): with local_ratio 0.5 that is
+#    -37.5 per episode for 3 agents, i.e. -112.5 in MARLlib's units.
+# So simple_spread: M = 3 T - 112.5, T = (M + 112.5) / 3; speaker_listener (2 agents, no collisions):
+# M = 2 T. A uniform-random policy scores -346.6 ± 70.4 (simple_spread) and -164.2 ± 134.3
+# (speaker_listener) in MARLlib's units on PettingZoo 1.12 with MARLlib's reward handling (1000 episodes),
+# -347.6 converted from mpe2 with the formula above; a scripted near-optimal simple_spread policy scores
+# -25.2 in our units (-188 in theirs): MARLlib's trained agents are near the optimum.
+# The references below are converted into our units (team reward summed over agents, mpe2).
+MARLLIB_SOURCE = ("MARLlib (Hu et al., JMLR 24(315), 2023), results/mpe_cooperative at commit 306629c, "
+                  "recomputed from its per-seed curve files and converted to our units (reproduce_suites.py)")
+MARLLIB_UNITS = ("episode team reward (sum over agents, mpe2), mean of the last 10 logged values per seed; "
+                 "MARLlib's M converted: simple_spread T = (M + 112.5) / 3, speaker_listener T = M / 2")
+MARLLIB_CI_KIND = "± population std over MARLlib's 4 seeds, converted"
 
-# Settings to be finalized against MARLlib's MPE configs (max_cycles=25, discrete actions); our team
-# reward sums the agents' rewards (the pettingzoo adapter's default), MARLlib's convention, so scale=1.
+# MARLlib's VDN/QMIX config for MPE (its params.json and code at that commit): Linear(obs->128) + GRU 256
+# (ours: Linear-ReLU-GRU), RMSprop lr 5e-4, 32 episodes per batch and one gradient step per episode,
+# buffer 5000 episodes, hard target update every 200 updates (5000 steps), eps 1 -> 0.05 over 50k steps,
+# double Q, QMIX mixer embed 256. Not reproduced: MARLlib divides the training reward by n and standardises
+# it per batch; no agent id (MARLlib gives none).
 MPE_OVERRIDES = {
     "env_kwargs": {"max_steps": 25},
+    "agent": "gru",
+    "hidden": [128, 256],
+    "agent_id": False,
+    "optimizer": "rmsprop",
+    "lr": 5e-4,
     "num_envs": 32,
-    "frames_per_batch": 3_200,
+    "frames_per_batch": 800,
+    "batch_size": 800,
+    "updates_per_batch": 32,
+    "buffer_size": 125_000,
+    "target_update": 200,
+    "eps_start": 1.0,
+    "eps_end": 0.05,
+    "eps_frames": 50_000,
+    "double_q": True,
     "checkpoint_every": 200_000,
 }
+MPE_ALGO = {"qmix": {"mixer_kwargs": {"mixing_embed_dim": 256}}}
 
 
-def _marllib(value: float, ci: float) -> dict:
-    return {"value": value, "ci": ci, "ci_kind": MARLLIB_CI_KIND, "units": MARLLIB_UNITS, "source": MARLLIB_SOURCE}
+def _marllib(value: float, ci: float, *, agents: int, offset: float) -> dict:
+    """MARLlib's M ± ci converted to our team reward T = (M - offset) / agents."""
+    return {"value": (value - offset) / agents, "ci": ci / agents, "ci_kind": MARLLIB_CI_KIND,
+            "units": MARLLIB_UNITS, "source": f"{MARLLIB_SOURCE}; published M = {value} ± {ci}"}
 
 
+_SPREAD = dict(agents=3, offset=-112.5)
+_LISTENER = dict(agents=2, offset=0.0)
 MPE_REFERENCES = {
-    ("pettingzoo/simple_spread_v3", "vdn"): _marllib(-189.3, 3.2),
-    ("pettingzoo/simple_spread_v3", "qmix"): _marllib(-190.5, 1.6),
-    ("pettingzoo/simple_speaker_listener_v4", "vdn"): _marllib(-35.3, 2.9),
-    ("pettingzoo/simple_speaker_listener_v4", "qmix"): _marllib(-25.7, 2.7),
+    ("pettingzoo/simple_spread_v3", "vdn"): _marllib(-189.3, 3.2, **_SPREAD),
+    ("pettingzoo/simple_spread_v3", "qmix"): _marllib(-190.5, 1.6, **_SPREAD),
+    ("pettingzoo/simple_speaker_listener_v4", "vdn"): _marllib(-35.3, 2.9, **_LISTENER),
+    ("pettingzoo/simple_speaker_listener_v4", "qmix"): _marllib(-25.7, 2.7, **_LISTENER),
 }
 
 MPE = {
@@ -70,7 +105,8 @@ MPE = {
     "metric": "last10_train_return",
     "quick": {"frames": 6_400, "seeds": [0, 1], "overrides": {"checkpoint_every": 0}},
     "entries": [
-        {"task": task, "algo": algo, "overrides": MPE_OVERRIDES, "seeds": [0, 1, 2, 3], "frames": 2_000_000,
+        {"task": task, "algo": algo, "overrides": {**MPE_OVERRIDES, **MPE_ALGO.get(algo, {})}, "seeds": [0, 1, 2, 3],
+         "frames": 2_000_000,
          "scale": 1.0, "reference": MPE_REFERENCES.get((task, algo))}
         for task in ("pettingzoo/simple_spread_v3", "pettingzoo/simple_speaker_listener_v4")
         for algo in ("vdn", "qmix", "qtran", "qtran-alt")

@@ -30,7 +30,7 @@ def random_batch(
     action_mask: bool = False,
     seed: int = 0,
 ) -> TensorDict:
-    """A random transition batch ``[*batch]`` in the DESIGN.md key layout (legal actions if masked)."""
+    """A random transition batch ``[*batch]`` in the docs/CONTRACT.md key layout (legal actions if masked)."""
     g = torch.Generator().manual_seed(seed)
     bs = (batch,) if isinstance(batch, int) else tuple(batch)
     state_dim = state_dim or n_agents * obs_dim

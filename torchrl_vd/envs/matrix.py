@@ -19,7 +19,7 @@ Games (``make_env("matrix/<task>", ...)``):
 ``memory``         cue/recall game for recurrent agents (kwargs ``delay``, ``n_agents``)
 =================  ==========================================================================
 
-Keys (DESIGN.md "Keys"): ``("agents", "observation")`` [N, n, F] float, ``("agents", "action")``
+Keys (docs/CONTRACT.md "Keys"): ``("agents", "observation")`` [N, n, F] float, ``("agents", "action")``
 [N, n] int64, ``("agents", "action_mask")`` [N, n, A] bool (only when some agent has fewer than A
 actions), root ``"state"`` [N, S] float, team ``"reward"`` [N, 1], ``"done"`` / ``"terminated"`` /
 ``"truncated"`` [N, 1] bool. Episodes end by termination (the horizon is part of the game: the

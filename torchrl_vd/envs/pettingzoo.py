@@ -28,7 +28,7 @@ each per step. Cheaper than the raw parallel API, with the same transitions:
   stepped around; one range check of the whole joint action per step replaces them;
 * MPE's ``state()`` (the concatenated observations) is built from the observations already read.
 
-Key layout (DESIGN.md), batch size ``[num_envs]``:
+Key layout (docs/CONTRACT.md), batch size ``[num_envs]``:
 
 * ``("agents","observation")`` ``[N, n, F]`` float32. Agents with smaller observations are
   **zero-padded** at the end up to the largest size ``F`` (e.g. ``simple_adversary``: 8 -> 10).

@@ -2,7 +2,7 @@
 
 Adapters register a *family* factory where they are defined (``@register_env_family("vmas", ...)``),
 so ``make_env``, ``torchrl-vd list`` and the tests all iterate the same table.
-Every environment built here follows the key conventions of DESIGN.md:
+Every environment built here follows the key conventions of docs/CONTRACT.md:
 ``("agents", "observation")`` [*B, n, F], ``("agents", "action")`` [*B, n] categorical,
 optional ``("agents", "action_mask")`` [*B, n, A], root ``"state"``, team ``"reward"`` [*B, 1],
 ``"done"`` / ``"terminated"`` [*B, 1].
@@ -149,7 +149,7 @@ def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
     except KeyError as err:
         raise ValueError(
             f"Environment has no ({group!r}, 'action') entry; its action keys are {env.action_keys}. "
-            "torchrl_vd expects the multi-agent group layout of DESIGN.md (set group= to your group name)."
+            "torchrl_vd expects the multi-agent group layout of docs/CONTRACT.md (set group= to your group name)."
         ) from err
     if not hasattr(act_spec, "space") or not hasattr(act_spec.space, "n"):
         raise ValueError(

@@ -4,7 +4,7 @@ The adapters (``vmas.py``, ``pettingzoo.py``) call the plain functions inline in
 transform would add one more tensordict pass per step). The :class:`TeamReward` and
 :class:`StackedObsState` transforms expose the same computations for *other* multi-agent TorchRL
 envs, e.g. a bare ``torchrl.envs.VmasEnv`` or ``PettingZooWrapper``, so they can be brought to the
-key layout of DESIGN.md::
+key layout of docs/CONTRACT.md::
 
     env = TransformedEnv(VmasEnv("balance", num_envs=8, continuous_actions=False),
                          Compose(TeamReward(), StackedObsState()))
@@ -105,7 +105,7 @@ class TeamReward(Transform):
 class StackedObsState(Transform):
     """Adds ``out_key`` (default ``"state"``) ``[*B, n*F]``: the agents' observations flattened.
 
-    For envs without a real global state: DESIGN.md's centralized info ``z`` then is the joint
+    For envs without a real global state: docs/CONTRACT.md's centralized info ``z`` then is the joint
     observation.
     """
 

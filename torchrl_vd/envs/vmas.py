@@ -3,7 +3,7 @@
 Built on TorchRL's :class:`~torchrl.envs.VmasEnv` (scenario construction, device, seeding). What this
 subclass changes, and why:
 
-* **Key layout** (DESIGN.md): all agents in one group ``"agents"``; ``("agents","observation")``
+* **Key layout** (docs/CONTRACT.md): all agents in one group ``"agents"``; ``("agents","observation")``
   ``[N, n, F]``, ``("agents","action")`` ``[N, n]`` categorical, per-agent ``("agents","reward")``
   ``[N, n, 1]`` plus the root team ``"reward"`` ``[N, 1]`` (sum or mean over agents), root ``"state"``
   ``[N, n*F]`` = the stacked observations (VMAS has no global state). VMAS infos are not exported.

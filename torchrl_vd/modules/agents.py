@@ -192,7 +192,7 @@ class GRUAgent(AgentNet):
     ``(128, 64)`` it is one 128-unit layer and the GRU has 64 units; every entry before the last adds
     one ReLU layer.
 
-    Tensordict layout (DESIGN.md keys, ``group="agents"``):
+    Tensordict layout (docs/CONTRACT.md keys, ``group="agents"``):
 
     * ``("agents", "rnn_hidden")`` [*B, n, H]: the hidden state *entering* the step (h^{t-1}; zeros
       at an episode start). The policy writes the hidden state after the step to
