@@ -16,7 +16,7 @@ from torchrl_vd.objectives import MavenLoss, MixingQLoss, QTranLoss, ValueDecomp
 from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, evaluate, register_algo, train
 from torchrl_vd.train.checkpoint import config_for_resume as train_config_for_resume
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "AgentNet",

@@ -17,10 +17,18 @@ OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
 
 #: Per environment family, the fields a user gets without ``--set`` (:meth:`TrainConfig.preset`, the CLI).
 #: vmas: BenchMARL 1.5's off-policy VMAS shape (60 envs x 100 steps per batch, 2x256 MLP, batch 128, Polyak
-#: 0.005) at 200 gradient steps per batch (BenchMARL: 1000; 200 learns as fast per frame here and is 5x
-#: cheaper, docs/RESULTS-real-tasks.md). matrix: the TrainConfig defaults.
+#: 0.005) at 200 gradient steps per batch (BenchMARL: 1000, 5x the cost); no agent id: VMAS agents observe
+#: their own positions, and BenchMARL gives none (QMIX on balance, 150k frames, seed 0: greedy return 105.6
+#: without the id vs 55.6 with it, docs/RESULTS-real-tasks.md); a greedy evaluation every 30k frames.
+#: pettingzoo: EPyMARL/pymarl's recurrent setup (GRU 64 agents on 32 episodes per batch, buffer 5000
+#: episodes of MPE's 25 steps, hard target update every 200 updates, ε to 0.05 over 50k frames).
+#: matrix: the TrainConfig defaults.
 ENV_PRESETS: dict[str, dict[str, Any]] = {
-    "vmas": dict(num_envs=60, frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256)),
+    "vmas": dict(num_envs=60, frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256),
+                 agent_id=False, eval_every=30_000),
+    "pettingzoo": dict(agent="gru", hidden=(64,), num_envs=32, frames_per_batch=800, batch_size=800,
+                       updates_per_batch=4, buffer_size=125_000, target_update=200, eps_frames=50_000,
+                       eps_end=0.05),
 }
 
 
