@@ -48,7 +48,8 @@ def our_loss(env, algo: str = "qmix", hidden=(256, 256), agent: str = "mlp", dou
     from torchrl_vd.envs.registry import describe_env
     from torchrl_vd.train.algos import algorithms
 
-    cfg = vd.TrainConfig(algo=algo, env="vmas/balance", hidden=hidden, agent=agent, double_q=double_q, progress=False)
+    cfg = vd.TrainConfig(algo=algo, env="vmas/balance", hidden=hidden, agent=agent, double_q=double_q, progress=False,
+                         agent_id=False)  # as BenchMARL (and the VMAS preset): no agent id
     loss = algorithms()[algo].parts(cfg, describe_env(env)).loss_module
     loss.make_value_estimator(gamma=0.99)
     return loss
