@@ -34,7 +34,7 @@ def play(env, joint_actions):
         td = env.step(td)
         rewards.append(td["next", "reward"].squeeze(-1))
         dones.append(td["next", "done"].squeeze(-1))
-        obs.append(td["next", *OBS].clone())
+        obs.append(td[("next", *OBS)].clone())
         td = step_mdp(td)
     return torch.stack(rewards), torch.stack(dones), obs
 
@@ -137,7 +137,7 @@ def test_heterogeneous_action_mask():
     ro = env.rollout(50, break_when_any_done=False)
     assert (ro[A][..., 0] < 2).all()
     assert torch.isfinite(ro["next", "reward"]).all()
-    assert torch.equal(ro["next", *MASK], expected.expand(5, 50, 2, 3))
+    assert torch.equal(ro[("next", *MASK)], expected.expand(5, 50, 2, 3))
     # valid joint actions pay the table; a masked-out action pays NaN (visible, not silently wrong)
     td = env.reset()
     td[A] = torch.tensor([[0, 0], [1, 2], [0, 2], [1, 1], [2, 0]])
