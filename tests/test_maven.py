@@ -165,9 +165,13 @@ def test_z_is_constant_within_an_episode_and_redrawn_at_every_partial_reset():
                 same += int(z[i, t + 1] == z[i, t])
                 assert torch.equal(roll["noise_state0"][i, t + 1], roll["noise_state0"][i, t])
     assert same == N * (T - 1) - resets  # z never changes inside an episode
-    assert resets > 200 and changed / resets > 0.85  # redrawn at reset: P(same z) = 1/16 for uniform z
+    # redrawn at reset: P(same z) = 1/16 for uniform z. Statistical bounds (the draws are fixed by the seed but
+    # not knowable without replaying them): ~790 resets, so changed / resets = 0.94 ± 0.009 (one standard
+    # error); 0.85 is 10 of them below
+    assert resets > 200 and changed / resets > 0.85
     draws = torch.cat([z[:, 0], z[:, 1:][done[:, :-1]]])  # each episode's z (first step, then after resets)
     counts = torch.bincount(draws, minlength=Z).float()  # uniform over the 16 values
+    # ~800 draws: each count ≈ 50 ± 7 (binomial); twice the mean is 7 standard deviations above it
     assert (counts > 0).all() and counts.max() / counts.mean() < 2.0
     # s_0 (what π_z saw) is the state at each episode's first step, after partial resets too
     assert torch.equal(roll["noise_state0"][:, 0], roll["state"][:, 0])
@@ -188,7 +192,9 @@ def test_z_policy_samples_under_random_and_takes_the_mode_under_deterministic():
     with set_exploration_type(ExplorationType.RANDOM):
         z = env.reset()["noise"].argmax(-1)
     p2 = math.exp(3) / (math.exp(3) + 7)  # π_z(2 | s_0) = 0.74
-    assert abs((z == 2).float().mean().item() - p2) < 0.15 and len(z.unique()) > 2  # 64 draws
+    # 64 draws (fixed by the seed): their share of z = 2 is 0.74 ± 0.055 (one standard error), the bound 2.7 of them;
+    # this checks sampling from π_z, not its exact probabilities (the line above fixes the mode)
+    assert abs((z == 2).float().mean().item() - p2) < 0.15 and len(z.unique()) > 2
     assert (env.reset()["noise"].argmax(-1) != 2).any()  # no context: the z-policy samples (its default)
 
 

@@ -87,11 +87,11 @@ def test_unrolled_q_equals_step_by_step_collection(variant):
             agent._CALL_COST = STRATEGIES[strategy]
             seq = data[:, s : s + L]
             q, q_next = agent.evaluate(
-                seq[OBS], seq["next", *OBS], hidden=seq[HID][:, 0], is_init=seq["is_init"], **agent.extra_inputs(seq)
+                seq[OBS], seq[("next", *OBS)], hidden=seq[HID][:, 0], is_init=seq["is_init"], **agent.extra_inputs(seq)
             )
             torch.testing.assert_close(q, seq[AV], atol=ATOL, rtol=0)  # what the policy computed, step by step
             # Q(h^{t+1}) = one GRU step from the collected h^t (stored under "next") on the next observation
-            ref_next, _ = agent(seq["next", *OBS], seq["next", *HID], last_action=seq.get(("next", *LAST), None))
+            ref_next, _ = agent(seq[("next", *OBS)], seq[("next", *HID)], last_action=seq.get(("next", *LAST), None))
             torch.testing.assert_close(q_next, ref_next, atol=ATOL, rtol=0)
             # inside an episode that is the policy's Q at t+1, including at the slice's last step
             cont = ~seq["next", "done"].squeeze(-1)  # [N, L]
@@ -100,7 +100,7 @@ def test_unrolled_q_equals_step_by_step_collection(variant):
     assert (data[HID][init] == 0).all()  # the primer zeroes the hidden state at every (partial) reset
     if agent.last_action:  # a^{t-1} at the root (zeros at episode starts), a^t under "next"
         onehot = torch.nn.functional.one_hot(data["agents", "action"], 2).float()  # [N, T, n, A]
-        torch.testing.assert_close(data["next", *LAST], onehot)
+        torch.testing.assert_close(data[("next", *LAST)], onehot)
         assert (data[LAST][init] == 0).all()
         torch.testing.assert_close(data[LAST][:, 1:][~init[:, 1:]], onehot[:, :-1][~init[:, 1:]])
 
@@ -174,7 +174,7 @@ def padded_batch(agent: GRUAgent, lengths: list[int], *, seed: int):
     g = torch.Generator().manual_seed(seed)
     pad = ~mask
     data[OBS][pad] = 100 * torch.randn(int(pad.sum()), 2, 9, generator=g)
-    data["next", *OBS][pad] = 100 * torch.randn(int(pad.sum()), 2, 9, generator=g)
+    data[("next", *OBS)][pad] = 100 * torch.randn(int(pad.sum()), 2, 9, generator=g)
     data["state"][pad] = torch.randn(int(pad.sum()), 9, generator=g)
     data["next", "reward"][pad] = 1e4 * torch.randn(int(pad.sum()), 1, generator=g)
     data["agents", "action"][pad] = torch.randint(0, 2, (int(pad.sum()), 2), generator=g)

@@ -114,9 +114,13 @@ def test_cli_train_writes_the_run_directory_and_eval_plot_work(tmp_path, capsys)
     assert any(r["eval_return"] not in ("", "nan") for r in rows)
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert list(out.rglob("events.out.tfevents*")), "TensorBoard events missing"
-    assert cli_main(["eval", str(out), "--episodes", "4"]) == 0
+    # eval rebuilds the run from its checkpoint and re-seeds its env as the trainer's final evaluation does
+    # (seed + 10_000, as many episodes): the same greedy policy on the same episodes, the same returns
+    assert cli_main(["eval", str(out), "--episodes", str(summary["eval_episodes"])]) == 0
     evaluated = json.loads((out / "eval.json").read_text())
-    assert evaluated["episodes"] == 4 and evaluated["eval_return"] == pytest.approx(summary["final_eval_return"], abs=30)
+    assert evaluated["episodes"] == summary["eval_episodes"] == 16
+    assert evaluated["eval_return"] == summary["final_eval_return"]
+    assert evaluated["eval_return_std"] == summary["final_eval_return_std"]
     png = tmp_path / "both.png"
     assert cli_main(["plot", str(out), str(out), "--out", str(png)]) == 0
     assert png.stat().st_size > 1000
@@ -135,8 +139,13 @@ def test_short_vmas_run_through_the_console_script(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 4000 and summary["updates"] == 40
     assert torch.isfinite(torch.tensor(summary["final_eval_return"]))
-    # eval reloads the checkpoint and renders one greedy VMAS episode to a GIF
-    assert cli_main(["eval", str(out), "--episodes", "2", "--render", str(out / "episode.gif")]) == 0
+    # eval reloads the checkpoint and renders one greedy VMAS episode to a GIF; on the final evaluation's
+    # episodes (same count, same seed: VMAS draws the same initial positions) it gives the same returns
+    assert cli_main(["eval", str(out), "--episodes", str(summary["eval_episodes"]),
+                     "--render", str(out / "episode.gif")]) == 0
+    evaluated = json.loads((out / "eval.json").read_text())
+    assert (evaluated["eval_return"], evaluated["eval_return_std"]) == (
+        summary["final_eval_return"], summary["final_eval_return_std"])
     from PIL import Image
 
     gif = Image.open(out / "episode.gif")

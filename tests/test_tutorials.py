@@ -1,9 +1,9 @@
 """Every tutorial runs end to end in ``--quick`` mode and prints one ``RESULT:`` line whose numbers we check.
 
-Each tutorial runs as a user would run it (``python tutorials/NN_name.py --quick --out DIR``, a fresh
-process with ``sys.executable``), from a temporary working directory so that nothing is written into
-the repository. The checks are what quick mode shows reliably on the default seed; the full runs'
-published-style outcomes are listed in tutorials/README.md.
+Each tutorial runs as a user would run it (``python tutorials/NN_name.py --quick``, plus ``--out DIR`` for
+those that draw a figure; a fresh process with ``sys.executable``), from a temporary working directory so
+that nothing is written into the repository. The checks are what quick mode shows reliably on the
+default seed; the full runs' published-style outcomes are listed in tutorials/README.md.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 NUM = r"(-?\d+(?:\.\d+)?)"
 
 
-def run_quick(script: str, tmp_path: Path, timeout: int = 240) -> str:
-    """Run ``tutorials/<script> --quick``; return its single ``RESULT:`` line."""
-    out = tmp_path / "out"
+def run_quick(script: str, tmp_path: Path, *, figures: bool = False, timeout: int = 240) -> str:
+    """Run ``tutorials/<script> --quick`` (``--out tmp_path/out`` if it draws ``figures``); return its ``RESULT:`` line."""
     env = {**os.environ, "MPLBACKEND": "Agg", "RL_WARNINGS": "False", "PYTHONWARNINGS": "ignore"}
+    out = ["--out", str(tmp_path / "out")] if figures else []
     proc = subprocess.run(
-        [sys.executable, str(TUTORIALS / script), "--quick", "--out", str(out)],
+        [sys.executable, str(TUTORIALS / script), "--quick", *out],
         capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env,
     )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -46,7 +46,7 @@ def test_01_vdn_qmix_vmas(tmp_path):
     policies, agree with the argmax of Q_tot on every sampled state (IGM by construction). Quick mode
     (8k frames) is too short for a reliable improvement over random; the full run (60k) reaches ≈3.3
     for both vs ≈ −0.2 random (tutorials/README.md)."""
-    line = run_quick("01_vdn_qmix_vmas.py", tmp_path)
+    line = run_quick("01_vdn_qmix_vmas.py", tmp_path, figures=True)
     frames, vdn, qmix, rand = grab(rf"after (\d+) frames: vdn {NUM}, qmix {NUM} \(random policy {NUM}\)", line)
     assert frames == 8000
     for r in (vdn, qmix, rand):
@@ -68,7 +68,7 @@ def test_02_swap_environments(tmp_path):
 def test_03_igm_and_qtran(tmp_path):
     """QTRAN matrix game with uniform data: QTRAN's greedy joint action pays the optimum 8 and passes
     check_igm; VDN and QMIX settle in the {B, C}² block (payoff 0) with IGM intact."""
-    line = run_quick("03_igm_and_qtran.py", tmp_path)
+    line = run_quick("03_igm_and_qtran.py", tmp_path, figures=True)
     vdn, qmix, qtran = grab(rf"greedy payoff \(optimum 8\): vdn {NUM}; qmix {NUM}; qtran {NUM}", line)
     assert (vdn, qmix, qtran) == (0.0, 0.0, 8.0)
     assert grab(r"IGM holds: vdn (\w+), qmix (\w+), qtran (\w+)", line) == ["True", "True", "True"]
@@ -80,7 +80,7 @@ def test_04_maven_committed_exploration(tmp_path):
     return is a valid one (at most the optimum m + 3). Quick mode (6.4k frames) is far from the paper's
     100k-step budget, so whether MAVEN escapes the trap is asserted by the opt-in 5-seed test
     (tests/test_maven.py, -m slow; measured median 13 vs QMIX 10) and the default-suite m = 4 one."""
-    line = run_quick("04_maven_committed_exploration.py", tmp_path)
+    line = run_quick("04_maven_committed_exploration.py", tmp_path, figures=True)
     m, maven, qmix = grab(rf"m-step m={NUM} greedy return: maven {NUM}, qmix {NUM}", line)
     assert m == 10
     assert qmix == m

@@ -73,6 +73,24 @@ def check_igm(
         max_joint_actions: enumerate all |A|^n joint actions up to this many; beyond, sample this many
             at random (plus the local greedy action), so ``holds`` is then a necessary check only.
         atol: tolerance of the value comparison.
+
+    Examples:
+        >>> import torch
+        >>> from torchrl_vd import Mixer, MixingQLoss, MLPAgent, VDNMixer, check_igm
+        >>> from torchrl_vd.testing import random_batch
+        >>> td = random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=8)
+        >>> report = check_igm(MixingQLoss(MLPAgent(2, 3, 4), VDNMixer(2)), td)
+        >>> report.joint_q.shape  # Q_tot of all 3 x 3 joint actions, for each of the 8 samples
+        torch.Size([8, 3, 3])
+        >>> report.fraction, torch.equal(report.joint_argmax, report.local_argmax)  # a sum keeps IGM
+        (1.0, True)
+        >>> class Negated(Mixer):  # Q_tot = -Σ_i Q_i: not monotonic
+        ...     needs_state = False
+        ...     def mix(self, utilities, state):
+        ...         return -utilities.sum(-1, keepdim=True)
+        >>> report = check_igm(MixingQLoss(MLPAgent(2, 3, 4), Negated(2)), td)
+        >>> report.fraction, bool((report.gap > 0).all())  # the agents' greedy actions are Q_tot's worst
+        (0.0, True)
     """
     q_local = loss_module.local_q_values(td)  # [*B, n, A] (illegal actions at -inf)
     batch, (n, A) = q_local.shape[:-2], q_local.shape[-2:]

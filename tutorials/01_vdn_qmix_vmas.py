@@ -42,6 +42,7 @@ from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer  # noqa: E402
 from torchrl.envs import RewardSum, TransformedEnv  # noqa: E402
 from torchrl.objectives import SoftUpdate  # noqa: E402
 from torchrl_vd.train import evaluate  # noqa: E402  (greedy rollouts: mean episode return)
+from torchrl_vd.train.plot import save_curves  # noqa: E402  (the learning-curve PNG)
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -177,26 +178,6 @@ def run(algo: str, cfg: Config) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ main
-def save_curves(results: dict, random_return: float, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
-    for algo, r in results.items():
-        xs, ys = zip(*r["curve"])
-        ax.plot(xs, ys, label=f"{algo} (greedy eval {r['return']:.2f})")
-    ax.axhline(random_return, color="gray", ls="--", label=f"random policy ({random_return:.2f})")
-    ax.set_xlabel("frames")
-    ax.set_ylabel("training episode return")
-    ax.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def main() -> None:
     cfg = parse_args()
     print(f"{cfg.env} {cfg.env_kwargs}: {cfg.frames} frames per algorithm")
@@ -215,7 +196,10 @@ def main() -> None:
               f"{r['seconds']:.0f} s")
 
     out_dir = Path(cfg.out) if cfg.out else Path(tempfile.mkdtemp(prefix="tutorial01-"))
-    print(f"learning curves: {save_curves(results, random_return, out_dir / 'vdn_qmix_vmas.png')}")
+    png = save_curves({f"{algo} (greedy eval {r['return']:.2f})": r["curve"] for algo, r in results.items()},
+                      out_dir / "vdn_qmix_vmas.png", xlabel="frames", ylabel="training episode return",
+                      hlines={f"random policy ({random_return:.2f})": random_return})
+    print(f"learning curves: {png}")
     returns = ", ".join(f"{a} {r['return']:.3f}" for a, r in results.items())
     igm = ", ".join(f"{a} {100 * r['igm']:.0f}%" for a, r in results.items())
     print(f"RESULT: {cfg.env} greedy return after {cfg.frames} frames: {returns} (random policy "

@@ -105,7 +105,6 @@ def quick(cfg: Config) -> Config:
 def parse_args() -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small budgets (about 30 s)")
-    p.add_argument("--out", default=None, help="unused here (no figure); accepted like the other tutorials")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     cfg = quick(Config()) if args.quick else Config()

@@ -38,6 +38,7 @@ import torch
 torch.set_num_threads(1)  # small nets on a (possibly shared) 2-core CPU: one thread is fastest
 
 import torchrl_vd as vd  # noqa: E402  (after set_num_threads on purpose)
+from torchrl_vd.train.plot import new_figure, savefig  # noqa: E402  (figures without pyplot, one PNG format)
 
 ACTIONS = "ABC"
 
@@ -166,17 +167,14 @@ def print_side_by_side(blocks: list[tuple[str, list[str]]]) -> None:
 
 # ------------------------------------------------------------------------------------------ the figure
 def save_heatmap(outcomes: dict[str, Outcome], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     panels = [("payoff (optimum 8 at A,A)", PAYOFF, None)]
     for algo, o in outcomes.items():
         name = {"vdn": "VDN  Q_tot", "qmix": "QMIX  Q_tot", "qtran": "QTRAN  Q_jt", "qtran-alt": "QTRAN-alt  Q_jt"}
         title = f"{name.get(algo, algo)}\ngreedy {ACTIONS[o.greedy[0]]},{ACTIONS[o.greedy[1]]} pays {o.payoff:g}"
         panels.append((title, o.table, o.greedy))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.9), constrained_layout=True)
+    fig, axes = new_figure(1, len(panels), figsize=(3.1 * len(panels), 3.9))
     for ax, (title, t, greedy) in zip(axes, panels):
         ax.imshow(t.numpy(), cmap="RdBu", vmin=-12, vmax=12)
         for i in range(3):
@@ -185,7 +183,7 @@ def save_heatmap(outcomes: dict[str, Outcome], path: Path) -> Path:
                 ax.text(j, i, f"{round(t[i, j].item(), 1) + 0.0:.1f}", ha="center", va="center", fontsize=11,
                         fontweight="bold" if bold else "normal", color="white" if abs(t[i, j]) > 7 else "black")
         if greedy is not None:  # frame the joint action the agents actually play (their own argmaxes)
-            ax.add_patch(plt.Rectangle((greedy[1] - 0.5, greedy[0] - 0.5), 1, 1, fill=False, lw=3, ec="black"))
+            ax.add_patch(Rectangle((greedy[1] - 0.5, greedy[0] - 0.5), 1, 1, fill=False, lw=3, ec="black"))
         ax.set_xticks(range(3), list(ACTIONS))
         ax.set_yticks(range(3), list(ACTIONS))
         ax.set_xlabel("agent 2")
@@ -193,10 +191,7 @@ def save_heatmap(outcomes: dict[str, Outcome], path: Path) -> Path:
         ax.set_title(title, fontsize=10)
     fig.suptitle("QTRAN matrix game, uniform data: learned joint values (box = decentralized greedy action)",
                  fontsize=11)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return savefig(fig, path)
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -64,6 +64,7 @@ torch.set_num_threads(1)  # small nets on a (possibly shared) 2-core CPU: one th
 import torchrl_vd as vd  # noqa: E402  (after set_num_threads on purpose)
 from torchrl.envs import TransformedEnv  # noqa: E402
 from torchrl.envs.utils import ExplorationType, set_exploration_type  # noqa: E402
+from torchrl_vd.train.plot import save_curves  # noqa: E402  (the return-vs-frames PNG)
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -192,31 +193,18 @@ def returns_per_z(result: vd.TrainResult, m: int) -> list[tuple[int, tuple[int, 
 
 # ------------------------------------------------------------------------------------------ plot
 def save_plot(curves: dict[str, list[list[tuple[int, float]]]], m: int, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), constrained_layout=True)
-    styles = (("tab:red", "-", "o"), ("tab:blue", "--", "s"), ("tab:green", ":", "^"))
-    for (algo, runs), (color, ls, marker) in zip(curves.items(), styles):
-        for run in runs:  # one thin line per seed
-            xs, ys = zip(*run)
-            ax.plot(xs, ys, color=color, ls=ls, alpha=0.3, lw=1)
-        xs = [x for x, _ in runs[0]]
-        median = [statistics.median(run[i][1] for run in runs) for i in range(len(xs))]
-        ax.plot(xs, median, color=color, ls=ls, marker=marker, lw=2.5, label=f"{algo} (median of {len(runs)})")
-    ax.axhline(m + 3, color="black", ls="--", lw=1, label=f"optimum m+3 = {m + 3}")
-    ax.axhline(m, color="gray", ls=":", lw=1, label=f"trap m = {m}")
-    ax.set_xlabel("frames")
-    ax.set_ylabel("greedy return")
-    ax.set_title(f"m-step game, m = {m}")
-    ax.set_ylim(-0.5, m + 4)
-    ax.legend(loc="lower right", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    """Per method: the median over seeds of the greedy return at each evaluation, shaded from the worst
+    seed to the best (outcomes are bimodal, 10 or 13: the band shows whether any seed escaped)."""
+    series, bands, styles = {}, {}, {}
+    for (algo, runs), marker in zip(curves.items(), "os^"):
+        label = f"{algo} (median of {len(runs)})"
+        at_x = [[run[i][1] for run in runs] for i in range(len(runs[0]))]  # returns of every seed, per evaluation
+        series[label] = [(x, statistics.median(ys)) for (x, _), ys in zip(runs[0], at_x)]
+        bands[label] = [(x, min(ys), max(ys)) for (x, _), ys in zip(runs[0], at_x)]
+        styles[label] = {"marker": marker, "lw": 2}
+    return save_curves(series, path, xlabel="frames", ylabel="greedy return", title=f"m-step game, m = {m}",
+                       bands=bands, styles=styles, ylim=(-0.5, m + 4),
+                       hlines={f"optimum m+3 = {m + 3}": m + 3, f"trap m = {m}": m})
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -57,7 +57,6 @@ QUICK = dict(seeds=(0,), batches=15)  # 300 updates
 def parse_args() -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one seed, 300 updates per mixer (about 20 s)")
-    p.add_argument("--out", default=None, help="unused here (no figure); accepted like the other tutorials")
     args = p.parse_args()
     return replace(Config(), **QUICK) if args.quick else Config()
 

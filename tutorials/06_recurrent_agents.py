@@ -71,7 +71,6 @@ QUICK = dict(delay=2, seeds=(0,), batches=32)
 def parse_args() -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="delay 2, one seed (about 30 s)")
-    p.add_argument("--out", default=None, help="unused here (no figure); accepted like the other tutorials")
     args = p.parse_args()
     return replace(Config(), **QUICK) if args.quick else Config()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -90,6 +90,17 @@ def make_env(
         device: torch device for the env's tensors.
         seed: seeds the env (and its reset noise).
         **kwargs: forwarded to the family factory (e.g. ``max_steps``, ``payoff``, ``n_agents``).
+
+    Examples:
+        >>> import torch
+        >>> env = make_env("matrix/qtran", num_envs=3, seed=0)  # payoff [[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]
+        >>> td = env.reset()
+        >>> td["agents", "observation"].shape  # [num_envs, n_agents, F]
+        torch.Size([3, 2, 1])
+        >>> td["agents", "action"] = torch.tensor([[0, 0], [0, 1], [2, 1]])  # one joint action per env
+        >>> out = env.step(td)["next"]
+        >>> out["reward"].squeeze(-1).tolist(), out["done"].squeeze(-1).tolist()  # payoff[a_1, a_2], one step
+        ([8.0, -12.0, 0.0], [True, True, True])
     """
     families = env_families()
     if not isinstance(name, str) or "/" not in name:
@@ -134,7 +145,6 @@ class EnvInfo:
     has_action_mask: bool
     batch_size: tuple[int, ...]
     group: str = GROUP
-    extra: dict = field(default_factory=dict)
 
 
 def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
@@ -142,6 +152,11 @@ def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
 
     Raises a clear error for continuous or heterogeneous action specs: value decomposition needs one
     discrete action set shared by all agents.
+
+    Examples:
+        >>> info = describe_env(make_env("matrix/two-step", num_envs=16))
+        >>> info.n_agents, info.n_actions, info.obs_shape, info.state_shape, info.has_action_mask, info.batch_size
+        (2, 2, (3,), (3,), False, (16,))
     """
     bs = tuple(env.batch_size)
     try:

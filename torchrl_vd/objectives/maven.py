@@ -74,8 +74,13 @@ class MavenLoss(MixingQLoss):
         >>> td["noise"] = td["next", "noise"] = torch.eye(8)[torch.randint(8, (4, 1))].expand(4, 5, 8)
         >>> loss = MavenLoss(MavenAgent(2, 3, 4, noise_dim=8), MavenMixer(2, 6, noise_dim=8),
         ...                  MavenDiscriminator(2, 3, 6, noise_dim=8), noise_dim=8)
-        >>> sorted(loss(td).keys())
+        >>> out = loss(td)
+        >>> sorted(out.keys())
         ['loss', 'loss_mi', 'loss_ql', 'loss_rl', 'loss_td']
+        >>> torch.allclose(out["loss"], 1.0 * out["loss_ql"] + 1.0 * out["loss_mi"])  # λ_QL = λ_MI = 1
+        True
+        >>> out["loss_rl"].isnan().item()  # no ZPolicyTrainer has reported an L_RL yet
+        True
     """
 
     @dataclass

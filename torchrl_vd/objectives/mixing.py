@@ -32,9 +32,14 @@ class MixingQLoss(ValueDecompositionLoss):
         >>> from torchrl_vd.testing import random_batch
         >>> loss = MixingQLoss(MLPAgent(2, 3, 4), VDNMixer(2))
         >>> loss.make_value_estimator(gamma=0.9)
-        >>> out = loss(random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=8))
+        >>> td = random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=8)
+        >>> out = loss(td)
         >>> sorted(out.keys())
         ['loss', 'loss_td']
+        >>> td["td_error"].shape  # per-sample |Q_tot − y|, written for prioritized replay
+        torch.Size([8])
+        >>> torch.allclose(out["loss"], td["td_error"].pow(2).mean())  # "l2": the mean squared TD error
+        True
     """
 
     mixer: Mixer

@@ -84,6 +84,8 @@ class QTranLoss(ValueDecompositionLoss):
         >>> out = loss(random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=16))
         >>> sorted(out.keys())
         ['loss', 'loss_nopt', 'loss_opt', 'loss_td']
+        >>> torch.allclose(out["loss"], out["loss_td"] + 1.0 * out["loss_opt"] + 0.1 * out["loss_nopt"])
+        True
     """
 
     joint_q: QTranJointQ

@@ -28,6 +28,13 @@ class EpsilonSchedule:
     The one owner of ε: the trainer writes ε(frames) into the collection policy's ``EGreedyModule``
     (and the async/multi collectors' workers) after every batch; the module's own annealing
     (``EGreedyModule.step``) is never called.
+
+    Examples:
+        >>> eps = EpsilonSchedule(start=1.0, end=0.05, frames=1000)
+        >>> [round(eps(f), 4) for f in (0, 250, 500, 1000, 5000)]
+        [1.0, 0.7625, 0.525, 0.05, 0.05]
+        >>> EpsilonSchedule(1.0, 0.05, frames=0)(0)  # no annealing: ε = end from the start
+        0.05
     """
 
     def __init__(self, start: float, end: float, frames: int):

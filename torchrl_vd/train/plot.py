@@ -1,10 +1,19 @@
-"""Learning-curve figures from run directories (metrics.csv): return vs frames, evaluation points."""
+"""Figures: learning curves from run directories (metrics.csv), and the helpers the tutorials draw with.
+
+:func:`save_curves` draws x-y curves (optional shaded bands, horizontal reference lines) into a PNG;
+:func:`new_figure` / :func:`savefig` are its two halves, for figures of another kind (tutorial 03's
+heat maps). Figures are made with ``matplotlib.figure.Figure``, not pyplot, so drawing a PNG never
+switches the caller's matplotlib backend or leaves figures open; matplotlib is imported only here.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
 from pathlib import Path
+from typing import Mapping, Sequence
+
+DPI = 110  # every PNG the library and the tutorials write
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, list[float]]:
@@ -23,31 +32,95 @@ def read_metrics(run_dir: str | Path) -> dict[str, list[float]]:
     return cols
 
 
-def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
-    """Overlay the training return (line) and greedy evaluations (markers) of several runs into a PNG."""
-    import matplotlib
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6.4, 3.8), **subplots_kw):
+    """``(fig, axes)``: a constrained-layout ``Figure`` of ``nrows x ncols`` axes, drawn without pyplot."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, **subplots_kw)
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i, run in enumerate(run_dirs):
-        m = read_metrics(run)
-        color = f"C{i % 10}"
-        label = Path(run).name
-        pts = [(f, r) for f, r in zip(m.get("frames", []), m.get("train_return", [])) if not math.isnan(r)]
-        if pts:
-            ax.plot(*zip(*pts), color=color, alpha=0.8, label=f"{label} (train, ε-greedy)")
-        ev = [(f, r) for f, r in zip(m.get("frames", []), m.get("eval_return", [])) if not math.isnan(r)]
-        if ev:
-            ax.plot(*zip(*ev), "o--", color=color, label=f"{label} (greedy eval)")
-    ax.set_xlabel("frames")
-    ax.set_ylabel("episode return")
-    ax.set_title(title or "learning curve")
+
+def savefig(fig, path: str | Path, *, dpi: int = DPI) -> Path:
+    """Write ``fig`` to ``path`` (its folder created) and release it; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    if getattr(fig.canvas, "manager", None) is not None:  # a pyplot figure: pyplot holds it until closed
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path
+
+
+def save_curves(
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    bands: Mapping[str, Sequence[tuple[float, float, float]]] | None = None,
+    hlines: Mapping[str, float] | None = None,
+    styles: Mapping[str, dict] | None = None,
+    ylim: tuple[float, float] | None = None,
+    figsize: tuple[float, float] = (6.4, 3.8),
+) -> Path:
+    """Curves ``label -> [(x, y), ...]`` in one PNG at ``path``; returns the path.
+
+    Args:
+        series: one line per label, in order (colors C0, C1, ...); an empty list draws nothing.
+        path: the PNG to write (its folder is created).
+
+    Keyword Args:
+        xlabel / ylabel / title: axis labels and title.
+        bands: ``label -> [(x, low, high), ...]``: a shaded band behind that label's line, in its color
+            (e.g. the spread over seeds around a median).
+        hlines: ``label -> y``: horizontal reference lines (a random policy's return, an optimum).
+        styles: ``label -> matplotlib line keywords`` (``color``, ``ls``, ``marker``, ...), per series.
+        ylim: y-axis limits.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> png = save_curves({"vdn": [(0, 0.0), (100, 2.5)], "qmix": [(0, 0.1), (100, 3.0)]},
+        ...                   Path(tempfile.mkdtemp()) / "figs" / "curves.png", xlabel="frames",
+        ...                   ylabel="return", hlines={"random policy": -0.2},
+        ...                   bands={"qmix": [(0, 0.0, 0.2), (100, 2.0, 4.0)]})
+        >>> png.name, png.read_bytes()[:4] == b"\\x89PNG"
+        ('curves.png', True)
+    """
+    fig, ax = new_figure(figsize=figsize)
+    styles, bands = styles or {}, bands or {}
+    for i, (label, points) in enumerate(series.items()):
+        style = {"color": f"C{i % 10}", **styles.get(label, {})}
+        if points:
+            ax.plot(*zip(*points), label=label, **style)
+        if bands.get(label):
+            x, low, high = zip(*bands[label])
+            ax.fill_between(x, low, high, color=style["color"], alpha=0.2, lw=0)
+    for (label, y), ls in zip((hlines or {}).items(), ("--", ":", "-.", (0, (5, 5)))):
+        ax.axhline(y, color="gray", ls=ls, lw=1, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return savefig(fig, path)
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
+    """Overlay the training return (line) and greedy evaluations (markers) of several runs into a PNG."""
+    series, styles = {}, {}
+    for i, run in enumerate(run_dirs):
+        m = read_metrics(run)
+        name, frames = Path(run).name, m.get("frames", [])
+        for column, kind, style in (("train_return", "train, ε-greedy", {"alpha": 0.8}),
+                                    ("eval_return", "greedy eval", {"ls": "--", "marker": "o"})):
+            label = f"{name} ({kind})" if f"{name} ({kind})" not in series else f"{name} #{i + 1} ({kind})"
+            series[label] = [(f, r) for f, r in zip(frames, m.get(column, [])) if not math.isnan(r)]
+            styles[label] = {"color": f"C{i % 10}", **style}
+    return save_curves(series, out, xlabel="frames", ylabel="episode return", title=title or "learning curve",
+                       styles=styles, figsize=(7, 4.2))

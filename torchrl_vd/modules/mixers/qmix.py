@@ -33,6 +33,20 @@ class QMixer(Mixer):
         mixing_embed_dim: width of the mixing layer.
         hypernet_layers: 1 or 2 layers per weight hypernetwork.
         hypernet_embed: hidden width of 2-layer hypernetworks.
+
+    Examples:
+        >>> import torch
+        >>> mixer = QMixer(n_agents=2, state_shape=(4,), mixing_embed_dim=8, hypernet_embed=16)
+        >>> chosen, state = torch.randn(64, 2, 1, requires_grad=True), torch.randn(64, 4)
+        >>> q_tot = mixer(chosen, state)  # [B, n, 1], [B, *S] -> [B, 1]
+        >>> q_tot.shape
+        torch.Size([64, 1])
+        >>> (grad,) = torch.autograd.grad(q_tot.sum(), chosen)
+        >>> bool((grad >= 0).all())  # monotonic: ∂Q_tot/∂Q_i ≥ 0 for every agent, state and input
+        True
+        >>> raised = chosen.detach() + torch.tensor([[[1.0], [0.0]]])  # raise agent 1's utility only
+        >>> bool((mixer(raised, state) >= q_tot).all())
+        True
     """
 
     def __init__(
