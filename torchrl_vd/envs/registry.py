@@ -41,6 +41,7 @@ _ADAPTER_MODULES = (
     "torchrl_vd.envs.pettingzoo",
     "torchrl_vd.envs.lbf",
     "torchrl_vd.envs.rware",
+    "torchrl_vd.envs.smax",
 )
 
 
