@@ -248,7 +248,8 @@ class _FakeTeamEnv(gym.Env):
         self.observation_space = spaces.Tuple(obs or [spaces.Box(-1, 1, (3,), np.float32)] * len(acts))
 
     def reset(self, seed=None, options=None):
-        return tuple(np.zeros(s.shape, np.float32) for s in self.observation_space), {}
+        return tuple(np.arange(int(np.prod(s.shape)), dtype=np.float32).reshape(s.shape) + 10 * j
+                     for j, s in enumerate(self.observation_space)), {}
 
 
 @pytest.mark.parametrize(
@@ -263,6 +264,13 @@ class _FakeTeamEnv(gym.Env):
 def test_bad_spaces_are_rejected_before_work_starts(acts, obs, match):
     with pytest.raises(ValueError, match=match):
         GymMATeamEnv(lambda: _FakeTeamEnv(acts, obs), num_envs=2)
+
+
+def test_image_observations_are_flattened():
+    env = GymMATeamEnv(lambda: _FakeTeamEnv([spaces.Discrete(3)] * 2, [spaces.Box(0, 20, (2, 3))] * 2), num_envs=2)
+    assert env.obs_dim == 6 and not env._flat_obs
+    obs = env.reset()["agents", "observation"]
+    assert obs[1].tolist() == [[0, 1, 2, 3, 4, 5], [10, 11, 12, 13, 14, 15]]
 
 
 def test_rware_communication_bits_and_other_misuse_are_rejected():

@@ -188,6 +188,7 @@ class GymMATeamEnv(EnvBase):
             )
         self.n_actions = n_acts[0]
         self.obs_dim = sizes[0]
+        self._flat_obs = all(len(o.shape) == 1 for o in obs)
         self.state_dim = self.n_agents * self.obs_dim
 
     def _make_specs(self) -> None:
@@ -266,7 +267,10 @@ class GymMATeamEnv(EnvBase):
         return self._envs[i].reset(seed=seed)
 
     def _write(self, i: int, obs, views) -> None:
-        views["obs"][i] = np.reshape(obs, (self.n_agents, self.obs_dim))  # [n, F]
+        if self._flat_obs:
+            views["obs"][i] = obs  # n arrays [F] -> [n, F] (7x cheaper than np.reshape of the tuple)
+        else:
+            views["obs"][i] = np.reshape(obs, (self.n_agents, self.obs_dim))  # e.g. images -> [n, F]
         if self.has_action_mask:
             self._action_mask_fn(self._envs[i], views["mask"][i])
 

@@ -25,6 +25,7 @@ specific to LBF:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import numpy as np
@@ -53,12 +54,19 @@ def lbf_tasks() -> list[str]:
     return sorted(k for k in gymnasium.registry if k.startswith("Foraging") and not k.startswith("Foraging-grid"))
 
 
+@functools.cache
+def _action_index() -> dict:
+    from lbforaging.foraging.environment import Action
+
+    return {a: a.value for a in Action}  # Enum.value is a descriptor call: a dict lookup is ~2x cheaper
+
+
 def lbf_valid_actions(env, out: np.ndarray) -> None:
     """Write LBF's valid actions (``env._valid_actions``: player -> list of ``Action``) into ``out [n, 6]``."""
-    valid = env._valid_actions
+    valid, index = env._valid_actions, _action_index()
     for j, player in enumerate(env.players):
         for action in valid[player]:
-            out[j, action.value] = True
+            out[j, index[action]] = True
 
 
 def lbf_all_food_collected(env) -> bool:
