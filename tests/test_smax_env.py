@@ -186,3 +186,20 @@ def test_training_smoke(tmp_path):
     assert result.summary["frames"] == N_ENVS * 40 and result.summary["updates"] == 4
     assert all(math.isfinite(r["loss"]) for r in result.metrics)
     assert 0.0 <= result.summary["final_eval_return"] <= 2.0  # damage dealt (<= 1) + win bonus (1)
+
+
+def test_reset_of_running_copies_keeps_the_others(env):
+    """A ``_reset`` mask that is not the last step's finished copies (a user's reset) takes the vmapped reset
+    path: the masked copies start a new battle, the others keep their state and key."""
+    from tensordict import TensorDict
+
+    td = env.reset()
+    for _ in range(3):
+        td.set(("agents", "action"), torch.full((N_ENVS, N_ALLIES), 4))
+        _, td = env.step_and_maybe_reset(td)
+    before_keys, before_steps = np.asarray(env._keys), np.asarray(env._states.state.step)
+    assert before_steps.tolist() == [3, 3, 3]
+    env.reset(TensorDict({"_reset": torch.tensor([[False], [True], [False]])}, [N_ENVS]))
+    assert np.asarray(env._states.state.step).tolist() == [3, 0, 3]
+    keys = np.asarray(env._keys)
+    assert (keys[[0, 2]] == before_keys[[0, 2]]).all() and not (keys[1] == before_keys[1]).all()
