@@ -297,9 +297,13 @@ class SmaxTeamEnv(EnvBase):
         where = self._all if mask is None else np.ascontiguousarray(mask.reshape(-1).cpu().numpy())  # [N] bool
         prepared, self._prepared = self._prepared, None
         if prepared is not None and not (where & ~prepared[3]).any():
-            # the copies to reset finished at the last step, whose resets are prepared: take them
-            keys, states, (floats, bools), _ = prepared
-            self._keys, self._states = self._take_fn(where, keys, states, self._keys, self._states)
+            # the copies to reset finished at the last step, whose resets are prepared: take them (all of them,
+            # TorchRL's auto-reset, is the prepared batch as it is)
+            keys, states, (floats, bools), done = prepared
+            if (where == done).all():
+                self._keys, self._states = keys, states
+            else:
+                self._keys, self._states = self._take_fn(where, keys, states, self._keys, self._states)
         else:
             self._keys, self._states, (floats, bools) = self._reset_where_fn(self._keys, self._states, where)
         return self._unpack(floats, bools, with_reward=False)
