@@ -88,7 +88,7 @@ def _shared_raw_smax(scenario: str, kwargs: tuple):
 
 @functools.lru_cache(maxsize=None)
 def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
-    """``(step, reset_where, take, initial_states)`` for ``num_envs`` copies of ``raw_env``, jitted.
+    """``(step, reset_where, initial_states)`` for ``num_envs`` copies of ``raw_env``, jitted.
 
     Cached, so that envs built on the same raw env and batch size (a trainer's probe and collector envs, or
     tests) share one compilation: compiling SMAX's step takes 10-60 s on a CPU.
@@ -97,10 +97,10 @@ def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
       steps every copy and, when a copy finished, also prepares its reset (as JaxMARL's ``env.step`` does,
       but without applying it): ``prepared = (keys, states, (floats, bools))`` where the finished copies are
       reset and the others are as stepped. TorchRL's ``_reset`` that follows then costs no second pass over
-      the batch (a vmapped reset of every copy: 40-70% of a step).
+      the batch (a vmapped reset of every copy costs about half a step). Any other ``_reset`` mask uses
+      ``reset_where``.
     * ``reset_where(keys, states, mask [N] bool) -> (keys, states, (floats, bools))``: resets the copies where
       ``mask`` is set; the others keep their key and state.
-    * ``take(mask, new_keys, new_states, keys, states) -> (keys, states)``: ``new_*`` where ``mask`` is set.
     * ``initial_states``: a zero batched state (the first reset replaces every copy of it).
 
     ``floats`` = [obs N*n*F | world state N*S | ally rewards N*n | team reward N] (float32),
@@ -150,15 +150,14 @@ def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
         bools = jnp.concatenate([mask.reshape(-1), alive.reshape(-1), term, trunc, won])
         return floats, bools
 
-    def take(mask, new_keys, new_states, keys, states):
+    def reset_where(keys, states, mask):
+        new_keys, new_states = jax.vmap(reset_one)(keys)
+
         def pick(new, old):
             return jnp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
 
-        return pick(new_keys, keys), jax.tree_util.tree_map(pick, new_states, states)
-
-    def reset_where(keys, states, mask):
-        new_keys, new_states = jax.vmap(reset_one)(keys)
-        keys, states = take(mask, new_keys, new_states, keys, states)
+        keys = pick(new_keys, keys)
+        states = jax.tree_util.tree_map(pick, new_states, states)
         obs, world, avail, alive = jax.vmap(observe)(states)
         no = jnp.zeros((N,), bool)
         return keys, states, pack(obs, world, avail, alive, jnp.zeros((N, n), jnp.float32), no, no, no)
@@ -177,7 +176,7 @@ def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
 
     shapes = jax.eval_shape(jax.vmap(reset_one), jax.ShapeDtypeStruct((N, 2), jnp.uint32))[1]
     initial_states = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
-    return jax.jit(step), jax.jit(reset_where), jax.jit(take), initial_states
+    return jax.jit(step), jax.jit(reset_where), initial_states
 
 
 class SmaxTeamEnv(EnvBase):
@@ -217,7 +216,7 @@ class SmaxTeamEnv(EnvBase):
         self._f_sizes = (N * n * F, N * S, N * n, N)  # see _batched_fns
         self._b_sizes = (N * n * A, N * n, N, N, N)
         fns = _batched_fns(env, N, self.team_reward_mode == "mean")
-        self._step_fn, self._reset_where_fn, self._take_fn, self._states = fns
+        self._step_fn, self._reset_where_fn, self._states = fns
         self._prepared = None  # (keys, states, outputs, done [N] numpy) from the last step, see _batched_fns
         self._all = np.ones(N, dtype=bool)
         self._seed_keys(seed)
@@ -296,14 +295,9 @@ class SmaxTeamEnv(EnvBase):
         mask = None if tensordict is None else tensordict.get("_reset", None)
         where = self._all if mask is None else np.ascontiguousarray(mask.reshape(-1).cpu().numpy())  # [N] bool
         prepared, self._prepared = self._prepared, None
-        if prepared is not None and not (where & ~prepared[3]).any():
-            # the copies to reset finished at the last step, whose resets are prepared: take them (all of them,
-            # TorchRL's auto-reset, is the prepared batch as it is)
-            keys, states, (floats, bools), done = prepared
-            if (where == done).all():
-                self._keys, self._states = keys, states
-            else:
-                self._keys, self._states = self._take_fn(where, keys, states, self._keys, self._states)
+        if prepared is not None and (where == prepared[3]).all():
+            # TorchRL's auto-reset: exactly the copies that finished at the last step, whose resets are prepared
+            self._keys, self._states, (floats, bools), _ = prepared
         else:
             self._keys, self._states, (floats, bools) = self._reset_where_fn(self._keys, self._states, where)
         return self._unpack(floats, bools, with_reward=False)
