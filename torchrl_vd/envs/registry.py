@@ -36,7 +36,14 @@ class EnvFamily:
 
 _FAMILIES: dict[str, EnvFamily] = {}
 # Modules imported lazily by make_env/list_envs so that registering does not import vmas/pettingzoo.
-_ADAPTER_MODULES = ("torchrl_vd.envs.matrix", "torchrl_vd.envs.vmas", "torchrl_vd.envs.pettingzoo")
+_ADAPTER_MODULES = (
+    "torchrl_vd.envs.matrix",
+    "torchrl_vd.envs.vmas",
+    "torchrl_vd.envs.pettingzoo",
+    "torchrl_vd.envs.lbf",
+    "torchrl_vd.envs.rware",
+    "torchrl_vd.envs.smax",
+)
 
 
 def register_env_family(
