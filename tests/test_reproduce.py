@@ -109,7 +109,9 @@ def test_every_suite_builds_valid_configs(tmp_path, quick):
 def test_references_from_constants_and_files(tmp_path):
     ref = rp.resolve_reference(reproduce_suites.MPE_REFERENCES[("pettingzoo/simple_spread_v3", "vdn")],
                                "pettingzoo/simple_spread_v3", "vdn")
-    assert (ref.value, ref.ci) == (-189.3, 3.2) and "MARLlib" in ref.source
+    # MARLlib's -189.3 ± 3.2 in our units: T = (M + 112.5) / 3 (n x team sum, old self-collision charge)
+    assert (ref.value, ref.ci) == (pytest.approx(-25.6), pytest.approx(3.2 / 3)) and "MARLlib" in ref.source
+    assert "M = -189.3 ± 3.2" in ref.source
     assert rp.resolve_reference(None, "t", "a").value is None
 
     per_seed = tmp_path / "benchmarl.csv"

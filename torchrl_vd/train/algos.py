@@ -301,7 +301,8 @@ def build_maven(cfg, info: EnvInfo, mixer_opts: QMixerOptions, opts: MavenOption
     obs_dim = int(torch.Size(info.obs_shape).numel())
     state_dim = int(torch.Size(info.state_shape).numel())
     agent = MavenAgent(info.n_agents, info.n_actions, obs_dim, opts.noise_dim, hidden=cfg.hidden,
-                       share_params=cfg.share_params, agent_id=cfg.uses_agent_id, last_action=cfg.last_action)
+                       share_params=cfg.share_params, last_action=cfg.last_action,
+                       agent_id=bool(cfg.agent_id))  # auto (None) = off: W(z, i) already reads the agent's id
     mixer = MavenMixer(info.n_agents, info.state_shape, opts.noise_dim, **dataclasses.asdict(mixer_opts))
     discriminator = MavenDiscriminator(info.n_agents, info.n_actions, state_dim, opts.noise_dim,
                                        hidden=opts.discrim_size, recurrent=opts.rnn_discrim)

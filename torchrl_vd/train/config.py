@@ -92,7 +92,8 @@ class TrainConfig:
     agent_id: bool | None = None
     """Append a one-hot agent id to each agent's input; ``None`` = with shared parameters (pymarl's
     ``obs_agent_id=True``): a shared network must be able to tell the agents apart (measured on the
-    climbing game: without it VDN fits a symmetric table to an asymmetric payoff)."""
+    climbing game: without it VDN fits a symmetric table to an asymmetric payoff). MAVEN's agent reads the
+    id in its output hypernetwork W(z, i) already, so ``None`` leaves it off there."""
     last_action: bool = False
     """Recurrent agents: feed each agent its previous action (one-hot) as input (pymarl's obs_last_action)."""
     seq_len: int = 0
