@@ -5,6 +5,8 @@ from torchrl_vd.modules.mixers.maven import MavenAgent, MavenDiscriminator, Mave
 from torchrl_vd.modules.mixers.qmix import QMixer
 from torchrl_vd.modules.mixers.qtran import QTranJointQ, QTranV
 from torchrl_vd.modules.mixers.vdn import VDNMixer
+from torchrl_vd.modules.mixers.central import CentralQMixer  # Weighted QMIX's Q̂*
+from torchrl_vd.modules.mixers.qplex import QPlexMixer
 
 __all__ = [
     "MavenAgent",
@@ -18,3 +20,4 @@ __all__ = [
     "VDNMixer",
     "make_z_policy",
 ]
+__all__ += ["CentralQMixer", "QPlexMixer"]
