@@ -18,6 +18,8 @@ from torchrl_vd.modules.mixers import (
     VDNMixer,
 )
 from torchrl_vd.objectives import MavenLoss, MixingQLoss, QTranLoss, ValueDecompositionLoss
+from torchrl_vd.modules.mixers import CentralQMixer, QPlexMixer
+from torchrl_vd.objectives import QPlexLoss, WeightedQMixLoss
 from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, evaluate, register_algo, train
 from torchrl_vd.train.checkpoint import config_for_resume as train_config_for_resume
 
@@ -55,3 +57,4 @@ __all__ = [
     "make_agent_policies",
     "make_env",
 ]
+__all__ += ["CentralQMixer", "QPlexLoss", "QPlexMixer", "WeightedQMixLoss"]
