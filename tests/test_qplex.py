@@ -4,12 +4,12 @@ outcome on the QTRAN matrix game (optimal joint action, payoff table reproduced)
 
 import pytest
 import torch
+from _matrix import PAYOFF, RMSPROP, train_matrix
 from _pymarl import copy_into, episode_batch, make_mac, max_grad_gap, to_tensordict
 from _ref_qplex import DMAQer, DMAQLearner, learner_pairs
 
 import torchrl_vd as vd
 from torchrl_vd import GRUAgent, MLPAgent, QPlexLoss, QPlexMixer
-from torchrl_vd.envs.matrix import NAMED_PAYOFFS
 from torchrl_vd.testing import random_batch
 from torchrl_vd.train.registry import algorithms
 
@@ -155,4 +155,34 @@ def test_igm_holds_for_random_networks(kind):
 
 
 # -------------------------------------------------------------------------------------- the matrix game
-PAYOFF = torch.tensor(NAMED_PAYOFFS["qtran"], dtype=torch.float32)
+# The reference's own matrix-game run (wjh720/QPLEX README: qplex.yaml, epsilon_finish=1.0) trains with
+# uniform exploration and pymarl's RMSprop at lr 5e-4, as tests/_matrix.py does (reference QPlexMixer sizes).
+# Measured (greedy payoff, max|Q_tot − payoff|, mean|Q_tot − payoff|) per seed 0-4:
+#   1000 updates: 8 for every seed; max 2.38, 1.03, 4.37, 9.38 (not fitted yet), 0.74; mean 0.80, 0.39, 0.65, 4.39, 0.22
+#   3000 updates: 8 for every seed; max 1.58, 0.70, 0.29, 1.61, 0.39;                mean 0.61, 0.20, 0.18, 0.51, 0.14
+
+
+def check_solves(seed, tmp_path, updates):
+    greedy, payoff, report, _ = train_matrix("qplex", seed, tmp_path, updates=updates, optim=RMSPROP)
+    err = (report.joint_q[0] - PAYOFF).abs()  # [3, 3]
+    print(f"qplex seed {seed}, {updates} updates: greedy {greedy} payoff {payoff}, max|Q_tot − payoff| "
+          f"{err.max():.2f}, mean {err.mean():.2f}")
+    assert report.holds.all()  # IGM by construction, also after training
+    return payoff, err
+
+
+def test_qplex_solves_the_matrix_game(tmp_path):
+    """Greedy (A, A) = 8, and Q_tot close to the payoff (IGM-complete: QPLEX can represent it exactly).
+
+    QMIX in this setting (RMSprop, 1000 updates) reaches 8 on seeds 0 and 4 only (0 on 1-3); in
+    tests/test_qtran.py's (Adam 2e-3) it settles for 0, where QPLEX's training diverges (measured).
+    """
+    payoff, err = check_solves(0, tmp_path, 1000)
+    assert payoff == 8.0 and err.mean() < 1.0  # measured 0.80 (max 2.38): the λ fit is still improving
+
+
+@pytest.mark.slow
+def test_qplex_solves_the_matrix_game_and_reproduces_the_payoff_in_most_seeds(tmp_path):
+    results = [check_solves(s, tmp_path / str(s), 3000) for s in range(5)]
+    solved = [p == 8.0 and e.max() < 2.0 for p, e in results]  # measured max errors ≤ 1.61
+    assert sum(solved) >= 4, [(p, round(e.max().item(), 2)) for p, e in results]

@@ -4,6 +4,7 @@ published outcome on the QTRAN matrix game."""
 
 import pytest
 import torch
+from _matrix import ADAM, PAYOFF, train_matrix
 from _pymarl import copy_into, episode_batch, make_mac, max_grad_gap, to_tensordict
 from _ref_wqmix import MaxQLearner, QMixerCentralFF, learner_pairs
 from _ref_wqmix import QMixer as RefQMixer
@@ -12,7 +13,7 @@ from torchrl.objectives import SoftUpdate
 
 import torchrl_vd as vd
 from torchrl_vd import CentralQMixer, GRUAgent, MLPAgent, QMixer, VDNMixer, WeightedQMixLoss
-from torchrl_vd.envs.matrix import NAMED_PAYOFFS
+from torchrl_vd.igm import all_joint_actions
 from torchrl_vd.testing import identity_agent, random_batch
 from torchrl_vd.train.registry import algorithms
 
@@ -236,31 +237,44 @@ def test_q_tot_is_monotonic_so_igm_holds(weighting):
 
 
 # -------------------------------------------------------------------------------------- the matrix game
-PAYOFF = torch.tensor(NAMED_PAYOFFS["qtran"], dtype=torch.float32)
-# tests/test_qtran.py's setting: uniform exploration (ε = 1), one-step game (y = r)
-MATRIX = dict(env="matrix/qtran", num_envs=256, frames_per_batch=256, frames=256 * 25, updates_per_batch=20,
-              batch_size=256, lr=2e-3, eps_start=1.0, eps_end=1.0, target_update=100, hidden=(32,),
-              mixer_kwargs={"central_embed_dim": 64}, eval_episodes=4, progress=False)
+# tests/_matrix.py with Adam at lr 2e-3 (tests/test_qtran.py's optimiser), 500 updates, reference network sizes.
+# Measured greedy payoff, seeds 0-4: QMIX 0, 0, 0, 0, 8; CW-QMIX 8, 8, 8, 8, 8; OW-QMIX 8, 8, 8, 8, 8.
+# (With the references' RMSprop at lr 5e-4: CW and OW 8 on all five seeds after 400 updates; QMIX after
+# 1000 updates 8, 0, 0, 0, 8.)
+UPDATES = 500
+Q_STAR_TOL = 1.0  # max|Q̂* − payoff| measured ≤ 0.60 (CW 0.07, 0.20, 0.17, 0.03, 0.05; OW 0.60, 0.06, 0.31, 0.09, 0.09)
 
 
-def greedy_payoff(algo, seed, out_dir):
-    result = vd.train(vd.TrainConfig(algo=algo, seed=seed, out_dir=str(out_dir), **MATRIX))
-    report = vd.check_igm(result.loss_module, result.env.reset()[:1])
-    greedy = tuple(report.local_argmax[0].tolist())
-    assert result.summary["final_eval_return"] == pytest.approx(PAYOFF[greedy].item())
-    assert report.holds.all()  # Q_tot stays monotonic: its greedy joint action is the agents'
-    return PAYOFF[greedy].item()
+def matrix_outcome(algo, seed, out_dir):
+    """Greedy payoff, and for Weighted QMIX max|Q̂* − payoff| over the 9 joint actions."""
+    greedy, payoff, report, result = train_matrix(algo, seed, out_dir, updates=UPDATES, optim=ADAM)
+    assert report.holds.all()  # Q_tot is monotonic: its greedy joint action is the agents'
+    q_star_err = float("nan")
+    if algo != "qmix":
+        q_star = result.loss_module.central_q_values(result.env.reset()[:1], all_joint_actions(2, 3))
+        q_star_err = (q_star.reshape(3, 3) - PAYOFF).abs().max().item()  # [1, 9] -> [3, 3]
+    print(f"{algo} seed {seed}: greedy {greedy} payoff {payoff}, Q_tot {report.joint_q[0].flatten().round(decimals=2).tolist()}, "
+          f"max|Q̂* − payoff| {q_star_err:.2f}")
+    return payoff, q_star_err
 
 
 @pytest.mark.parametrize("algo", ["cw-qmix", "ow-qmix"])
 def test_weighted_qmix_solves_the_matrix_game(algo, tmp_path):
-    """Where QMIX settles for payoff 0 (tests/test_qtran.py), the weighting finds (A, A) = 8."""
-    assert greedy_payoff(algo, 0, tmp_path) == 8.0
+    """(A, A) = 8 where QMIX, in the same setting, settles for 0; the unrestricted Q̂* learns the payoff."""
+    payoff, q_star_err = matrix_outcome(algo, 0, tmp_path)
+    assert payoff == 8.0 and q_star_err < Q_STAR_TOL
+
+
+def test_qmix_settles_for_zero_in_the_same_setting(tmp_path):
+    assert matrix_outcome("qmix", 0, tmp_path)[0] == 0.0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["cw-qmix", "ow-qmix"])
+@pytest.mark.parametrize("algo", ["cw-qmix", "ow-qmix", "qmix"])
 def test_weighted_qmix_solves_the_matrix_game_in_most_seeds(algo, tmp_path):
-    payoffs = [greedy_payoff(algo, s, tmp_path / str(s)) for s in range(5)]
-    print(f"{algo}: greedy payoff per seed {payoffs}")
-    assert sum(p == 8.0 for p in payoffs) >= 4, payoffs
+    outcomes = [matrix_outcome(algo, s, tmp_path / str(s)) for s in range(5)]
+    solved = sum(p == 8.0 for p, _ in outcomes)
+    if algo == "qmix":
+        assert solved <= 1, outcomes
+    else:
+        assert solved >= 4 and all(e < Q_STAR_TOL for _, e in outcomes), outcomes

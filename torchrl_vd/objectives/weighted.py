@@ -17,6 +17,7 @@ Reference: oxwhirl/wqmix ``src/learners/max_q_learner.py`` (``MAXQLearner.train`
 from __future__ import annotations
 
 import torch
+from tensordict import TensorDictBase
 from torch import nn
 
 from torchrl_vd.modules.mixers.base import Mixer
@@ -181,6 +182,24 @@ class WeightedQMixLoss(MixingQLoss):
         td_error = (q_tot - y).detach().abs().reshape(b.valid.shape)  # [*B]
         terms = {"loss_td": loss_td, "loss_central": loss_central, "weight_mean": weight_mean}
         return {"loss": loss, **{k: t.detach() for k, t in terms.items()}}, td_error
+
+    def central_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
+        """Q̂*(s, u) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online central networks).
+
+        ``joint_q_values`` (what ``check_igm`` reads) is QMIX's Q_tot; this is the unrestricted value
+        the weighting and the targets come from.
+        """
+        b = self.read_batch_for_eval(td)
+        q_hat, _ = self.central_utilities(b, target=False, need_next=False)  # [*B, n, A]
+        batch, (n, A) = q_hat.shape[:-2], q_hat.shape[-2:]
+        K = joint_actions.shape[-2]
+        acts = joint_actions.to(q_hat.device).expand(*batch, K, n)  # [*B, K, n]
+        alive = None if b.alive is None else b.alive.unsqueeze(-2)  # [*B, 1, n]
+        chosen = self.zero_dead(q_hat.unsqueeze(-3).expand(*batch, K, n, A).gather(-1, acts.unsqueeze(-1)), alive)  # [*B, K, n, 1]
+        state = b.state
+        if state is not None:
+            state = state.unsqueeze(len(batch)).expand(*batch, K, *state.shape[len(batch):])  # [*B, K, *S]
+        return self.central_mixer(chosen, state).squeeze(-1)  # [*B, K, 1] -> [*B, K]
 
 
 __all__ = ["WEIGHTINGS", "WeightedQMixLoss"]
