@@ -76,8 +76,9 @@ class WeightedQMixLoss(MixingQLoss):
         Others: see :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss`.
 
     Returns (forward): ``loss`` (optimise this) and the detached ``loss_td``, ``loss_central`` and
-    ``weight_mean`` (mean w over valid samples, the reference's logged ``w_to_use``); writes |Q_tot − y|
-    at ``"td_error"``.
+    ``weight_mean`` (mean w over valid samples; the reference logs it as ``w_to_use``, over the padded
+    batch); writes |Q_tot − y| at ``"td_error"``. :meth:`central_q_values` evaluates Q̂* on any joint
+    actions (``joint_q_values``, read by ``check_igm``, is Q_tot).
 
     Examples:
         >>> import torch
