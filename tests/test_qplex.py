@@ -26,11 +26,11 @@ def our_agent(kind: str):
     return MLPAgent(N, A, F, hidden=(H, H), agent_id=True)
 
 
-def reference_and_ours(kind, double_q, layers, dtype, is_minus_one=True, seed=0):
+def reference_and_ours(kind, double_q, layers, dtype, is_minus_one=True, seed=0, sizes=MIXER):
     """The reference learner (targets perturbed away from the online nets) and our loss with the same weights."""
     torch.manual_seed(seed)
     ref = DMAQLearner(make_mac(kind, N, A, F, H),
-                      DMAQer(N, A, S, adv_hypernet_layers=layers, is_minus_one=is_minus_one, **MIXER),
+                      DMAQer(N, A, S, adv_hypernet_layers=layers, is_minus_one=is_minus_one, **sizes),
                       double_q=double_q, gamma=GAMMA)
     modules = [ref.mac.agent, ref.mixer, ref.target_mac.agent, ref.target_mixer]
     with torch.no_grad():
@@ -39,7 +39,7 @@ def reference_and_ours(kind, double_q, layers, dtype, is_minus_one=True, seed=0)
         for m in modules[2:]:  # θ̄ ≠ θ, so that using the wrong copy shows
             for p in m.parameters():
                 p.add_(0.1 * torch.randn_like(p))
-    mixer = QPlexMixer(N, A, (S,), adv_hypernet_layers=layers, is_minus_one=is_minus_one, **MIXER)
+    mixer = QPlexMixer(N, A, (S,), adv_hypernet_layers=layers, is_minus_one=is_minus_one, **sizes)
     loss = QPlexLoss(our_agent(kind), mixer, double_q=double_q).to(dtype)
     loss.make_value_estimator(gamma=GAMMA)
     copy_into(learner_pairs(loss, ref, layers, target=False))
@@ -71,10 +71,15 @@ def test_loss_and_gradients_equal_the_reference(double_q, kind, dtype):
     assert all(build("grad").abs().sum() > 0 for name, _, build in pairs if name.startswith("mixer"))
 
 
-@pytest.mark.parametrize("layers, is_minus_one", [(1, True), (2, True), (3, False)])
-def test_other_reference_options_equal_the_reference(layers, is_minus_one):
-    """adv_hypernet_layers 1 and 2 (qplex_sc2.yaml uses 1) and is_minus_one=False, float64, GRU agents."""
-    ref, loss = reference_and_ours("gru", True, layers, torch.float64, is_minus_one=is_minus_one)
+REFERENCE_SIZES = dict(hypernet_embed=64, num_kernel=10, adv_hypernet_embed=64)  # qplex.yaml l.22-26
+
+
+@pytest.mark.parametrize("layers, is_minus_one, sizes", [(1, True, MIXER), (2, True, MIXER), (3, False, MIXER),
+                                                         (3, True, REFERENCE_SIZES)])
+def test_other_reference_options_equal_the_reference(layers, is_minus_one, sizes):
+    """adv_hypernet_layers 1 and 2 (qplex_sc2.yaml uses 1), is_minus_one=False, and the reference's
+    sizes (10 heads of width 64), float64, GRU agents."""
+    ref, loss = reference_and_ours("gru", True, layers, torch.float64, is_minus_one=is_minus_one, sizes=sizes)
     batch = episode_batch(6, 5, N, A, F, S, seed=2, dtype=torch.float64)
     out = loss(to_tensordict(batch))
     out["loss"].backward()

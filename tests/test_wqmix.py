@@ -30,11 +30,12 @@ def our_agent(kind: str):
     return MLPAgent(N, A, F, hidden=(H, H), agent_id=True)
 
 
-def reference_and_ours(kind: str, weighting: str, dtype, seed: int = 0):
+def reference_and_ours(kind: str, weighting: str, dtype, seed: int = 0, sizes=(EMBED, HYPER, CENTRAL)):
     """The reference learner (targets perturbed away from the online nets) and our loss with the same weights."""
     torch.manual_seed(seed)
-    ref = MaxQLearner(make_mac(kind, N, A, F, H), RefQMixer(N, S, EMBED, HYPER), make_mac(kind, N, A, F, H),
-                      QMixerCentralFF(N, S, CENTRAL), hysteretic_qmix=weighting == "ow", gamma=GAMMA)
+    embed, hyper, central = sizes
+    ref = MaxQLearner(make_mac(kind, N, A, F, H), RefQMixer(N, S, embed, hyper), make_mac(kind, N, A, F, H),
+                      QMixerCentralFF(N, S, central), hysteretic_qmix=weighting == "ow", gamma=GAMMA)
     modules = [ref.mac.agent, ref.mixer, ref.central_mac.agent, ref.central_mixer, ref.target_mac.agent,
                ref.target_mixer, ref.target_central_mac.agent, ref.target_central_mixer]
     with torch.no_grad():
@@ -43,22 +44,26 @@ def reference_and_ours(kind: str, weighting: str, dtype, seed: int = 0):
         for m in modules[4:]:  # θ̄ ≠ θ, so that using the wrong copy shows
             for p in m.parameters():
                 p.add_(0.1 * torch.randn_like(p))
-    loss = WeightedQMixLoss(our_agent(kind), QMixer(N, (S,), mixing_embed_dim=EMBED, hypernet_embed=HYPER),
-                            CentralQMixer(N, (S,), embed_dim=CENTRAL), our_agent(kind), weighting=weighting).to(dtype)
+    loss = WeightedQMixLoss(our_agent(kind), QMixer(N, (S,), mixing_embed_dim=embed, hypernet_embed=hyper),
+                            CentralQMixer(N, (S,), embed_dim=central), our_agent(kind), weighting=weighting).to(dtype)
     loss.make_value_estimator(gamma=GAMMA)
     copy_into(learner_pairs(loss, ref, target=False))
     copy_into(learner_pairs(loss, ref, target=True))
     return ref, loss
 
 
+REFERENCE_SIZES = (32, 64, 256)  # cw_qmix.yaml: mixing_embed_dim, hypernet_embed, central_mixing_embed_dim
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("kind", ["mlp", "gru"])
+@pytest.mark.parametrize("kind, sizes", [("mlp", (EMBED, HYPER, CENTRAL)), ("gru", (EMBED, HYPER, CENTRAL)),
+                                         ("gru", REFERENCE_SIZES)], ids=["mlp", "gru", "gru-reference-sizes"])
 @pytest.mark.parametrize("weighting", ["cw", "ow"])
-def test_loss_and_gradients_equal_the_reference(weighting, kind, dtype):
+def test_loss_and_gradients_equal_the_reference(weighting, kind, sizes, dtype):
     """Same weights, same padded episodes (terminated and cut, action masks, zero avail on padding):
     loss_td = qmix_loss, loss_central = central_loss, loss = their sum, and every online parameter's
     gradient equal to float rounding (figures printed with -s)."""
-    ref, loss = reference_and_ours(kind, weighting, dtype)
+    ref, loss = reference_and_ours(kind, weighting, dtype, sizes=sizes)
     batch = episode_batch(6, 5, N, A, F, S, seed=1, dtype=dtype)
     out = loss(to_tensordict(batch))
     out["loss"].backward()
@@ -70,7 +75,7 @@ def test_loss_and_gradients_equal_the_reference(weighting, kind, dtype):
     rel, grad_rel = TOL[dtype]
     gaps = {k: abs(out[k].item() - r.item()) for k, r in (("loss", r_loss), ("loss_td", r_qmix), ("loss_central", r_central))}
     grad_gap = max_grad_gap(learner_pairs(loss, ref, target=False))
-    print(f"{weighting}-qmix {kind} {dtype}: max|Δloss| = {max(gaps.values()):.2e} (loss {r_loss.item():.4f}), "
+    print(f"{weighting}-qmix {kind} {sizes} {dtype}: max|Δloss| = {max(gaps.values()):.2e} (loss {r_loss.item():.4f}), "
           f"max|Δgrad| = {grad_gap:.2e}")
     for k, r in (("loss", r_loss), ("loss_td", r_qmix), ("loss_central", r_central)):
         assert out[k].item() == pytest.approx(r.item(), rel=rel)
@@ -139,6 +144,14 @@ def test_weights_equal_hand_computation(weighting, weights):
     assert out["loss"].item() == pytest.approx(out["loss_td"].item() + out["loss_central"].item())
     per_sample = [hand_loss(weighting)(hand_batch([a], [r]))["weight_mean"].item() for a, r in zip(ACTIONS, REWARDS)]
     assert per_sample == pytest.approx(weights)
+
+
+def test_central_q_values_and_joint_q_values():
+    """Q̂* (online central networks) and Q_tot on every joint action: here both Q_1(u_1) + Q_2(u_2)."""
+    loss, td = hand_loss("cw"), hand_batch([[0, 0]], [0.0])
+    expected = [[1.0, 3.0], [0.0, 2.0]]  # [u_1, u_2]
+    assert loss.central_q_values(td, all_joint_actions(2, 2)).reshape(2, 2).tolist() == expected  # [1, 4] -> [2, 2]
+    assert vd.check_igm(loss, td).joint_q[0].tolist() == expected
 
 
 def test_cw_greedy_action_honours_mask_and_dead_agents():
