@@ -9,10 +9,18 @@ from torchrl_vd.igm import IGMReport, check_igm
 from torchrl_vd.modules.agents import AgentNet, GRUAgent, MLPAgent, make_agent_policies
 from torchrl_vd.modules.maven_agent import MavenAgent
 from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
-from torchrl_vd.modules.mixers import MavenMixer, Mixer, QMixer, VDNMixer
+from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, Mixer, QMixer, QPlexMixer, VDNMixer
 from torchrl_vd.modules.qtran import QTranJointQ, QTranV
 from torchrl_vd.modules.z_policy import make_z_policy
-from torchrl_vd.objectives import MavenLoss, MixingQLoss, QTranLoss, ValueDecompositionLoss, ZPolicyTrainer
+from torchrl_vd.objectives import (
+    MavenLoss,
+    MixingQLoss,
+    QPlexLoss,
+    QTranLoss,
+    ValueDecompositionLoss,
+    WeightedQMixLoss,
+    ZPolicyTrainer,
+)
 from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, evaluate, register_algo, train
 from torchrl_vd.train.checkpoint import config_for_resume as train_config_for_resume
 
@@ -20,6 +28,10 @@ __version__ = "0.2.0.dev0"
 
 __all__ = [
     "AgentNet",
+    "CentralQMixer",
+    "QPlexLoss",
+    "QPlexMixer",
+    "WeightedQMixLoss",
     "AlgoParts",
     "TrainConfig",
     "TrainResult",

@@ -32,7 +32,7 @@ import copy
 import inspect
 import math
 from numbers import Real
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from tensordict import TensorDict, TensorDictBase

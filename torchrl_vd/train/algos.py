@@ -28,12 +28,14 @@ from torchrl_vd.envs.transforms import NoiseTransform
 from torchrl_vd.modules.agents import AgentNet, GRUAgent, MLPAgent
 from torchrl_vd.modules.maven_agent import MavenAgent
 from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
-from torchrl_vd.modules.mixers import MavenMixer, QMixer, VDNMixer
+from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, QMixer, QPlexMixer, VDNMixer
 from torchrl_vd.modules.qtran import QTranJointQ, QTranV
 from torchrl_vd.modules.z_policy import make_z_policy
 from torchrl_vd.objectives.maven import MavenLoss
 from torchrl_vd.objectives.mixing import MixingQLoss
+from torchrl_vd.objectives.qplex import QPlexLoss
 from torchrl_vd.objectives.qtran import QTranLoss
+from torchrl_vd.objectives.weighted import WeightedQMixLoss
 from torchrl_vd.objectives.z_policy import ZPolicyTrainer
 from torchrl_vd.train.options import build_options
 
@@ -119,6 +121,48 @@ class MavenOptions(TDLossOptions):
     """π_z gradient steps per collected batch (authors' bandit_iters: 100 per episode)."""
     z_epsilon: float = 0.5
     """Probability of a uniform z at a reset while collecting (authors' bandit_epsilon idea)."""
+
+
+@dataclass
+class WeightedQMixerOptions(QMixerOptions):
+    """QMIX's monotonic mixer plus Weighted QMIX's unrestricted Q̂* (oxwhirl/pymarl ``ow_qmix.yaml`` /
+    ``cw_qmix.yaml``: ``central_mixer: "ff"``, ``central_agent: "central_rnn"``)."""
+
+    central_embed_dim: int = 256
+    """Width of Q̂*'s feed-forward mixer (reference central_mixing_embed_dim: 256)."""
+    central_agent: bool = True
+    """Q̂* has its own agent network, same architecture as the QMIX agents (reference ``central_rnn``);
+    False: Q̂* mixes the QMIX agents' detached utilities."""
+
+
+@dataclass
+class WeightedQMixLossOptions(TDLossOptions):
+    """Weighted QMIX's objective λ_qmix·L_td(w) + λ_central·L_central (reference max_q_learner)."""
+
+    alpha: float = 0.1
+    """Weight α of the samples where the condition fails (reference ``w: 0.1`` for both CW and OW)."""
+    lambda_qmix: float = 1.0
+    """Weight of QMIX's weighted TD loss (reference qmix_loss: 1)."""
+    lambda_central: float = 1.0
+    """Weight of Q̂*'s TD loss (reference central_loss: 1)."""
+
+
+@dataclass
+class QPlexMixerOptions:
+    """QPLEX's duplex dueling mixer with multi-head attention λ_i(τ, u) (wjh720/QPLEX ``qplex.yaml``)."""
+
+    hypernet_embed: int = 64
+    """Hidden width of the transformation's w(s), b(s) networks (64)."""
+    num_kernel: int = 10
+    """Attention heads K of λ (10)."""
+    adv_hypernet_layers: int = 3
+    """Layers of each key / agent / action network of λ (3)."""
+    adv_hypernet_embed: int = 64
+    """Hidden width of those networks (64)."""
+    weighted_head: bool = True
+    """Apply the transformation w_i(s) Q_i + b_i(s) (True)."""
+    is_minus_one: bool = True
+    """Weigh the advantages by λ_i − 1 (True) or λ_i."""
 
 
 # ---------------------------------------------------------------------------------------------- table
@@ -253,6 +297,36 @@ def build_vdn(cfg, info: EnvInfo, mixer_opts: NoOptions, loss_opts: TDLossOption
 def build_qmix(cfg, info: EnvInfo, mixer_opts: QMixerOptions, loss_opts: TDLossOptions) -> AlgoParts:
     mixer = QMixer(info.n_agents, info.state_shape, **dataclasses.asdict(mixer_opts))
     return AlgoParts(MixingQLoss(build_agent(cfg, info), mixer, **td_loss_kwargs(cfg, loss_opts)))
+
+
+def _build_weighted_qmix(cfg, info: EnvInfo, mixer_opts: WeightedQMixerOptions, loss_opts: WeightedQMixLossOptions,
+                         weighting: str) -> AlgoParts:
+    """QMIX agents and mixer from ``cfg``; Q̂*'s own agents (same architecture, fresh weights) and mixer."""
+    qmix = {f.name: getattr(mixer_opts, f.name) for f in dataclasses.fields(QMixerOptions)}
+    mixer = QMixer(info.n_agents, info.state_shape, **qmix)
+    central = CentralQMixer(info.n_agents, info.state_shape, embed_dim=mixer_opts.central_embed_dim)
+    central_agent = build_agent(cfg, info) if mixer_opts.central_agent else None
+    return AlgoParts(WeightedQMixLoss(build_agent(cfg, info), mixer, central, central_agent, weighting=weighting,
+                                      **td_loss_kwargs(cfg, loss_opts)))
+
+
+@register_algo("cw-qmix", description="CW-QMIX: QMIX projected toward an unrestricted Q̂*, centrally weighted "
+               "(Rashid et al. 2020)", mixer_options=WeightedQMixerOptions, loss_options=WeightedQMixLossOptions)
+def build_cw_qmix(cfg, info, mixer_opts: WeightedQMixerOptions, loss_opts: WeightedQMixLossOptions) -> AlgoParts:
+    return _build_weighted_qmix(cfg, info, mixer_opts, loss_opts, "cw")
+
+
+@register_algo("ow-qmix", description="OW-QMIX: QMIX projected toward an unrestricted Q̂*, optimistically "
+               "weighted (Rashid et al. 2020)", mixer_options=WeightedQMixerOptions, loss_options=WeightedQMixLossOptions)
+def build_ow_qmix(cfg, info, mixer_opts: WeightedQMixerOptions, loss_opts: WeightedQMixLossOptions) -> AlgoParts:
+    return _build_weighted_qmix(cfg, info, mixer_opts, loss_opts, "ow")
+
+
+@register_algo("qplex", description="QPLEX: duplex dueling mixer with attention, IGM-complete (Wang et al. 2021)",
+               mixer_options=QPlexMixerOptions)
+def build_qplex(cfg, info: EnvInfo, mixer_opts: QPlexMixerOptions, loss_opts: TDLossOptions) -> AlgoParts:
+    mixer = QPlexMixer(info.n_agents, info.n_actions, info.state_shape, **dataclasses.asdict(mixer_opts))
+    return AlgoParts(QPlexLoss(build_agent(cfg, info), mixer, **td_loss_kwargs(cfg, loss_opts)))
 
 
 def _build_qtran(cfg, info: EnvInfo, net_opts: QTranNetOptions, loss_opts: QTranLossOptions, variant: str):
