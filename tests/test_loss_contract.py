@@ -27,6 +27,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from torchrl_vd import (
+    CentralQMixer,
     MavenAgent,
     MavenDiscriminator,
     MavenLoss,
@@ -34,10 +35,13 @@ from torchrl_vd import (
     MixingQLoss,
     MLPAgent,
     QMixer,
+    QPlexLoss,
+    QPlexMixer,
     QTranJointQ,
     QTranLoss,
     QTranV,
     VDNMixer,
+    WeightedQMixLoss,
 )
 from torchrl_vd.keys import GROUP
 from torchrl_vd.objectives.common import ValueDecompositionLoss
@@ -66,6 +70,19 @@ def _qtran(variant: str) -> Callable[[TensorDict], ValueDecompositionLoss]:
     return factory
 
 
+def _weighted(weighting: str) -> Callable[[TensorDict], ValueDecompositionLoss]:
+    def factory(td: TensorDict) -> ValueDecompositionLoss:
+        return WeightedQMixLoss(MLPAgent(N, A, F, hidden=(H,)), QMixer(N, (S,), mixing_embed_dim=H, hypernet_embed=H),
+                                CentralQMixer(N, (S,), embed_dim=H), MLPAgent(N, A, F, hidden=(H,)), weighting=weighting)
+
+    return factory
+
+
+def _qplex(td: TensorDict) -> ValueDecompositionLoss:
+    return QPlexLoss(MLPAgent(N, A, F, hidden=(H,)), QPlexMixer(N, A, (S,), hypernet_embed=H, num_kernel=2,
+                                                               adv_hypernet_embed=H))
+
+
 def _maven(td: TensorDict) -> ValueDecompositionLoss:
     # the episode's latent z, one per sequence, also under "next" (the NoiseTransform's layout)
     z = torch.eye(Z)[torch.randint(Z, (BATCH[0], 1))].expand(*BATCH, Z)
@@ -82,7 +99,12 @@ class LossCase:
     """``_AcceptedKeys`` fields whose entries do not change this loss (feed-forward agents: no hidden state,
     no resets); test (a) checks the list both ways."""
     reported: set[str] = field(default_factory=set)
-    """Output entries reported from elsewhere, not computed from the batch (MAVEN's ``loss_rl``)."""
+    """Output entries reported from elsewhere or diagnostics rather than loss terms (MAVEN's ``loss_rl``,
+    Weighted QMIX's ``weight_mean``)."""
+    target_free_at_gamma0: set[str] | None = None
+    """Outputs that must not depend on the targets when γ = 0 (None: all of them). CW-QMIX's weights read
+    the *target* Q̂* at the current step by design (wqmix max_q_learner: w = 1 where y > Q̂*(s, û*)), so
+    only its central TD loss is target-free there."""
 
 
 LOSSES: dict[str, LossCase] = {
@@ -92,6 +114,9 @@ LOSSES: dict[str, LossCase] = {
     "qtran-alt": LossCase(_qtran("alt")),
     # MAVEN's agents are recurrent (stored hidden state, resets at is_init), and so is its discriminator
     "maven": LossCase(_maven, unread=set(), reported={"loss_rl"}),
+    "cw-qmix": LossCase(_weighted("cw"), reported={"weight_mean"}, target_free_at_gamma0={"loss_central"}),
+    "ow-qmix": LossCase(_weighted("ow"), reported={"weight_mean"}),
+    "qplex": LossCase(_qplex),
 }
 
 
@@ -223,7 +248,7 @@ def _target_params(loss) -> list[torch.Tensor]:
 
 
 def test_d_targets_get_no_gradient_and_enter_only_through_the_td_target(case):
-    name, _, loss, td = case
+    name, spec, loss, td = case
     targets = _target_params(loss)
     assert targets, f"{name} has no target parameters (delay_value=True keeps θ̄)"
     assert not any(n.startswith("target_") for n, _ in loss.named_parameters())
@@ -245,7 +270,10 @@ def test_d_targets_get_no_gradient_and_enter_only_through_the_td_target(case):
                     t.copy_(s)
 
     loss.make_value_estimator(gamma=0.0)  # y = r: no bootstrapped value, so no target network involved
-    assert_same(perturbed_outputs(), outputs(loss, td), f"{name} (γ = 0) with other targets")
+    changed, base = perturbed_outputs(), outputs(loss, td)
+    if spec.target_free_at_gamma0 is not None:
+        changed, base = ({k: v for k, v in d.items() if k in spec.target_free_at_gamma0} for d in (changed, base))
+    assert_same(changed, base, f"{name} (γ = 0) with other targets")
     loss.make_value_estimator(gamma=0.9)
     changed, base = perturbed_outputs(), outputs(loss, td)
     assert not torch.equal(changed["loss"], base["loss"]), f"{name} (γ = 0.9): the targets are never used"
@@ -282,7 +310,8 @@ def test_f_output_is_a_tensordict_of_scalar_loss_entries(case):
     name, spec, loss, td = case
     out = loss(td)
     assert isinstance(out, TensorDictBase) and out.batch_size == torch.Size([])
-    assert "loss" in out.keys() and all(k.startswith("loss") for k in out.keys()), list(out.keys())
+    # loss* terms, plus declared diagnostics (like torchrl's SAC reporting "alpha"): WQMIX's weight_mean
+    assert "loss" in out.keys() and all(k.startswith("loss") or k in spec.reported for k in out.keys()), list(out.keys())
     assert all(v.shape == torch.Size([]) for v in out.values())
     assert out["loss"].requires_grad and math.isfinite(out["loss"].item())
     assert not any(v.requires_grad for k, v in out.items() if k != "loss")  # terms are reported detached
