@@ -437,12 +437,18 @@ def make_agent_policies(
     eps_end: float = 0.05,
     annealing_num_steps: int = 50_000,
     group: str = GROUP,
+    keep_values: bool = True,
 ) -> tuple[TensorDictSequential, TensorDictSequential]:
     """Greedy and ε-greedy decentralized policies that share ``agent_net``'s parameters.
 
     Each agent acts on its own utilities only: a_i = argmax_{a_i} Q(h_i, a_i) (seed: A_i*), which by
     IGM is the greedy joint action of the centralized value. Both honour ``(group, "action_mask")``
     when ``action_mask=True``.
+
+    ``keep_values=False``: the ε-greedy policy writes only the actions (and a recurrent agent's next
+    hidden state), not ``(group, "action_value")`` / ``(group, "chosen_action_value")``, so collected
+    batches — and a replay buffer filled from them — carry no Q-values the losses recompute anyway
+    (``train()`` collects so; the greedy policy always writes them, for inspection).
 
     Returns:
         ``(greedy, explore)``: ``explore[-1]`` is the ``EGreedyModule`` whose ``eps`` buffer the
@@ -466,5 +472,9 @@ def make_agent_policies(
         action_key=(group, "action"),
         action_mask_key=mask_key,
     )
-    explore = TensorDictSequential(greedy, egreedy)
+    kept = None
+    if not keep_values:  # attached at composition: what the collection policy writes into the data
+        dropped = {(group, "action_value"), (group, "chosen_action_value")}
+        kept = [k for k in dict.fromkeys([*greedy.out_keys, *egreedy.out_keys]) if k not in dropped]
+    explore = TensorDictSequential(greedy, egreedy, selected_out_keys=kept)
     return greedy, explore

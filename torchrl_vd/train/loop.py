@@ -80,7 +80,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     learner = Learner(cfg, loss, parts.extra_modules, time_steps=cfg.frames_per_batch // cfg.num_envs)
     epsilon = EpsilonSchedule.from_config(cfg)
     greedy, explore = make_agent_policies(agent, action_mask=info.has_action_mask, eps_init=cfg.eps_start,
-                                          eps_end=cfg.eps_start, group=info.group)  # ε: set from `epsilon` only
+                                          eps_end=cfg.eps_start, group=info.group,  # ε: set from `epsilon` only
+                                          keep_values=False)  # no Q-values in the replay buffer
     egreedy = explore[-1]
 
     frames, next_eval = 0, float(cfg.eval_every or math.inf)
