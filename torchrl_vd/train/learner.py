@@ -33,6 +33,8 @@ class EpsilonSchedule:
         >>> eps = EpsilonSchedule(start=1.0, end=0.05, frames=1000)
         >>> [round(eps(f), 4) for f in (0, 250, 500, 1000, 5000)]
         [1.0, 0.7625, 0.525, 0.05, 0.05]
+        >>> eps(1000) == 0.05  # exactly the end value once annealed
+        True
         >>> EpsilonSchedule(1.0, 0.05, frames=0)(0)  # no annealing: ε = end from the start
         0.05
     """
@@ -45,10 +47,9 @@ class EpsilonSchedule:
         return cls(cfg.eps_start, cfg.eps_end, cfg.eps_frames)
 
     def __call__(self, frames: int) -> float:
-        if self.frames <= 0:
+        if frames >= self.frames:  # also frames=0 schedules; exactly `end`, not start + 1.0 * (end - start)
             return self.end
-        frac = min(1.0, frames / self.frames)
-        return self.start + frac * (self.end - self.start)
+        return self.start + frames / self.frames * (self.end - self.start)
 
 
 class Learner:
