@@ -232,9 +232,11 @@ class AlgoSpec:
         except ValueError as err:
             return [str(err).rstrip(".")]
         if cfg.agent not in self.agents:
-            errors.append(f"algo {self.name!r} supports agent in {list(self.agents)}, got agent={cfg.agent!r}")
+            errors.append(f"algo {self.name!r} supports agent in {list(self.agents)}, got agent={cfg.agent!r}: set "
+                          f"agent={self.agents[0]!r} (TrainConfig.preset and the CLI apply the algorithm's presets)")
         if cfg.collector not in self.collectors:
-            errors.append(f"algo {self.name!r} supports collector in {list(self.collectors)}, got collector={cfg.collector!r}")
+            errors.append(f"algo {self.name!r} supports collector in {list(self.collectors)}, got "
+                          f"collector={cfg.collector!r}: set collector={self.collectors[0]!r}")
         if self.check is not None:
             errors += self.check(cfg, loss_opts)
         return errors
