@@ -38,22 +38,35 @@ Agents of these envs never leave an episode, so no ``("agents","alive")`` entry 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.data import Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from torchrl_vd.envs.registry import GROUP
-from torchrl_vd.envs.transforms import check_team_reward_mode, done_specs
+from torchrl_vd.envs.registry import GROUP, missing_dependency_error
+from torchrl_vd.envs.transforms import check_team_reward_mode, set_team_specs
 
 __all__ = ["GymMATeamEnv", "make_gymnasium_env"]
 
 # TensorDict without per-entry validation: every entry is built with the right shape and device
 # (``TensorDict(...)`` re-checks each tensor, tens of microseconds per step).
 _NEW_TD = getattr(TensorDict, "_new_unsafe", TensorDict)
+
+
+def registered_ids(family: str, package: str, prefix: str, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The gymnasium ids ``package`` registers on import that start with ``prefix`` (minus ``exclude``
+    prefixes); a missing package is an ImportError naming ``pip install 'torchrl-vd[family]'``."""
+    if importlib.util.find_spec(package) is None:
+        raise missing_dependency_error(family, package, family)
+    importlib.import_module(package)  # registers its ids with gymnasium
+    import gymnasium
+
+    return sorted(k for k in gymnasium.registry if k.startswith(prefix) and not k.startswith(exclude))
 
 
 def make_gymnasium_env(env_id: str, **kwargs):
@@ -192,27 +205,8 @@ class GymMATeamEnv(EnvBase):
         self.state_dim = self.n_agents * self.obs_dim
 
     def _make_specs(self) -> None:
-        n, dev = self.n_agents, self.device
-        act = Categorical(self.n_actions, shape=(n,), dtype=torch.int64, device=dev)
-        self.full_action_spec_unbatched = Composite({GROUP: Composite({"action": act}, shape=(n,), device=dev)}, device=dev)
-        group_obs = {"observation": Unbounded(shape=(n, self.obs_dim), dtype=torch.float32, device=dev)}
-        if self.has_action_mask:
-            group_obs["action_mask"] = Categorical(2, shape=(n, self.n_actions), dtype=torch.bool, device=dev)
-        self.full_observation_spec_unbatched = Composite(
-            {
-                GROUP: Composite(group_obs, shape=(n,), device=dev),
-                "state": Unbounded(shape=(self.state_dim,), dtype=torch.float32, device=dev),
-            },
-            device=dev,
-        )
-        self.full_reward_spec_unbatched = Composite(
-            {
-                GROUP: Composite({"reward": Unbounded(shape=(n, 1), device=dev)}, shape=(n,), device=dev),
-                "reward": Unbounded(shape=(1,), device=dev),
-            },
-            device=dev,
-        )
-        self.full_done_spec_unbatched = done_specs(dev)
+        set_team_specs(self, n_agents=self.n_agents, n_actions=self.n_actions, obs_dim=self.obs_dim,
+                       state_dim=self.state_dim, action_mask=self.has_action_mask)
 
     # ------------------------------------------------------------------ buffers
     def _new_buffers(self) -> dict:

@@ -26,32 +26,21 @@ specific to LBF:
 from __future__ import annotations
 
 import functools
-import importlib.util
 
 import numpy as np
 
-from torchrl_vd.envs.gymma import GymMATeamEnv, make_gymnasium_env
-from torchrl_vd.envs.registry import missing_dependency_error, register_env_family, unknown_task_error
+from torchrl_vd.envs.gymma import GymMATeamEnv, make_gymnasium_env, registered_ids
+from torchrl_vd.envs.registry import register_env_family, unknown_task_error
 
 __all__ = ["make_lbf_env", "lbf_tasks"]
 
 DEFAULT_MAX_STEPS = 50
 
 
-def _import_lbforaging():
-    if importlib.util.find_spec("lbforaging") is None:
-        raise missing_dependency_error("lbf", "lbforaging", "lbf")
-    import lbforaging  # registers the Foraging-* ids with gymnasium
-
-    return lbforaging
-
-
 def lbf_tasks() -> list[str]:
-    """The gymnasium ids lbforaging registers (``Foraging-...-v3``), grid-observation ids excluded."""
-    _import_lbforaging()
-    import gymnasium
-
-    return sorted(k for k in gymnasium.registry if k.startswith("Foraging") and not k.startswith("Foraging-grid"))
+    """The gymnasium ids lbforaging registers (``Foraging-...-v3``), grid-observation ids excluded
+    (lbforaging 2.0.0 builds an invalid observation space for them)."""
+    return registered_ids("lbf", "lbforaging", "Foraging", exclude=("Foraging-grid",))
 
 
 @functools.cache
@@ -96,7 +85,6 @@ def make_lbf_env(
         **env_kwargs: override ``ForagingEnv`` constructor arguments of the registration (e.g. ``sight=3``,
             ``penalty=0.1``, ``normalize_reward=False``).
     """
-    _import_lbforaging()
     known = lbf_tasks()
     if task not in known:
         raise unknown_task_error("lbf", task, known)

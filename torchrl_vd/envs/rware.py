@@ -24,30 +24,17 @@ specific to RWARE:
 
 from __future__ import annotations
 
-import importlib.util
-
-from torchrl_vd.envs.gymma import GymMATeamEnv, make_gymnasium_env
-from torchrl_vd.envs.registry import missing_dependency_error, register_env_family, unknown_task_error
+from torchrl_vd.envs.gymma import GymMATeamEnv, make_gymnasium_env, registered_ids
+from torchrl_vd.envs.registry import register_env_family, unknown_task_error
 
 __all__ = ["make_rware_env", "rware_tasks"]
 
 DEFAULT_MAX_STEPS = 500
 
 
-def _import_rware():
-    if importlib.util.find_spec("rware") is None:
-        raise missing_dependency_error("rware", "rware", "rware")
-    import rware  # registers the rware-* ids with gymnasium
-
-    return rware
-
-
 def rware_tasks() -> list[str]:
     """The gymnasium ids rware registers on import (``rware-...-v2``)."""
-    _import_rware()
-    import gymnasium
-
-    return sorted(k for k in gymnasium.registry if k.startswith("rware"))
+    return registered_ids("rware", "rware", "rware")
 
 
 def rware_never_terminal(env) -> bool:
@@ -75,7 +62,6 @@ def make_rware_env(
         **env_kwargs: override ``Warehouse`` constructor arguments of the registration (e.g.
             ``sensor_range=2``, ``reward_type=rware.RewardType.GLOBAL``, ``max_inactivity_steps=100``).
     """
-    _import_rware()
     known = rware_tasks()
     if task not in known:
         raise unknown_task_error("rware", task, known)

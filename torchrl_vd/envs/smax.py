@@ -46,11 +46,11 @@ import importlib.util
 import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.data import Categorical, Composite, Unbounded
+from torchrl.data import Categorical
 from torchrl.envs import EnvBase
 
 from torchrl_vd.envs.registry import GROUP, missing_dependency_error, register_env_family, unknown_task_error
-from torchrl_vd.envs.transforms import check_team_reward_mode, done_specs
+from torchrl_vd.envs.transforms import check_team_reward_mode, set_team_specs
 
 __all__ = ["SmaxTeamEnv", "make_smax_env", "smax_tasks"]
 
@@ -230,30 +230,9 @@ class SmaxTeamEnv(EnvBase):
 
     # ------------------------------------------------------------------ specs
     def _make_specs(self) -> None:
-        n, A, dev = self.n_agents, self.n_actions, self.device
-        act = Categorical(A, shape=(n,), dtype=torch.int64, device=dev)
-        self.full_action_spec_unbatched = Composite({GROUP: Composite({"action": act}, shape=(n,), device=dev)}, device=dev)
-        group_obs = {
-            "observation": Unbounded(shape=(n, self.obs_dim), dtype=torch.float32, device=dev),
-            "action_mask": Categorical(2, shape=(n, A), dtype=torch.bool, device=dev),
-            "alive": Categorical(2, shape=(n,), dtype=torch.bool, device=dev),
-        }
-        self.full_observation_spec_unbatched = Composite(
-            {
-                GROUP: Composite(group_obs, shape=(n,), device=dev),
-                "state": Unbounded(shape=(self.state_dim,), dtype=torch.float32, device=dev),
-                "battle_won": Categorical(2, shape=(1,), dtype=torch.bool, device=dev),
-            },
-            device=dev,
-        )
-        self.full_reward_spec_unbatched = Composite(
-            {
-                GROUP: Composite({"reward": Unbounded(shape=(n, 1), device=dev)}, shape=(n,), device=dev),
-                "reward": Unbounded(shape=(1,), device=dev),
-            },
-            device=dev,
-        )
-        self.full_done_spec_unbatched = done_specs(dev)
+        set_team_specs(self, n_agents=self.n_agents, n_actions=self.n_actions, obs_dim=self.obs_dim,
+                       state_dim=self.state_dim, action_mask=True, alive=True,
+                       extra_observations={"battle_won": Categorical(2, shape=(1,), dtype=torch.bool, device=self.device)})
 
     # ------------------------------------------------------------------ outputs
     def _unpack(self, floats, bools, with_reward: bool) -> TensorDictBase:

@@ -69,6 +69,36 @@ def done_specs(device=None) -> Composite:
     )
 
 
+def set_team_specs(env, *, n_agents: int, n_actions: int, obs_dim: int, state_dim: int, action_mask: bool = False,
+                   alive: bool = False, extra_observations: dict | None = None) -> None:
+    """Write the unbatched specs of the team layout on an adapter ``env`` (every adapter shares them).
+
+    ``(group, "action")`` [n] categorical; ``(group, "observation")`` [n, obs_dim] float, optional
+    ``(group, "action_mask")`` [n, n_actions] and ``(group, "alive")`` [n] bool; root ``"state"``
+    [state_dim] plus ``extra_observations``; per-agent ``(group, "reward")`` [n, 1] and team ``"reward"``
+    [1]; root ``done`` / ``terminated`` / ``truncated``.
+    """
+    n, dev = int(n_agents), env.device
+    act = Categorical(n_actions, shape=(n,), dtype=torch.int64, device=dev)
+    env.full_action_spec_unbatched = Composite({GROUP: Composite({"action": act}, shape=(n,), device=dev)}, device=dev)
+    group_obs = {"observation": Unbounded(shape=(n, obs_dim), dtype=torch.float32, device=dev)}
+    if action_mask:
+        group_obs["action_mask"] = Categorical(2, shape=(n, n_actions), dtype=torch.bool, device=dev)
+    if alive:
+        group_obs["alive"] = Categorical(2, shape=(n,), dtype=torch.bool, device=dev)
+    env.full_observation_spec_unbatched = Composite(
+        {GROUP: Composite(group_obs, shape=(n,), device=dev),
+         "state": Unbounded(shape=(state_dim,), dtype=torch.float32, device=dev), **(extra_observations or {})},
+        device=dev,
+    )
+    env.full_reward_spec_unbatched = Composite(
+        {GROUP: Composite({"reward": Unbounded(shape=(n, 1), device=dev)}, shape=(n,), device=dev),
+         "reward": Unbounded(shape=(1,), device=dev)},
+        device=dev,
+    )
+    env.full_done_spec_unbatched = done_specs(dev)
+
+
 class TeamReward(Transform):
     """Adds the team reward ``out_key`` ``[*B, 1]`` = sum/mean over agents of ``in_key`` ``[*B, n, 1]``.
 
