@@ -134,6 +134,7 @@ class GymMATeamEnv(EnvBase):
         self._action_mask_fn = action_mask_fn
         self._is_terminal = is_terminal
         self.has_action_mask = action_mask_fn is not None
+        self._env_fn = env_fn
         self._envs = [env_fn()]
         env0 = self._envs[0]
         self.name = name or type(getattr(env0, "unwrapped", env0)).__name__
@@ -318,16 +319,24 @@ class GymMATeamEnv(EnvBase):
     def _set_seed(self, seed: int | None) -> int | None:
         if seed is None:
             return None
+        # Fresh copies: set_seed(s) must equal constructing with seed=s, and some envs carry state from the
+        # previous episode into a seeded reset (lbforaging 2.0's spawn_players skips cells where the players
+        # stood before, so a reseeded used env places them elsewhere than a new one).
+        self._close_copies()
+        self._envs = [self._env_fn() for _ in range(self.num_envs)]
         self._pending_seeds = [int(seed) + i for i in range(self.num_envs)]
         self._initial = None  # the next reset must use the new seeds
         return int(seed) + self.num_envs
 
-    def close(self, *, raise_if_closed: bool = True):
+    def _close_copies(self) -> None:
         for env in getattr(self, "_envs", []):
             try:
                 env.close()
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
+
+    def close(self, *, raise_if_closed: bool = True):
+        self._close_copies()
         return super().close(raise_if_closed=raise_if_closed)
 
     def __repr__(self) -> str:
