@@ -298,6 +298,7 @@ class GymMATeamEnv(EnvBase):
                 f"{self.name}: action {int(a[e, j])} of agent {j} (env {e}) is out of its range [0, {self.n_actions})."
             )
         actions = action.tolist()
+        self._initial = None  # stepped: the envs have moved on from their initial states
         views = self._new_buffers()
         rew, term_out, trunc_out = views["rew"], views["term"], views["trunc"]
         limit, is_terminal = self.max_steps, self._is_terminal
@@ -325,7 +326,10 @@ class GymMATeamEnv(EnvBase):
         self._close_copies()
         self._envs = [self._env_fn() for _ in range(self.num_envs)]
         self._pending_seeds = [int(seed) + i for i in range(self.num_envs)]
-        self._initial = None  # the next reset must use the new seeds
+        # reset them now, as the constructor does: the next reset hands these out, and a step that comes
+        # first finds live envs
+        self._initial = [self._raw_reset(i) for i in range(self.num_envs)]
+        self._steps = [0] * self.num_envs
         return int(seed) + self.num_envs
 
     def _close_copies(self) -> None:
