@@ -1,4 +1,5 @@
-"""BenchMARL 1.5.2 QMIX on VMAS balance, run by bench_e2e.py with the BenchMARL venv's python.
+"""BenchMARL 1.5.2 QMIX/VDN on a VMAS task, run with the BenchMARL venv's python by bench_e2e.py (speed)
+and benchmarl_reference.py (returns for the ``vmas`` reproduction suite).
 
 Standalone on purpose: BenchMARL 1.5.2 needs torchrl < 0.12, so this file must not import torchrl_vd
 (torchrl 0.14). It prints one ``RESULT {json}`` line: wall time, per-iteration collection/training
@@ -29,12 +30,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--eval-envs", type=int, default=100)
     p.add_argument("--eval-seed", type=int, default=12345)
+    p.add_argument("--task", default="balance", choices=["balance", "navigation", "sampling"])
+    p.add_argument("--algo", default="qmix", choices=["qmix", "vdn"])
     a = p.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
 
     import benchmarl
-    from benchmarl.algorithms import QmixConfig
+    from benchmarl.algorithms import QmixConfig, VdnConfig
     from benchmarl.environments import VmasTask
     from benchmarl.experiment import Callback, Experiment, ExperimentConfig
     from benchmarl.models.mlp import MlpConfig
@@ -52,8 +55,9 @@ def main() -> None:
     cfg.evaluation, cfg.render, cfg.loggers, cfg.create_json = False, False, [], False
     cfg.checkpoint_interval, cfg.checkpoint_at_end = 0, False
     cfg.save_folder = tempfile.mkdtemp(prefix="benchmarl_")
-    task = VmasTask.BALANCE.get_from_yaml()  # n_agents 4, max_steps 100 (BenchMARL's balance.yaml)
-    algo = QmixConfig.get_from_yaml()  # mixing_embed_dim 32, l2, delay_value
+    task = getattr(VmasTask, a.task.upper()).get_from_yaml()  # e.g. balance: n_agents 4, max_steps 100
+    # QMIX: mixing_embed_dim 32, l2, delay_value; VDN: l2, delay_value
+    algo = (QmixConfig if a.algo == "qmix" else VdnConfig).get_from_yaml()
     model = MlpConfig.get_from_yaml()  # [256, 256]
     model.activation_class = torch.nn.ReLU  # torchrl_vd's MLPAgent uses ReLU: identical networks
 
@@ -82,6 +86,8 @@ def main() -> None:
     print("RESULT " + json.dumps({
         "frames": frames, "wall_s": wall, "cpu_s": cpu, "collect_s": collect, "train_s": train,
         "grad_steps": a.updates * a.iters, "greedy_return": returns.mean().item(),
+        "task": a.task, "algo": a.algo, "seed": a.seed, "task_config": dict(task.config),
+        "anneal_frames": cfg.get_exploration_anneal_frames(False),
         "greedy_return_std": returns.std().item(), "versions": versions, "pid": os.getpid(),
     }), flush=True)
 

@@ -104,6 +104,10 @@ def test_every_suite_builds_valid_configs(tmp_path, quick):
     assert all(e.frames == 2_000_000 and len(e.seeds) == 4 for e in mpe.entries)
     assert rp.load_suite("vmas", seeds=[0, 1, 2, 3, 4]).entries[0].seeds == (0, 1, 2, 3, 4)
     assert rp.load_suite("vmas", quick=True).name == "vmas-quick"
+    some = rp.load_suite("vmas", tasks=["vmas/balance"], algos=["qmix"])
+    assert [(e.task, e.algo) for e in some.entries] == [("vmas/balance", "qmix")]
+    with pytest.raises(ValueError, match="no task 'vmas/balanse'; its tasks: vmas/balance, vmas/navigation"):
+        rp.load_suite("vmas", tasks=["vmas/balanse"])
 
 
 def test_references_from_constants_and_files(tmp_path):

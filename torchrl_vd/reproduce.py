@@ -288,9 +288,11 @@ class RunSpec:
 ENTRY_KEYS = {"task", "algo", "overrides", "seeds", "frames", "scale", "reference"}
 
 
-def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None) -> Suite:
+def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None,
+               tasks: list[str] | None = None, algos: list[str] | None = None) -> Suite:
     """The named suite from ``reproduce_suites.SUITES``, as its ``--quick`` version and/or with ``seeds``
-    replacing every entry's seeds; an unknown name is an error naming close matches and the suites."""
+    replacing every entry's seeds, and only the entries whose task is in ``tasks`` and whose algorithm is
+    in ``algos`` (None: all); an unknown suite, task or algorithm is an error naming the valid ones."""
     suites = reproduce_suites.SUITES
     if name not in suites:
         close = difflib.get_close_matches(name, list(suites), n=3)
@@ -312,6 +314,12 @@ def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None) -
             frames, entry_seeds = int(shrink["frames"]), shrink["seeds"]
         entries.append(Entry(e["task"], e["algo"], overrides, tuple(int(s) for s in (seeds or entry_seeds)), frames,
                              float(e.get("scale", 1.0)), e.get("reference")))
+    for label, wanted, have in (("task", tasks, [e.task for e in entries]), ("algo", algos, [e.algo for e in entries])):
+        unknown = sorted(set(wanted or ()) - set(have))
+        if unknown:
+            raise ValueError(f"Suite {name!r} has no {label} {', '.join(map(repr, unknown))}; its {label}s: "
+                             f"{', '.join(dict.fromkeys(have))}.")
+    entries = [e for e in entries if (not tasks or e.task in tasks) and (not algos or e.algo in algos)]
     dirs = [(_slug(e.task), _slug(e.algo)) for e in entries]
     if len(set(dirs)) != len(dirs):
         raise ValueError(f"Suite {name!r}: two entries share a run directory {dirs}; (task, algo) must be unique.")
@@ -654,7 +662,7 @@ class SuiteReport:
 
 
 def run_suite(name: str, out: str | Path = "runs/reproduce", *, quick: bool = False, seeds: list[int] | None = None,
-              workers: int | None = None, command: str | None = None, iqm_backend: str = "auto",
+              tasks: list[str] | None = None, algos: list[str] | None = None, workers: int | None = None, command: str | None = None, iqm_backend: str = "auto",
               log: Callable[[str], None] = print) -> SuiteReport:
     """Plan, run (through Ray) and aggregate the suite ``name`` under ``out``; see the module docstring.
 
@@ -662,7 +670,7 @@ def run_suite(name: str, out: str | Path = "runs/reproduce", *, quick: bool = Fa
     """
     t0, load_start = time.perf_counter(), _loadavg()
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    suite = load_suite(name, quick=quick, seeds=seeds)
+    suite = load_suite(name, quick=quick, seeds=seeds, tasks=tasks, algos=algos)
     suite_dir = Path(out).resolve() / suite.name
     runs = suite_runs(suite, Path(out))
     planned = plan(runs)
@@ -701,6 +709,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the suite's short smoke version (in OUT/<suite>-quick)")
     p.add_argument("--out", default="runs/reproduce", help="output root (default: runs/reproduce)")
     p.add_argument("--seeds", default=None, help=f"replace every entry's seeds: {SEEDS_FORMS}")
+    p.add_argument("--tasks", default=None, help="only these tasks of the suite, comma-separated (default: all)")
+    p.add_argument("--algos", default=None, help="only these algorithms, comma-separated (default: all)")
     p.add_argument("--workers", type=int, default=None,
                    help="runs at a time (local Ray: its CPUs; default: every core, or the whole cluster)")
     return p
@@ -711,11 +721,15 @@ def run_from_args(args: argparse.Namespace, prog: str) -> int:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1 (got {args.workers}).")
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    algos = [a.strip() for a in args.algos.split(",") if a.strip()] if args.algos else None
     command = shlex.join([*shlex.split(prog), args.suite, *(["--quick"] if args.quick else []), "--out", args.out,
                           *(["--seeds", args.seeds] if args.seeds is not None else []),
+                          *(["--tasks", args.tasks] if args.tasks else []), *(["--algos", args.algos] if args.algos else []),
                           *(["--workers", str(args.workers)] if args.workers is not None else [])])
     try:
-        report = run_suite(args.suite, args.out, quick=args.quick, seeds=seeds, workers=args.workers, command=command)
+        report = run_suite(args.suite, args.out, quick=args.quick, seeds=seeds, tasks=tasks, algos=algos,
+                           workers=args.workers, command=command)
     except KeyboardInterrupt:
         print(f"interrupted: rerun `{command}` to continue (finished runs are kept, runs resume from their last "
               "checkpoint)", file=sys.stderr)

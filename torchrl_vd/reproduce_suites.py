@@ -120,15 +120,20 @@ BENCHMARL_VMAS_FILE = "benchmarks/reference/benchmarl_vmas.csv"
 BENCHMARL_SOURCE = f"BenchMARL 1.5.2 runs of the same config ({BENCHMARL_VMAS_FILE})"
 BENCHMARL_UNITS = "greedy episode return, team reward = mean of the agents' rewards"
 
-# BenchMARL's QMIX/VDN defaults, as matched in benchmarks/bench_e2e.py (RESULTS.md §1); the per-task env
-# settings follow BenchMARL's conf/task/vmas/<task>.yaml (to be checked there).
+# BenchMARL 1.5.2's off-policy defaults (its conf/experiment/base_experiment.yaml, read from the installed
+# package): Adam lr 5e-5 with eps 1e-6, grad-norm clip 5, Polyak 0.005, γ 0.99, ε 0.8 -> 0.01 over a third
+# of the frames, no double Q; 60 envs x 100 steps per batch, 200 updates of 128 transitions (RESULTS.md §1).
+# The buffer holds every frame of the run (BenchMARL's 1M is more than a run collects).
 VMAS_TRAIN = {
     "num_envs": 60,
     "frames_per_batch": 6_000,
     "updates_per_batch": 200,
     "batch_size": 128,
     "hidden": [256, 256],
+    "agent_id": False,
+    "optimizer": "adam",
     "lr": 5e-5,
+    "optimizer_eps": 1e-6,
     "grad_clip": 5.0,
     "target_update": 0.005,
     "gamma": 0.99,
@@ -140,10 +145,16 @@ VMAS_TRAIN = {
     "eval_episodes": 100,
     "checkpoint_every": 60_000,
 }
+# BenchMARL's conf/task/vmas/<task>.yaml, every key (VmasTask.<TASK>.get_from_yaml().config in 1.5.2); the
+# team reward is the mean of the agents' rewards, as BenchMARL's QMIX/VDN mix them.
 VMAS_ENV = {
-    "vmas/balance": {"n_agents": 4, "max_steps": 100, "team_reward": "mean"},
-    "vmas/navigation": {"n_agents": 3, "max_steps": 100, "team_reward": "mean"},
-    "vmas/sampling": {"n_agents": 3, "max_steps": 100, "team_reward": "mean"},
+    "vmas/balance": {"n_agents": 4, "max_steps": 100, "random_package_pos_on_line": True, "package_mass": 5,
+                     "team_reward": "mean"},
+    "vmas/navigation": {"n_agents": 3, "max_steps": 100, "collisions": True, "agents_with_same_goal": 1,
+                        "observe_all_goals": False, "shared_rew": False, "split_goals": False,
+                        "lidar_range": 0.35, "agent_radius": 0.1, "team_reward": "mean"},
+    "vmas/sampling": {"n_agents": 3, "max_steps": 100, "shared_rew": False, "n_gaussians": 3, "lidar_range": 0.2,
+                      "cov": 0.05, "collisions": True, "spawn_same_pos": False, "team_reward": "mean"},
 }
 VMAS_ALGO = {
     "qmix": {"mixer_kwargs": {"mixing_embed_dim": 32, "hypernet_layers": 2, "hypernet_embed": 64}},

@@ -67,6 +67,9 @@ class TrainConfig:
     """Learning rate."""
     optimizer: str = "adam"
     """``adam`` or ``rmsprop`` (pymarl)."""
+    optimizer_eps: float | None = None
+    """The optimizer's ε (denominator term); None: torch's Adam default 1e-8, pymarl's RMSprop 1e-5
+    (BenchMARL's Adam: 1e-6)."""
     grad_clip: float = 10.0
     """Global gradient-norm clip (pymarl: 10); 0 disables."""
     gamma: float = 0.99
@@ -146,6 +149,8 @@ class TrainConfig:
                 errors.append(f"{name} must be >= 0 (got {getattr(self, name)})")
         if not self.lr > 0:
             errors.append(f"lr must be > 0 (got {self.lr})")
+        if self.optimizer_eps is not None and not self.optimizer_eps > 0:
+            errors.append(f"optimizer_eps must be > 0 or None for the optimizer's default (got {self.optimizer_eps})")
         for name in ("eps_start", "eps_end", "gamma"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 errors.append(f"{name} must lie in [0, 1] (got {getattr(self, name)})")

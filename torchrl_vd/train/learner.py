@@ -77,9 +77,12 @@ class Learner:
         self.params = list(loss.parameters()) + [p for m in (extra_modules or {}).values() for p in m.parameters()]
         # fused Adam / foreach RMSprop: one kernel over all tensors instead of a Python loop per tensor
         # (Adam step 1.3 -> 0.3 ms for a 2x256 QMIX on CPU, benchmarks/RESULTS.md)
-        self.optimizer = (torch.optim.Adam(self.params, lr=cfg.lr, fused=_fused_ok(self.params))
+        eps = cfg.optimizer_eps
+        self.optimizer = (torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-8 if eps is None else eps,
+                                           fused=_fused_ok(self.params))
                           if cfg.optimizer == "adam"
-                          else torch.optim.RMSprop(self.params, lr=cfg.lr, alpha=0.99, eps=1e-5, foreach=True))
+                          else torch.optim.RMSprop(self.params, lr=cfg.lr, alpha=0.99, eps=1e-5 if eps is None else eps,
+                                                   foreach=True))
         self.grad_clip = float(cfg.grad_clip)
         self.replay_buffer = TensorDictReplayBuffer(
             storage=LazyTensorStorage(max(1, cfg.buffer_size // self.seq_len), device=cfg.device),
