@@ -17,10 +17,22 @@ def _make_tiny(task, *, num_envs, device, seed, **kw):
     return PettingZooTeamEnv(lambda: TinyMasked(**kw), num_envs=num_envs, seed=seed)
 
 
+def _needs(module, extra):
+    """Skip a case whose optional env package (the pip extra ``extra``) is not installed."""
+    try:
+        __import__(module)
+        return []
+    except ImportError:
+        return [pytest.mark.skip(reason=f"needs {module} (pip install -e '.[{extra}]')")]
+
+
 @pytest.mark.parametrize(
     "env",
     ["vmas/balance", "pettingzoo/simple_spread_v3", "pettingzoo/simple_spread_v3:aec", "matrix/climbing",
-     "test-tiny/masked"],
+     "test-tiny/masked",
+     pytest.param("lbf/Foraging-8x8-2p-2f-coop-v3", marks=_needs("lbforaging", "lbf")),
+     pytest.param("rware/rware-tiny-2ag-v2", marks=_needs("rware", "rware")),
+     pytest.param("smax/3m", marks=[pytest.mark.slow, *_needs("jaxmarl", "smax")])  # JAX compiles ~1 min],
 )
 def test_same_train_config_runs_on_every_adapter(tmp_path, env):
     """One config, only `env` changes. TinyMasked asserts that every action it receives is legal, so its run

@@ -23,12 +23,33 @@ OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
 #: pettingzoo: EPyMARL/pymarl's recurrent setup (GRU 64 agents on 32 episodes per batch, buffer 5000
 #: episodes of MPE's 25 steps, hard target update every 200 updates, ε to 0.05 over 50k frames).
 #: matrix: the TrainConfig defaults.
+# EPyMARL's defaults for LBF/RWARE (uoe-agents/epymarl src/config/default.yaml, algs/qmix.yaml, vdn.yaml,
+# envs/gymma.yaml): feed-forward agents (use_rnn False: fc 64 -> ReLU -> fc 64 -> ReLU -> Q) with agent id,
+# Adam 5e-4, grad clip 10, γ 0.99, double Q, ε 1 -> 0.05 over 50k steps, one gradient step on 32 episodes per
+# collected episode, hard target copy every 200 updates, buffer 5000 episodes, 100 greedy test episodes every
+# 50k steps. Vectorized here as 10 envs = 10 episodes per batch and 10 gradient steps; 32 episodes = 32 x T
+# transitions for feed-forward agents. Not reproduced: standardise_rewards (EPyMARL's running reward scaling).
+_EPYMARL = dict(agent="mlp", hidden=(64, 64), agent_id=True, optimizer="adam", lr=5e-4, grad_clip=10.0,
+                double_q=True, eps_start=1.0, eps_end=0.05, eps_frames=50_000, target_update=200, num_envs=10,
+                updates_per_batch=10, eval_every=50_000, eval_episodes=100)
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     "vmas": dict(num_envs=60, frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256),
                  agent_id=False, eval_every=30_000),
     "pettingzoo": dict(agent="gru", hidden=(64,), num_envs=32, frames_per_batch=800, batch_size=800,
                        updates_per_batch=4, buffer_size=125_000, target_update=200, eps_frames=50_000,
                        eps_end=0.05),
+    # LBF: 50-step episodes (time limit 50)
+    "lbf": dict(_EPYMARL, frames_per_batch=500, batch_size=32 * 50, buffer_size=5000 * 50),
+    # RWARE: 500-step episodes; buffer 400 episodes, not 5000 (2.5M transitions would take ~3 GB)
+    "rware": dict(_EPYMARL, frames_per_batch=5000, batch_size=32 * 500, buffer_size=400 * 500),
+    # JaxMARL's QMIX-RNN for SMAX (FLAIROx/JaxMARL baselines/QLearning/config/alg/qmix_rnn_smax.yaml): 16 envs x
+    # 128 steps per batch, 8 gradient steps of 32 sequences of 128, GRU 512, Adam 5e-5, grad clip 10, hard
+    # target copy every 10 updates, ε 1 -> 0.05 over 10% of its 1e7 steps, learning from 10k steps, agent id.
+    # Buffer 2000 sequences, not 5000 (memory); mixer widths (embed 64, hypernet 256) via --set mixer.*.
+    "smax": dict(agent="gru", hidden=(512, 512), agent_id=True, optimizer="adam", lr=5e-5, grad_clip=10.0,
+                 num_envs=16, frames_per_batch=16 * 128, seq_len=128, batch_size=32 * 128, updates_per_batch=8,
+                 buffer_size=2000 * 128, target_update=10, eps_start=1.0, eps_end=0.05, eps_frames=1_000_000,
+                 learning_starts=10_000, eval_every=204_800, eval_episodes=32),
 }
 
 
