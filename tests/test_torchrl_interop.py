@@ -24,6 +24,7 @@ from torchrl.envs import Compose, EnvBase, RewardSum, TransformedEnv
 from torchrl.envs.libs.vmas import VmasEnv
 from torchrl.envs.utils import check_env_specs
 from torchrl.modules import EGreedyModule, GRUModule, MultiAgentMLP, QValueModule, SafeSequential
+from torchrl.modules.models.multiagent import Mixer as TorchRLMixerBase
 from torchrl.modules.models.multiagent import QMixer as TorchRLQMixer
 from torchrl.modules.models.multiagent import VDNMixer as TorchRLVDNMixer
 from torchrl.objectives import DQNLoss, HardUpdate, SoftUpdate, ValueEstimators
@@ -137,6 +138,30 @@ def test_target_copy_of_a_multiagentmlp_follows_soft_update():
     HardUpdate(loss, value_network_update_interval=1).step()
     torch.testing.assert_close(loss.target("agent_net")(obs), net(obs))
     assert not torch.allclose(before, net(obs))
+
+
+class ScaledSum(TorchRLMixerBase):
+    """A user's own torchrl Mixer: Q_tot = 2 Σ_i Q_i (monotonic, no state)."""
+
+    def __init__(self, n_agents):
+        super().__init__(n_agents=n_agents, needs_state=False, state_shape=(), device="cpu")
+
+    def mix(self, chosen_action_value, state):
+        return 2 * chosen_action_value.sum(-2)  # [*B, n, 1] -> [*B, 1]
+
+
+def test_a_users_own_torchrl_mixer_gives_the_hand_computed_loss():
+    """γ = 0: L = mean_b (2 Σ_i Q_i(o_i, a_i) − r)²."""
+    torch.manual_seed(0)
+    agent = vd.MLPAgent(N, A, F, hidden=(8,))
+    loss = vd.MixingQLoss(agent, ScaledSum(N))
+    loss.make_value_estimator(gamma=0.0)
+    td = random_batch(N, A, F, batch=8, seed=4)
+    with torch.no_grad():
+        q = agent(td[G, "observation"]).gather(-1, td[G, "action"].unsqueeze(-1))  # [B, n, 1]
+        expected = (2 * q.sum(-2) - td["next", "reward"]).pow(2).mean()
+    torch.testing.assert_close(loss(td)["loss"], expected)
+    assert isinstance(loss.mixer, vd.WrappedMixer) and loss.mixer.module.needs_state is False
 
 
 def test_policy_keys_and_group_are_read_from_the_policy():
