@@ -169,6 +169,8 @@ def test_policy_keys_and_group_are_read_from_the_policy():
     loss = vd.MixingQLoss(qnet, vd.VDNMixer(N))
     k = loss.tensor_keys
     assert (k.observation, k.action, k.alive, loss.group) == (("team", "obs"), ("team", "act"), ("team", "alive"), "team")
+    loss = vd.MixingQLoss(qnet[0], vd.VDNMixer(N))  # a lone TensorDictModule(net): its observation key and group
+    assert (loss.tensor_keys.observation, loss.group, loss.agent_net.n_actions) == (("team", "obs"), "team", A)
     masked = QValueModule(action_value_key=(G, "action_value"), action_mask_key=(G, "legal"), spec=Categorical(A),
                           action_space=None, out_keys=[(G, "action"), (G, "action_value"), (G, "chosen_action_value")])
     loss = vd.MixingQLoss(SafeSequential(torchrl_qnet()[1][0], masked), vd.VDNMixer(N))
@@ -187,6 +189,10 @@ def test_n_actions_from_the_qvalue_spec_when_the_network_does_not_say():
     loss = vd.MixingQLoss(policy, vd.VDNMixer(N))
     assert (loss.agent_net.n_agents, loss.agent_net.n_actions, loss.agent_net.obs_dim) == (N, A, None)
     assert torch.isfinite(loss(random_batch(N, A, F, batch=4))["loss"])
+    with pytest.raises(ValueError, match=r"as_agent_net\(net, obs_dim=F\)"):  # QTRAN's h_i = o_i needs the size
+        vd.QTranLoss.feature_dim(loss.agent_net, "obs")
+    agent, _ = vd.as_agent_net(policy, obs_dim=F)
+    assert vd.QTranLoss.feature_dim(agent, "obs") == F
 
 
 def test_unsupported_inputs_name_the_fix():
