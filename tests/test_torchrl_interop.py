@@ -316,6 +316,12 @@ def test_team_reward_on_torchrl_vmasenv_keeps_its_root_done():
     roll = env.rollout(5, break_when_any_done=False)
     torch.testing.assert_close(roll["next", "reward"], roll["next", G, "reward"].mean(-2))
     assert roll["next", "done"][:, :, 0].tolist() == [[False, False, False, True, False]] * 2
+    raw = env.base_env.rollout(5, break_when_any_done=False)  # no transform: per-agent rewards only
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(10), batch_size=4)
+    rb.append_transform(vd.TeamReward("sum"))  # the team reward formed when sampling
+    rb.extend(raw.reshape(-1))
+    sample = rb.sample()
+    torch.testing.assert_close(sample["next", "reward"], sample["next", G, "reward"].sum(-2))
 
 
 # ------------------------------------------------------------------------------ 4. the example's loop
