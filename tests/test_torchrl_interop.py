@@ -204,6 +204,9 @@ def test_unsupported_inputs_name_the_fix():
                        vd.VDNMixer(N))
     with pytest.raises(TypeError, match="Subclass one of them"):
         vd.MixingQLoss(vd.MLPAgent(N, A, F), nn.Linear(N, 1))
+    with pytest.raises(ValueError, match="has 5 actions but the agent net outputs 4"):
+        vd.MixingQLoss(vd.MLPAgent(N, A, F), vd.VDNMixer(N), action_space=Categorical(5, shape=(N,)))
+    vd.MixingQLoss(vd.MLPAgent(N, A, F), vd.VDNMixer(N), action_space="categorical")  # QMixerLoss's kwarg is taken
     loss = vd.MixingQLoss(vd.MLPAgent(N, A, F), vd.VDNMixer(N))
     with pytest.raises(ValueError, match=r"use_group\('team'\)"):
         loss.set_keys(action_value=("team", "action_value"))

@@ -61,8 +61,9 @@ def _leaves(policy: TensorDictModuleBase) -> list[TensorDictModuleBase]:
     return [policy]
 
 
-def _spec_n_actions(spec: Any, action_key: NestedKey) -> int | None:
-    """|A| from a ``QValueModule``'s spec: ``Categorical(n)`` -> n, ``OneHot`` -> its last dim."""
+def spec_n_actions(spec: Any, action_key: NestedKey) -> int | None:
+    """|A| from an action spec (a ``QValueModule``'s, an env's): ``Categorical(n)`` -> n, ``OneHot`` -> its last
+    dim; a ``Composite`` is looked up at ``action_key``. None when the spec does not say."""
     leaf = spec.get(action_key, None) if hasattr(spec, "get") else spec
     if leaf is None:
         return None
@@ -115,7 +116,7 @@ def _policy_network(policy: TensorDictModuleBase) -> tuple[nn.Module, dict[str, 
         keys["action"] = qvalue.out_keys[0]
         if qvalue.action_mask_key is not None:
             keys["action_mask"] = qvalue.action_mask_key
-        n_actions = _spec_n_actions(qvalue.spec, qvalue.out_keys[0])
+        n_actions = spec_n_actions(qvalue.spec, qvalue.out_keys[0])
     return inner, keys, n_actions
 
 

@@ -30,7 +30,7 @@ from torchrl.objectives.value.functional import td_lambda_return_estimate
 
 from torchrl_vd.keys import GROUP
 from torchrl_vd.modules.agents import AgentNet
-from torchrl_vd.modules.interop import as_agent_net
+from torchrl_vd.modules.interop import as_agent_net, spec_n_actions
 
 # torchrl QMixerLoss key names with no entry of ours: set_keys accepts them (so a QMixerLoss set_keys line runs
 # unchanged) and records them; our losses compute these values on tensors and neither read nor write them.
@@ -88,6 +88,9 @@ class ValueDecompositionLoss(LossModule):
         check_inputs: validate actions against masks and reject NaN/inf rewards and observations
             (one cheap pass; turn off only when profiling).
         delay_value: keep separate target networks (required by the seed's θ̄).
+        action_space: accepted as ``QMixerLoss`` takes it, so its constructor line runs unchanged: a string
+            (``"categorical"``, ``"one-hot"``) or an action spec whose |A| must match the agent net. Stored
+            actions are read either way: categorical ``[*B, n]`` / ``[*B, n, 1]`` or one-hot ``[*B, n, A]``.
     """
 
     @dataclass
@@ -142,6 +145,7 @@ class ValueDecompositionLoss(LossModule):
         check_inputs: bool = True,
         delay_value: bool = True,
         reward_reduction: str | None = None,
+        action_space: Any = None,
     ):
         super().__init__()
         if loss_function not in ("l2", "smooth_l1", "l1"):
@@ -163,6 +167,23 @@ class ValueDecompositionLoss(LossModule):
         agent_net, keys = as_agent_net(agent_net)
         self.add_network("agent_net", agent_net)
         self.adopt_keys(keys)
+        self._check_action_space(action_space)
+
+    def _check_action_space(self, action_space: Any) -> None:
+        if action_space is None:
+            return
+        if isinstance(action_space, str):
+            if action_space.replace("_", "-") not in ("categorical", "one-hot"):
+                raise ValueError(
+                    f"action_space={action_space!r}: these losses learn discrete per-agent actions, stored categorical "
+                    "or one-hot ('categorical', 'one-hot')."
+                )
+            return
+        n = spec_n_actions(action_space, self.tensor_keys.action)
+        if n is not None and n != self.agent_net.n_actions:
+            raise ValueError(
+                f"action_space has {n} actions but the agent net outputs {self.agent_net.n_actions} utilities per agent."
+            )
 
     def adopt_keys(self, keys: dict[str, NestedKey]) -> None:
         """Take the keys a wrapped TorchRL policy or mixer module names (observation, action, mask, state).
@@ -351,7 +372,7 @@ class ValueDecompositionLoss(LossModule):
         if batch.reward.shape != (*td.batch_size, 1):
             raise ValueError(
                 f"Expected a team reward [*B, 1] at {_next(k.reward)!r}, got {list(batch.reward.shape)} for batch "
-                f"{list(td.batch_size)}. Per-agent rewards must be summed into a team reward (make_env does)."
+                f"{list(td.batch_size)}. Per-agent rewards [*B, n, 1] need reward_reduction='sum' or 'mean' (or TeamReward on the env)."
             )
         if self.check_inputs:
             self._validate(batch)
