@@ -578,3 +578,12 @@ def test_our_env_adapter_with_torchrl_multisync_collector_two_workers():
     loss = vd.MixingQLoss(agent, vd.VDNMixer(info.n_agents))
     assert torch.isfinite(loss(data.reshape(-1))["loss"])
     assert set(data["next", "reward"].unique().tolist()) <= {8.0, -12.0, 0.0}  # the QTRAN game's payoffs
+
+
+def test_igm_holds_for_torchrls_qmixer_in_our_loss():
+    """torchrl's QMixer is monotonic (|W| of its hypernetworks): argmax_a Q_tot = (argmax_{a_i} Q_i)_i on every sample."""
+    torch.manual_seed(0)
+    net, qnet = torchrl_qnet(share_params=False)
+    loss = ours_like_torchrl(qnet, torchrl_mixer("qmix"))
+    report = vd.check_igm(loss, random_batch(N, A, F, batch=16, seed=6))
+    assert report.joint_q.shape == (16, A, A, A) and bool(report.holds.all())

@@ -196,6 +196,8 @@ class WrappedMixer(Mixer):
         self.module = module
 
     def forward(self, chosen_action_value: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        # torchrl's QMixer reshapes with .view: expanded inputs (check_igm's K joint actions) must be made contiguous
+        chosen_action_value = chosen_action_value.contiguous()
         if not self.needs_state:
             return self.module(chosen_action_value)
         if state is None:
@@ -203,7 +205,7 @@ class WrappedMixer(Mixer):
                 f"{type(self.module).__name__} mixes with a state but got none: the data needs the entry its "
                 "TensorDictModule reads (set_keys(state=...))."
             )
-        return self.module(chosen_action_value, state)
+        return self.module(chosen_action_value, state.contiguous())
 
 
 def as_mixer(module: nn.Module) -> tuple[Mixer, dict[str, NestedKey]]:
