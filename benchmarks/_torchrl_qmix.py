@@ -45,4 +45,5 @@ def build_qmixerloss(env, *, hidden=256, eps_start=0.8, eps_end=0.01, anneal_fra
     loss.make_value_estimator(ValueEstimators.TD0, gamma=gamma)
     updater = SoftUpdate(loss, tau=tau)
     optim = torch.optim.Adam(loss.parameters(), lr=lr, eps=1e-6)
-    return {"greedy": greedy, "explore": explore, "egreedy": egreedy, "loss": loss, "updater": updater, "optim": optim}
+    return {"greedy": greedy, "explore": explore, "egreedy": egreedy, "mixer": mixer, "loss": loss, "updater": updater,
+            "optim": optim}

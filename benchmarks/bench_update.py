@@ -13,6 +13,8 @@ to wall time because the shared box preempts us: CPU time is the cost, wall time
     4 +chunked sampling  one storage gather per 32 minibatches (train/learner.py _minibatches)
     double Q before/after  (TrainConfig default double_q=True) stacked online pass vs next step under no_grad
     torchrl QMixerLoss  the hand-built torchrl loop's step (torchrl SoftUpdate, Adam), same data
+    MixingQLoss on torchrl's modules  that loop with only the loss line changed (its MultiAgentMLP policy and
+                   torchrl QMixer module, double_q=False; torchrl SoftUpdate, Adam): docs/COMING_FROM_TORCHRL.md
 
     python benchmarks/bench_update.py [--rounds 5] [--steps 64]
 """
@@ -102,6 +104,18 @@ def torchrl_step_fn(env, rb, steps: int):
     return run
 
 
+def torchrl_modules_step_fn(env, rb, steps: int):
+    """QMixerLoss's loop with our loss line: its MultiAgentMLP policy and QMixer module in MixingQLoss."""
+    from _torchrl_qmix import build_qmixerloss
+
+    import torchrl_vd as vd
+
+    parts = build_qmixerloss(env)
+    loss = vd.MixingQLoss(parts["greedy"], parts["mixer"], double_q=False)
+    loss.make_value_estimator(gamma=0.99)
+    return step_fn(loss, rb, steps=steps, **VARIANTS["0 before"])
+
+
 VARIANTS = {
     "0 before": dict(fused_lerp=False, fused_adam=False, validate_once=False, chunked=False),
     "1 +fused lerp (FusedSoftUpdate)": dict(fused_lerp=True, fused_adam=False, validate_once=False, chunked=False),
@@ -122,6 +136,7 @@ def main() -> None:
     for name, kw in VARIANTS.items():
         runs[name] = step_fn(our_loss(env), rb, steps=a.steps, **kw)
     runs["torchrl QMixerLoss"] = torchrl_step_fn(env, rb, a.steps)
+    runs["MixingQLoss on torchrl's modules"] = torchrl_modules_step_fn(env, rb, a.steps)
     # double Q (TrainConfig's default): online next-step utilities stacked with the current step in one
     # graph (before) vs a separate no-grad pass (ValueDecompositionLoss.online_utilities)
     stacked = our_loss(env, double_q=True)

@@ -7,6 +7,7 @@ from torchrl_vd.envs import EnvInfo, describe_env, make_env
 from torchrl_vd.envs.transforms import LastAction, NoiseTransform, StackedObsState, TeamReward, agent_transforms
 from torchrl_vd.igm import IGMReport, check_igm
 from torchrl_vd.modules.agents import AgentNet, GRUAgent, MLPAgent, make_agent_policies
+from torchrl_vd.modules.interop import WrappedAgent, WrappedMixer, as_agent_net, as_mixer
 from torchrl_vd.modules.maven_agent import MavenAgent
 from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
 from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, Mixer, QMixer, QPlexMixer, VDNMixer
@@ -57,6 +58,10 @@ __all__ = [
     "StackedObsState",
     "TeamReward",
     "VDNMixer",
+    "WrappedAgent",
+    "WrappedMixer",
+    "as_agent_net",
+    "as_mixer",
     "ZPolicyTrainer",
     "agent_transforms",
     "make_z_policy",

@@ -99,30 +99,76 @@ def set_team_specs(env, *, n_agents: int, n_actions: int, obs_dim: int, state_di
     env.full_done_spec_unbatched = done_specs(dev)
 
 
-class TeamReward(Transform):
-    """Adds the team reward ``out_key`` ``[*B, 1]`` = sum/mean over agents of ``in_key`` ``[*B, n, 1]``.
+DONE_FLAGS = ("done", "terminated", "truncated")
+DONE_MODES = ("all", "any")
 
-    The per-agent reward stays where it is (TorchRL's multi-agent convention); algorithms in
-    torchrl_vd read the root ``"reward"``.
+
+class TeamReward(Transform):
+    """Team reward and team done flags for any TorchRL multi-agent env, or for data already collected.
+
+    * reward: ``out_key`` ``[*B, 1]`` = Σ_i r_i (``mode="sum"``) or 1/n Σ_i r_i (``"mean"``, what
+      torchrl's QMIX example does by hand with ``.mean(-2)``) of the per-agent ``in_key`` ``[*B, n, 1]``
+      (default ``("agents", "reward")``, where ``VmasEnv`` and ``PettingZooWrapper`` put it).
+    * done flags: each of ``done`` / ``terminated`` / ``truncated`` that exists per agent,
+      ``(group, flag)`` ``[*B, n, 1]``, but not at the root gets a root flag ``[*B, 1]`` = all agents'
+      (``done_mode="all"``: the team's episode ends when every agent's has) or any agent's
+      (``"any"``). Root flags the env already has (VMAS, PettingZoo) are left as they are.
+
+    The per-agent entries stay where they are (TorchRL's multi-agent convention); torchrl_vd's losses
+    read the root ``"reward"``, ``"done"``, ``"terminated"``. On an env it runs at every step and reset;
+    called on a tensordict outside an env (``TeamReward("mean")(batch)`` on a collected batch, or
+    ``replay_buffer.append_transform(TeamReward("mean"))``) it fills ``("next", ...)``.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> r = torch.tensor([[[1.0], [3.0]], [[0.0], [-2.0]]])  # [B=2, n=2, 1]
+        >>> d = torch.tensor([[[True], [False]], [[True], [True]]])
+        >>> batch = TensorDict({"next": {"agents": TensorDict({"reward": r, "done": d}, [2, 2])}}, [2])
+        >>> out = TeamReward("mean")(batch)
+        >>> out["next", "reward"].tolist(), out["next", "done"].tolist()
+        ([[2.0], [-1.0]], [[False], [True]])
     """
 
     def __init__(
         self,
         mode: Literal["sum", "mean"] = "sum",
-        in_key=(GROUP, "reward"),
-        out_key="reward",
+        in_key: NestedKey = (GROUP, "reward"),
+        out_key: NestedKey = "reward",
+        *,
+        done_mode: Literal["all", "any"] = "all",
     ):
         super().__init__(in_keys=[in_key], out_keys=[out_key])
         self.mode = check_team_reward_mode(mode)
+        if done_mode not in DONE_MODES:
+            raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}.")
+        self.done_mode = done_mode
+        self.group = in_key[0] if isinstance(in_key, tuple) and len(in_key) > 1 else GROUP
+
+    def _team_flags(self, td: TensorDictBase) -> TensorDictBase:
+        """Root flags [*B, 1] from per-agent ones [*B, n, 1] where the root one is missing."""
+        for flag in DONE_FLAGS:
+            per_agent = td.get((self.group, flag), None)
+            if per_agent is None or flag in td.keys():
+                continue
+            reduce = torch.all if self.done_mode == "all" else torch.any
+            td.set(flag, reduce(per_agent.reshape(*td.batch_size, -1), dim=-1, keepdim=True))  # [*B, n, 1] -> [*B, 1]
+        return td
 
     def _call(self, next_tensordict: TensorDictBase) -> TensorDictBase:
         rew = next_tensordict.get(self.in_keys[0], None)
         if rew is not None:
-            next_tensordict.set(self.out_keys[0], team_reward(rew.squeeze(-1), self.mode))
-        return next_tensordict
+            next_tensordict.set(self.out_keys[0], team_reward(rew.squeeze(-1), self.mode))  # [*B, n, 1] -> [*B, 1]
+        return self._team_flags(next_tensordict)
 
     def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
-        return tensordict_reset
+        return self._team_flags(tensordict_reset)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Outside an env (a collected batch, a replay buffer): fill ``("next", ...)``, or the root if no ``"next"``."""
+        nxt = tensordict.get("next", None)
+        self._call(tensordict if nxt is None else nxt)
+        return tensordict
 
     def transform_reward_spec(self, reward_spec: Composite) -> Composite:
         in_spec = reward_spec[self.in_keys[0]]
@@ -130,6 +176,13 @@ class TeamReward(Transform):
             shape=(*reward_spec.shape, 1), dtype=in_spec.dtype, device=in_spec.device
         )
         return reward_spec
+
+    def transform_done_spec(self, done_spec: Composite) -> Composite:
+        keys = done_spec.keys(True)
+        for flag in DONE_FLAGS:
+            if (self.group, flag) in keys and flag not in done_spec.keys():
+                done_spec[flag] = Categorical(2, shape=(*done_spec.shape, 1), dtype=torch.bool, device=done_spec.device)
+        return done_spec
 
 
 class StackedObsState(Transform):

@@ -28,9 +28,14 @@ from torchrl.objectives.common import LossModule
 from torchrl.objectives.utils import ValueEstimators
 from torchrl.objectives.value.functional import td_lambda_return_estimate
 
-from torchrl_vd.modules.agents import AgentNet
-
 from torchrl_vd.keys import GROUP
+from torchrl_vd.modules.agents import AgentNet
+from torchrl_vd.modules.interop import as_agent_net, spec_n_actions
+
+# torchrl QMixerLoss key names with no entry of ours: set_keys accepts them (so a QMixerLoss set_keys line runs
+# unchanged) and records them; our losses compute these values on tensors and neither read nor write them.
+TORCHRL_ONLY_KEYS = ("action_value", "local_value", "global_value", "advantage", "value_target")
+AGENT_REDUCTIONS = ("sum", "mean")
 
 
 def _next(key: NestedKey) -> tuple:
@@ -64,17 +69,28 @@ class ValueDecompositionLoss(LossModule):
     """Base class: a torchrl ``LossModule`` over per-agent utilities and a centralized value.
 
     Args:
-        agent_net: the per-agent utility network (an :class:`AgentNet`; a plain ``nn.Module`` mapping
-            ``[*B, n, F] -> [*B, n, A]`` is wrapped as a feed-forward agent).
+        agent_net: the per-agent utility network: an :class:`AgentNet`; a feed-forward ``nn.Module``
+            ``[*B, n, F] -> [*B, n, A]`` such as torchrl's ``MultiAgentMLP``; or a TorchRL Q-value policy
+            (``TensorDictSequential(TensorDictModule(net), QValueModule)``), whose network is used and whose
+            observation, action and action-mask keys the loss adopts (:func:`~torchrl_vd.modules.interop.as_agent_net`).
 
     Keyword Args:
         double_q: select a*_{t+1} with the online agents, evaluate it with the target networks.
-        loss_function: ``"l2"`` (seed: squared TD error) or ``"smooth_l1"``.
+        loss_function: ``"l2"`` (seed: squared TD error), ``"smooth_l1"`` or ``"l1"``.
+        reward_reduction: how a *per-agent* reward ``[*B, n, 1]`` read at ``("next", reward)`` (e.g. after
+            ``set_keys(reward=("agents", "reward"))``) becomes the team reward r: ``"sum"`` (r = Σ_i r_i) or
+            ``"mean"`` (r = 1/n Σ_i r_i, torchrl's QMIX example's ``.mean(-2)``). ``None`` (default): a
+            per-agent reward is an error naming these fixes. Per-agent done / terminated flags ``[*B, n, 1]``
+            are always reduced with *all* (the team's episode ends when every agent's has). A team reward
+            ``[*B, 1]`` is used as it is.
         burn_in: for sequence batches [B, T]: the first ``burn_in`` steps only warm the recurrent
             hidden state and are excluded from the loss.
         check_inputs: validate actions against masks and reject NaN/inf rewards and observations
             (one cheap pass; turn off only when profiling).
         delay_value: keep separate target networks (required by the seed's θ̄).
+        action_space: accepted as ``QMixerLoss`` takes it, so its constructor line runs unchanged: a string
+            (``"categorical"``, ``"one-hot"``) or an action spec whose |A| must match the agent net. Stored
+            actions are read either way: categorical ``[*B, n]`` / ``[*B, n, 1]`` or one-hot ``[*B, n, A]``.
     """
 
     @dataclass
@@ -128,10 +144,15 @@ class ValueDecompositionLoss(LossModule):
         burn_in: int = 0,
         check_inputs: bool = True,
         delay_value: bool = True,
+        reward_reduction: str | None = None,
+        action_space: Any = None,
     ):
         super().__init__()
-        if loss_function not in ("l2", "smooth_l1"):
-            raise ValueError(f"loss_function must be 'l2' or 'smooth_l1', got {loss_function!r}.")
+        if loss_function not in ("l2", "smooth_l1", "l1"):
+            raise ValueError(f"loss_function must be 'l2', 'smooth_l1' or 'l1', got {loss_function!r}.")
+        if reward_reduction not in (None, *AGENT_REDUCTIONS):
+            raise ValueError(f"reward_reduction must be None, 'sum' or 'mean', got {reward_reduction!r}.")
+        self.reward_reduction = reward_reduction
         if int(burn_in) < 0:
             raise ValueError(f"burn_in must be >= 0, got {burn_in}.")
         self.double_q = bool(double_q)
@@ -142,7 +163,39 @@ class ValueDecompositionLoss(LossModule):
         self.gamma, self.lmbda = 0.99, None
         self._value_type = ValueEstimators.TD0
         self._targets: dict[str, nn.Module] = {}
-        self.add_network("agent_net", _as_agent_net(agent_net))
+        self.torchrl_keys: dict[str, NestedKey] = {}  # QMixerLoss-only key names given to set_keys (not read)
+        agent_net, keys = as_agent_net(agent_net)
+        self.add_network("agent_net", agent_net)
+        self.adopt_keys(keys)
+        self._check_action_space(action_space)
+
+    def _check_action_space(self, action_space: Any) -> None:
+        if action_space is None:
+            return
+        if isinstance(action_space, str):
+            if action_space.replace("_", "-") not in ("categorical", "one-hot"):
+                raise ValueError(
+                    f"action_space={action_space!r}: these losses learn discrete per-agent actions, stored categorical "
+                    "or one-hot ('categorical', 'one-hot')."
+                )
+            return
+        n = spec_n_actions(action_space, self.tensor_keys.action)
+        if n is not None and n != self.agent_net.n_actions:
+            raise ValueError(
+                f"action_space has {n} actions but the agent net outputs {self.agent_net.n_actions} utilities per agent."
+            )
+
+    def adopt_keys(self, keys: dict[str, NestedKey]) -> None:
+        """Take the keys a wrapped TorchRL policy or mixer module names (observation, action, mask, state).
+
+        A policy's observation key in another agent group moves every per-agent key there first
+        (:meth:`use_group`), so the optional per-agent entries (alive, rnn_hidden) follow it.
+        """
+        obs = keys.get("observation")
+        if isinstance(obs, tuple) and len(obs) == 2 and obs[0] != self.group:
+            self.use_group(obs[0])
+        if keys:
+            self.set_keys(**keys)
 
     # ------------------------------------------------------------------ networks and targets
     def add_network(self, name: str, module: nn.Module) -> None:
@@ -187,6 +240,29 @@ class ValueDecompositionLoss(LossModule):
             }
         )
         return self
+
+    def set_keys(self, **kwargs) -> None:
+        """Remap tensordict entries (``_AcceptedKeys``); torchrl ``QMixerLoss`` key names are accepted too.
+
+        ``action``, ``reward``, ``done``, ``terminated`` and ``priority`` mean what they mean in
+        ``QMixerLoss``. Its ``action_value`` / ``local_value`` (per-agent Q(h_i, ·) and Q(h_i, a_i)),
+        ``global_value`` (Q_tot), ``advantage`` and ``value_target`` have no entry here: these losses
+        compute them on tensors and neither read nor write them, so they are recorded in
+        ``torchrl_keys`` and only checked: a per-agent one in another agent group than the observation
+        is an error (call :meth:`use_group` first). One difference to know: ``QMixerLoss`` writes the
+        *squared* TD error at ``priority``, these losses write |TD error|.
+        """
+        ours = self._AcceptedKeys.__dataclass_fields__
+        torchrl_only = {k: kwargs.pop(k) for k in list(kwargs) if k in TORCHRL_ONLY_KEYS and k not in ours}
+        super().set_keys(**kwargs)
+        for name in ("action_value", "local_value"):
+            key = torchrl_only.get(name)
+            if isinstance(key, tuple) and len(key) > 1 and key[0] != self.group:
+                raise ValueError(
+                    f"set_keys({name}={key!r}) names agent group {key[0]!r} but this loss reads group {self.group!r} "
+                    f"(observation {self.tensor_keys.observation!r}); call loss.use_group({key[0]!r}) first."
+                )
+        self.torchrl_keys.update(torchrl_only)
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
         pass  # returns are computed on tensors in _td_target: no estimator keys to forward
@@ -241,9 +317,16 @@ class ValueDecompositionLoss(LossModule):
         }
         missing = [f"{name} {key!r}" for name, key in required.items() if td.get(key, None) is None]
         if missing:
+            hint = ""
+            if td.get(_next(k.reward), None) is None and td.get(("next", self.group, "reward"), None) is not None:
+                hint = (
+                    f" The batch has per-agent rewards at {('next', self.group, 'reward')!r}: form the team reward "
+                    f"with torchrl_vd.TeamReward('mean' or 'sum') on the env (or replay buffer), or read them here: "
+                    f"loss.set_keys(reward=({self.group!r}, 'reward')) and reward_reduction='mean' or 'sum'."
+                )
             raise KeyError(
                 f"{type(self).__name__} is missing entries {missing} in the batch. Collect data with a "
-                "torchrl_vd env (make_env) or map your keys with loss.set_keys(...)/loss.use_group(...)."
+                "torchrl_vd env (make_env) or map your keys with loss.set_keys(...)/loss.use_group(...)." + hint
             )
         obs, action = td.get(k.observation), td.get(k.action)
         bdims = td.batch_dims
@@ -251,9 +334,9 @@ class ValueDecompositionLoss(LossModule):
             action = action.squeeze(-1)
         if action.ndim == obs.ndim and action.shape[-1] == self.agent_net.n_actions:
             action = action.argmax(-1)  # one-hot [*B, n, A] -> [*B, n]
-        done = td.get(_next(k.done))
+        done = self.team_flag(td.get(_next(k.done)), bdims)
         terminated = td.get(_next(k.terminated), None)
-        terminated = done if terminated is None else terminated
+        terminated = done if terminated is None else self.team_flag(terminated, bdims)
         state, next_state = td.get(k.state, None), td.get(_next(k.state), None)
         valid = td.get(k.mask, None)
         valid = torch.ones(td.batch_size, dtype=torch.bool, device=obs.device) if valid is None else valid.bool()
@@ -271,7 +354,7 @@ class ValueDecompositionLoss(LossModule):
             obs=obs,
             next_obs=td.get(_next(k.observation)),
             action=action.long(),
-            reward=td.get(_next(k.reward)),
+            reward=self.team_reward(td.get(_next(k.reward)), bdims),
             done=done.bool(),
             terminated=terminated.bool(),
             state=state,
@@ -289,11 +372,42 @@ class ValueDecompositionLoss(LossModule):
         if batch.reward.shape != (*td.batch_size, 1):
             raise ValueError(
                 f"Expected a team reward [*B, 1] at {_next(k.reward)!r}, got {list(batch.reward.shape)} for batch "
-                f"{list(td.batch_size)}. Per-agent rewards must be summed into a team reward (make_env does)."
+                f"{list(td.batch_size)}. Per-agent rewards [*B, n, 1] need reward_reduction='sum' or 'mean' (or TeamReward on the env)."
             )
         if self.check_inputs:
             self._validate(batch)
         return batch
+
+    @staticmethod
+    def _per_agent(x: torch.Tensor, bdims: int) -> torch.Tensor | None:
+        """``x`` as ``[*B, n]`` when it holds one value per agent (``[*B, n, 1]`` or ``[*B, n>1]``), else None."""
+        if x.ndim == bdims + 2 and x.shape[-1] == 1:
+            return x.squeeze(-1)  # [*B, n, 1] -> [*B, n]
+        if x.ndim == bdims + 1 and x.shape[-1] > 1:
+            return x
+        return None
+
+    def team_reward(self, reward: torch.Tensor, bdims: int) -> torch.Tensor:
+        """The team reward r [*B, 1]: as given, or Σ_i r_i / (1/n) Σ_i r_i of per-agent rewards (``reward_reduction``)."""
+        per_agent = self._per_agent(reward, bdims)
+        if per_agent is None:
+            return reward
+        if self.reward_reduction is None:
+            raise ValueError(
+                f"The reward at {_next(self.tensor_keys.reward)!r} is per agent {list(reward.shape)}; the losses "
+                "learn from one team reward. Choose how it is formed: "
+                f"{type(self).__name__}(..., reward_reduction='mean') (torchrl's QMIX example averages) or 'sum', or put "
+                "torchrl_vd.TeamReward('mean') on the env."
+            )
+        if self.reward_reduction == "sum":
+            return per_agent.sum(-1, keepdim=True)  # [*B, n] -> [*B, 1]
+        return per_agent.mean(-1, keepdim=True)  # [*B, n] -> [*B, 1]
+
+    def team_flag(self, flag: torch.Tensor, bdims: int) -> torch.Tensor:
+        """A done/terminated flag [*B, 1]: as given, or *all* of per-agent flags [*B, n, 1] (the team's episode
+        ends when every agent's has; an agent that is done before the others only stops contributing)."""
+        per_agent = self._per_agent(flag, bdims)
+        return flag if per_agent is None else per_agent.bool().all(-1, keepdim=True)  # [*B, n] -> [*B, 1]
 
     def _validate(self, b: Batch) -> None:
         n, A = self.agent_net.n_agents, self.agent_net.n_actions
@@ -393,9 +507,11 @@ class ValueDecompositionLoss(LossModule):
         return (x * valid).sum() / valid.sum().clamp_min(1.0)
 
     def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Elementwise (pred − target)² (seed) or smooth-L1."""
+        """Elementwise (pred − target)² (seed), |pred − target| or smooth-L1."""
         if self.loss_function == "l2":
             return (pred - target).pow(2)
+        if self.loss_function == "l1":
+            return (pred - target).abs()
         return nn.functional.smooth_l1_loss(pred, target, reduction="none")
 
     # ------------------------------------------------------------------ IGM support (igm.check_igm)
@@ -425,29 +541,6 @@ class ValueDecompositionLoss(LossModule):
             next_alive=None, valid=torch.ones(td.batch_size, dtype=torch.bool, device=obs.device), weight=None,
             hidden=hidden, is_init=td.get(k.is_init, None), td=td,
         )
-
-
-class _WrappedAgent(AgentNet):
-    """A user ``nn.Module`` ``[*B, n, F] -> [*B, n, A]`` used as a feed-forward agent."""
-
-    def __init__(self, module: nn.Module, n_agents: int, n_actions: int, obs_dim: int):
-        super().__init__(n_agents, n_actions, obs_dim)
-        self.module = module
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.module(obs)
-
-
-def _as_agent_net(agent_net: nn.Module) -> AgentNet:
-    if isinstance(agent_net, AgentNet):
-        return agent_net
-    for attr in ("n_agents", "n_actions", "obs_dim"):
-        if not hasattr(agent_net, attr):
-            raise TypeError(
-                f"agent_net must be a torchrl_vd AgentNet (e.g. MLPAgent, GRUAgent) or an nn.Module with "
-                f"n_agents/n_actions/obs_dim attributes; got {type(agent_net).__name__} without {attr!r}."
-            )
-    return _WrappedAgent(agent_net, agent_net.n_agents, agent_net.n_actions, agent_net.obs_dim)
 
 
 __all__ = ["Batch", "ValueDecompositionLoss"]

@@ -113,7 +113,7 @@ class MavenLoss(MixingQLoss):
     ):
         super().__init__(agent_net, mixer, **kwargs)
         self.noise_dim = int(noise_dim)
-        for name, net in (("agent_net", self.agent_net), ("mixer", mixer), ("discriminator", discriminator)):
+        for name, net in (("agent_net", self.agent_net), ("mixer", self.mixer), ("discriminator", discriminator)):
             if getattr(net, "noise_dim", None) != self.noise_dim:
                 raise ValueError(
                     f"MavenLoss(noise_dim={self.noise_dim}) got a {name} built for noise_dim="

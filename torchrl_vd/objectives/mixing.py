@@ -6,6 +6,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
+from torchrl_vd.modules.interop import as_mixer
 from torchrl_vd.modules.mixers.base import Mixer
 from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
 
@@ -19,8 +20,13 @@ class MixingQLoss(ValueDecompositionLoss):
     agents and target mixer.
 
     Args:
-        agent_net: per-agent utility network (``MLPAgent``, ``GRUAgent``, ...).
-        mixer: a :class:`~torchrl_vd.modules.mixers.Mixer` (``VDNMixer``, ``QMixer``, your own).
+        agent_net: per-agent utility network (``MLPAgent``, ``GRUAgent``, ...), torchrl's ``MultiAgentMLP``,
+            or a TorchRL Q-value policy ``TensorDictSequential(TensorDictModule(net), QValueModule)``
+            (see :class:`ValueDecompositionLoss`).
+        mixer: a :class:`~torchrl_vd.modules.mixers.Mixer` (``VDNMixer``, ``QMixer``, your own), or a torchrl
+            ``Mixer`` (``torchrl.modules.models.multiagent.QMixer``, ``VDNMixer``, your own subclass), bare or
+            in a ``TensorDictModule``: a module reading ``[local_value, state]`` sets the loss's ``state``
+            key to its second in_key (torchrl's QMIX example mixes on ``("agents", "observation")``).
 
     Keyword Args: see :class:`ValueDecompositionLoss`.
 
@@ -44,16 +50,16 @@ class MixingQLoss(ValueDecompositionLoss):
 
     mixer: Mixer
 
-    def __init__(self, agent_net: nn.Module, mixer: Mixer, **kwargs):
+    def __init__(self, agent_net: nn.Module, mixer: nn.Module, **kwargs):
         super().__init__(agent_net, **kwargs)
-        if not isinstance(mixer, Mixer):
-            raise TypeError(f"mixer must be a torchrl_vd Mixer (subclass it and implement mix), got {type(mixer).__name__}.")
+        mixer, keys = as_mixer(mixer)
         if mixer.n_agents != self.agent_net.n_agents:
             raise ValueError(
                 f"The mixer was built for n_agents={mixer.n_agents} but the agent net for "
                 f"n_agents={self.agent_net.n_agents}; build both from describe_env(env).n_agents."
             )
         self.add_network("mixer", mixer)
+        self.adopt_keys(keys)
 
     def mixer_state(self, b: Batch, *, next: bool = False) -> torch.Tensor | None:
         """The centralized information z the mixer sees (MAVEN appends its latent here)."""

@@ -130,6 +130,11 @@ class QTranLoss(ValueDecompositionLoss):
         """Size H of the h_i that ``features`` feeds to Q_jt: the observation size or n_actions."""
         if features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {features!r}.")
+        if features == "obs" and getattr(agent_net, "obs_dim", None) is None:
+            raise ValueError(
+                f"features='obs' needs the observation size, which {type(agent_net).__name__} does not state: wrap the "
+                "network with torchrl_vd.as_agent_net(net, obs_dim=F)[0], or use features='utilities'."
+            )
         return int(agent_net.obs_dim if features == "obs" else agent_net.n_actions)
 
     def agent_features(self, obs: torch.Tensor, utilities: torch.Tensor | None) -> torch.Tensor:

@@ -21,7 +21,8 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from torchrl_vd.modules.mixers.base import Mixer
-from torchrl_vd.objectives.common import Batch, _as_agent_net
+from torchrl_vd.modules.interop import as_agent_net
+from torchrl_vd.objectives.common import Batch
 from torchrl_vd.objectives.mixing import MixingQLoss
 
 WEIGHTINGS = ("cw", "ow")
@@ -126,7 +127,7 @@ class WeightedQMixLoss(MixingQLoss):
         self.add_network("central_mixer", central_mixer)
         self.has_central_agent = central_agent is not None
         if self.has_central_agent:
-            central_agent = _as_agent_net(central_agent)
+            central_agent = as_agent_net(central_agent)[0]
             sizes = (central_agent.n_agents, central_agent.n_actions, central_agent.obs_dim)
             if sizes != (agent.n_agents, agent.n_actions, agent.obs_dim):
                 raise ValueError(
