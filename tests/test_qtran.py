@@ -365,3 +365,94 @@ def test_l_nopt_is_zero_iff_the_qtran_inequality_holds(table, v0, util, actions)
         assert l_nopt == 0.0
     elif m <= -1e-4:
         assert l_nopt == pytest.approx(m * m, rel=1e-4, abs=1e-6)
+
+
+# ---------------------------------------------------------------------- equality with pymarl's QTRAN
+# pymarl @c971afd: QTranBase (qtran_paper, small) on the agents' hidden states, qtran_learner's qtran_base loss
+# (port: tests/_pymarl.py). Ours: QTranLoss(features="hidden") with QTranJointQ(agent_id=False, encoder_dim=H + A).
+RN, RA, RF, RS, RH, RE = 3, 4, 5, 7, 16, 8  # agents, actions, obs dim, state dim, agent width, Q_jt/V width
+RGAMMA = 0.9
+RTOL = {torch.float32: (1e-6, 1e-6), torch.float64: (1e-12, 1e-12)}  # (|Δloss| rel, |Δgrad| rel)
+
+
+def qtran_reference_and_ours(kind, dtype, double_q, seed=0):
+    """pymarl's learner (targets perturbed away from the online nets) and our loss with the same weights."""
+    from _pymarl import QTranBase, QTranLearner, copy_into, make_mac, qtran_pairs
+
+    torch.manual_seed(seed)
+    ref = QTranLearner(make_mac(kind, RN, RA, RF, RH), QTranBase(RN, RA, RS, RH, RE), gamma=RGAMMA, double_q=double_q)
+    with torch.no_grad():
+        for m in (ref.mac.agent, ref.mixer, ref.target_mac.agent, ref.target_mixer):
+            m.to(dtype)
+        for m in (ref.target_mac.agent, ref.target_mixer):  # θ̄ ≠ θ, so that using the wrong copy shows
+            for p in m.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+    if kind == "gru":
+        agent = vd.GRUAgent(RN, RA, RF, hidden=(RH,), agent_id=True, last_action=True)
+    else:
+        agent = MLPAgent(RN, RA, RF, hidden=(RH, RH), agent_id=True)
+    joint_q = QTranJointQ(RN, RA, (RS,), QTranLoss.feature_dim(agent), embed_dim=RE, agent_id=False,
+                          encoder_dim=RH + RA)
+    loss = QTranLoss(agent, joint_q, QTranV((RS,), embed_dim=RE), double_q=double_q).to(dtype)
+    loss.make_value_estimator(gamma=RGAMMA)
+    copy_into(qtran_pairs(loss, ref, target=False))
+    copy_into(qtran_pairs(loss, ref, target=True))
+    return ref, loss
+
+
+def _agent_grad(params):
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kind, double_q", [("mlp", True), ("gru", True), ("gru", False)],
+                         ids=["mlp", "gru", "gru-no-double-q"])
+def test_loss_and_gradients_equal_pymarl_qtran(kind, double_q, dtype):
+    """Same weights, same padded episodes (terminated and cut, action masks, zero avail on padding):
+    loss_td, loss_opt, loss_nopt and loss equal pymarl's td_loss, opt_loss, nopt_loss and their weighted
+    sum; every online parameter's gradient equal to float rounding, first from L_td alone (the agents'
+    gradient through their hidden features, nonzero: L_td trains the agents), then from the whole loss
+    (figures printed with -s)."""
+    from _pymarl import episode_batch, max_grad_gap, qtran_pairs, to_tensordict
+
+    ref, loss = qtran_reference_and_ours(kind, dtype, double_q)
+    batch = episode_batch(6, 5, RN, RA, RF, RS, seed=1, dtype=dtype)
+    td = to_tensordict(batch)
+    rel, grad_rel = RTOL[dtype]
+    pairs = qtran_pairs(loss, ref, target=False)
+    agent_params = list(loss.agent_net.parameters())
+
+    # L_td alone: λ_opt = λ_nopt = 0 on both sides
+    loss.lambda_opt = loss.lambda_nopt = 0.0
+    ref.opt_loss = ref.nopt_min_loss = 0.0
+    out = loss(td)
+    out["loss"].backward()
+    r_loss, r_td, _, _ = ref.loss(batch)
+    r_loss.backward()
+    td_grad_gap = max_grad_gap(pairs)
+    ours_norm = _agent_grad(agent_params).norm().item()
+    ref_norm = _agent_grad(list(ref.mac.agent.parameters())).norm().item()
+    assert out["loss_td"].item() == pytest.approx(r_td.item(), rel=rel)
+    assert td_grad_gap <= grad_rel * max(1.0, r_td.item())
+    assert ours_norm == pytest.approx(ref_norm, rel=max(rel, 1e-6)) and ours_norm > 1e-3  # L_td trains the agents
+
+    # the whole objective, pymarl's weights (opt_loss 1, nopt_min_loss 0.1)
+    loss.zero_grad(set_to_none=True)
+    for m in (ref.mac.agent, ref.mixer):
+        m.zero_grad(set_to_none=True)
+    loss.lambda_opt, loss.lambda_nopt = 1.0, 0.1
+    ref.opt_loss, ref.nopt_min_loss = 1.0, 0.1
+    out = loss(td)
+    out["loss"].backward()
+    r_loss, r_td, r_opt, r_nopt = ref.loss(batch)
+    r_loss.backward()
+    grad_gap = max_grad_gap(pairs)
+    terms = (("loss", r_loss), ("loss_td", r_td), ("loss_opt", r_opt), ("loss_nopt", r_nopt))
+    gaps = {k: abs(out[k].item() - r.item()) for k, r in terms}
+    print(f"qtran {kind} double_q={double_q} {dtype}: max|Δloss| = {max(gaps.values()):.2e} (loss {r_loss.item():.4f}, "
+          f"nopt {r_nopt.item():.4f}), max|Δgrad| = {grad_gap:.2e}; L_td alone: max|Δgrad| = {td_grad_gap:.2e}, "
+          f"agent grad-norm ours {ours_norm:.6f} pymarl {ref_norm:.6f}")
+    for k, r in terms:
+        assert out[k].item() == pytest.approx(r.item(), rel=rel, abs=1e-12)
+    assert r_nopt.item() > 0  # the clamp is active on some valid steps
+    assert grad_gap <= grad_rel * max(1.0, r_loss.item())

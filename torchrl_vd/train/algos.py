@@ -76,7 +76,10 @@ class QTranNetOptions:
     embed_dim: int = 64
     """Width of Q_jt's encoder/head and of V (pymarl's mixing_embed_dim for QTRAN: 64)."""
     agent_id: bool = True
-    """Append a one-hot agent id to each agent's encoder input (tells (x, y) from (y, x))."""
+    """Append a one-hot agent id to each agent's encoder input (tells (x, y) from (y, x)); pymarl: none (its
+    agents' hidden features carry the id they were fed)."""
+    encoder_dim: int | None = None
+    """Width of Q_jt's per-agent action encoder (None: ``embed_dim``; pymarl: its input width H + A)."""
 
 
 @dataclass
@@ -87,8 +90,9 @@ class QTranLossOptions(TDLossOptions):
     """Weight of L_opt (pymarl opt_loss: 1)."""
     lambda_nopt: float = 0.1
     """Weight of L_nopt (pymarl nopt_min_loss: 0.1)."""
-    features: Literal["obs", "utilities"] = "obs"
-    """Agents' h_i fed to Q_jt: their observations or their (detached) utility vectors."""
+    features: Literal["hidden", "obs", "utilities"] = "hidden"
+    """Agents' h_i fed to Q_jt: their hidden features with gradient (pymarl; L_td trains the agents too), their
+    observations, or their (detached) utility vectors."""
 
 
 @dataclass
