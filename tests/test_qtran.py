@@ -1,6 +1,8 @@
 """QTRAN / QTRAN-alt: each loss term against a hand computation, the detaching of Q_jt, masks, dead
 agents, the counterfactual network, IGM, and the published outcome of the QTRAN matrix game."""
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -249,6 +251,39 @@ def test_joint_q_values_and_check_igm_on_hand_networks():
     assert per_sample[0].tolist() == pytest.approx([1.0, 5.0, 4.0, -2.0])
 
 
+def test_igm_gap_of_an_evaluation_counts_the_violating_states():
+    """The evaluation's IGM gap (``igm_violation_rate``, ``igm_value_gap`` in metrics.csv) on a rollout
+    [N=2, T=2] with the hand networks (Q_jt = T = [[1, 4], [−2, 5]]): utilities UTIL give local (0, 1),
+    Q_jt 4 < max 5 (a violation, gap 1); utilities OTHER give local (1, 1) = Q_jt's argmax (holds). Valid
+    states: env 0 [UTIL, OTHER], env 1 [OTHER] (its second step lies after its episode's end and counts
+    for nothing, though it violates): rate 1/3, gap 1/3."""
+    from torchrl_vd.train.evaluation import igm_gap
+
+    other = torch.tensor([[0.0, 1.0], [0.0, 2.0]])
+    obs = torch.stack((torch.stack((UTIL, other)), torch.stack((other, UTIL))))  # [N=2, T=2, n, F]
+    roll = TensorDict({"agents": {"observation": obs}, "state": torch.ones(2, 2, 1)}, [2, 2])
+    valid = torch.tensor([[True, True], [True, False]])
+    out = igm_gap(make_loss("base", features="obs"), roll, valid)
+    assert out == pytest.approx({"igm_violation_rate": 1 / 3, "igm_value_gap": 1 / 3})
+    no_joint_value = type("NoJoint", (), {"local_q_values": lambda self, td: torch.zeros(2, 2, 2, 2),
+                                          "joint_q_values": lambda self, td, a: (_ for _ in ()).throw(NotImplementedError)})
+    assert all(math.isnan(v) for v in igm_gap(no_joint_value(), roll, valid).values())
+
+
+@pytest.mark.parametrize("mixer", ["vdn", "qmix"])
+def test_monotonic_mixers_log_no_igm_violation(mixer):
+    """VDN and QMIX: ∂Q_tot/∂Q_i ≥ 0, so the local greedy actions attain max Q_tot on every state (seed §IGM):
+    the evaluation's violation rate is 0 and its value gap 0 to float rounding, on 48 random states with
+    action masks (3 agents, 4 actions: all 64 joint actions enumerated)."""
+    from torchrl_vd.train.evaluation import igm_gap
+
+    torch.manual_seed(0)
+    td = random_batch(n_agents=3, n_actions=4, obs_dim=5, batch=(8, 6), state_dim=7, action_mask=True)
+    net = vd.VDNMixer(3) if mixer == "vdn" else vd.QMixer(3, (7,))
+    out = igm_gap(vd.MixingQLoss(MLPAgent(3, 4, 5), net), td, torch.ones(8, 6, dtype=torch.bool))
+    assert out["igm_violation_rate"] == 0.0 and out["igm_value_gap"] == pytest.approx(0.0, abs=1e-6)
+
+
 # ------------------------------------------------------------------------------------- detaching
 @pytest.mark.parametrize("variant", ["base", "alt"])
 @pytest.mark.parametrize("agent_kind, features", [("mlp", "obs"), ("mlp", "utilities"), ("gru", "obs"), ("gru", "utilities")])
@@ -309,6 +344,9 @@ def train_matrix(algo, seed, out_dir):
     report = vd.check_igm(result.loss_module, result.env.reset()[:1])
     greedy = tuple(report.local_argmax[0].tolist())
     assert result.summary["final_eval_return"] == pytest.approx(PAYOFF[greedy].item())  # the greedy policy
+    # the run's own IGM gap: the game has one state, so the evaluation's rate is check_igm's verdict there
+    assert result.summary["final_igm_violation_rate"] == float(not report.holds[0])
+    assert result.summary["final_igm_value_gap"] == pytest.approx(report.gap[0].item(), abs=1e-6)
     return greedy, PAYOFF[greedy].item(), (report.joint_q[0] - PAYOFF).abs().max().item(), report
 
 
@@ -337,6 +375,7 @@ def test_vdn_and_qmix_fail_the_matrix_game(algo, tmp_path):
     """As published: monotonic decompositions settle in the {B, C}² block (greedy payoff 0)."""
     greedy, payoff, _, report = train_matrix(algo, 0, tmp_path / algo)
     assert payoff == 0.0 and 0 not in greedy
+    assert bool(report.holds.all())  # monotonic: IGM by construction (train_matrix: the run logged rate 0 too)
     if algo == "vdn":  # the least-squares additive fit: row mean + column mean − grand mean
         expected = PAYOFF.mean(1, keepdim=True) + PAYOFF.mean(0, keepdim=True) - PAYOFF.mean()
     else:  # −8 (the mean of 8 and four −12s) on row and column A, 0 on the {B, C}² block

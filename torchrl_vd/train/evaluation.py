@@ -9,6 +9,7 @@ import torch
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_vd.envs.registry import describe_env, make_env
+from torchrl_vd.igm import check_igm
 from torchrl_vd.modules.agents import make_agent_policies
 from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import load_checkpoint, restore_modules
@@ -18,11 +19,20 @@ from torchrl_vd.train.threads import set_default_threads
 
 
 @torch.no_grad()
-def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None) -> dict:
+def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None, *, igm_loss=None,
+             igm_max_joint_actions: int = 256) -> dict:
     """Greedy returns: every env in ``env``'s batch plays one episode; mean/std of the returns.
 
     With ``seed`` the env is re-seeded first, so every evaluation starts from the same initial states
     (comparable across a run and unaffected by checkpoint/resume).
+
+    With ``igm_loss`` (a loss exposing ``joint_q_values``), also the IGM gap on the evaluated states
+    (every step of every episode up to its end), through :func:`~torchrl_vd.igm.check_igm`:
+    ``igm_violation_rate`` = share of states where max_a Q(s, a) exceeds Q(s, ā), ā the agents' local
+    greedy actions (ties within check_igm's tolerance hold), and ``igm_value_gap`` = mean of
+    max_a Q(s, a) − Q(s, ā) ≥ 0. Q is the loss's joint value (Q_tot, Q_jt); the joint actions are
+    enumerated up to ``igm_max_joint_actions``, else that many are sampled (then both are lower bounds).
+    NaN for losses without a joint value.
     """
     steps = max_steps or horizon(env)
     if seed is not None:
@@ -33,7 +43,23 @@ def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None)
     done = roll["next", "done"].squeeze(-1)  # [N, T]
     first_done = done.long().cumsum(-1) - done.long()  # [N, T]: 0 up to and including the first done
     returns = (reward * (first_done == 0)).sum(-1)  # [N]
-    return {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
+    out = {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
+    if igm_loss is not None:
+        out.update(igm_gap(igm_loss, roll, first_done == 0, igm_max_joint_actions))
+    return out
+
+
+@torch.no_grad()
+def igm_gap(loss, roll, valid: torch.Tensor, max_joint_actions: int = 256) -> dict:
+    """``{"igm_violation_rate", "igm_value_gap"}`` of ``loss`` over the ``valid`` [N, T] states of a greedy
+    rollout ``roll`` [N, T] (recurrent agents unroll it as sequences from the rollout's hidden states)."""
+    try:
+        report = check_igm(loss, roll, max_joint_actions=max_joint_actions)
+    except NotImplementedError:  # a loss without a centralized joint value
+        return {"igm_violation_rate": float("nan"), "igm_value_gap": float("nan")}
+    holds, gap = report.holds.reshape(valid.shape), report.gap.reshape(valid.shape)  # [N, T]
+    n = valid.sum().clamp_min(1)
+    return {"igm_violation_rate": ((~holds & valid).sum() / n).item(), "igm_value_gap": (gap * valid).sum().div(n).item()}
 
 
 def render_gif(policy, env, path: str | Path, max_steps: int | None = None, fps: int = 20) -> Path:
