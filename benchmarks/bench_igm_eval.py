@@ -4,8 +4,8 @@
 
 For each case the networks are the algorithm's defaults, untrained (the cost does not depend on the weights);
 the evaluation is ``train()``'s: ``cfg.eval_episodes`` envs, one episode each, then (with the gap)
-``check_igm`` over every evaluated state with up to ``cfg.igm_max_joint_actions`` joint actions
-(enumerated when |A|^n is at most that, else sampled). Interleaved rounds, medians, CPU time
+``check_igm`` over at most ``cfg.igm_max_states`` evaluated states with up to ``cfg.igm_max_joint_actions``
+joint actions (enumerated when |A|^n is at most that, else sampled). Interleaved rounds, medians, CPU time
 (``time.thread_time``: not the time other processes held the core) beside wall time.
 """
 
@@ -61,7 +61,7 @@ def main() -> None:
             for kind in ("plain", "igm"):
                 c0, w0 = time.thread_time(), time.perf_counter()
                 out = evaluate(greedy, env, seed=0, igm_loss=loss if kind == "igm" else None,
-                               igm_max_joint_actions=cfg.igm_max_joint_actions)
+                               igm_max_joint_actions=cfg.igm_max_joint_actions, igm_max_states=cfg.igm_max_states)
                 times[kind].append((time.thread_time() - c0, time.perf_counter() - w0))
         cpu = {k: statistics.median(c for c, _ in v) for k, v in times.items()}
         wall = {k: statistics.median(w for _, w in v) for k, v in times.items()}

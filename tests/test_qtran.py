@@ -338,15 +338,23 @@ MATRIX = dict(env="matrix/qtran", num_envs=256, frames_per_batch=256, frames=256
               eval_episodes=4, progress=False)
 
 
+# QTRAN's Q_jt reads the agents' observations here (features="obs", the earlier default). With the default
+# hidden features (pymarl's, L_td training the agents), this setting measured, seed 0 (2026-11-30): QTRAN and
+# QTRAN-alt both miss the optimum with IGM violated (QTRAN-alt: value gap 6.56 at the greedy action);
+# tutorial 03 --quick (400 updates): QTRAN greedy (B, C), payoff 0, IGM violated.
+MATRIX_QTRAN = {"loss_kwargs": {"features": "obs"}}
+
+
 def train_matrix(algo, seed, out_dir):
     """Train on the QTRAN game; return (greedy joint action, its payoff, max |Q − payoff|, IGM report)."""
-    result = vd.train(vd.TrainConfig(algo=algo, seed=seed, out_dir=str(out_dir), **MATRIX))
+    extra = MATRIX_QTRAN if algo.startswith("qtran") else {}
+    result = vd.train(vd.TrainConfig(algo=algo, seed=seed, out_dir=str(out_dir), **MATRIX, **extra))
     report = vd.check_igm(result.loss_module, result.env.reset()[:1])
     greedy = tuple(report.local_argmax[0].tolist())
     assert result.summary["final_eval_return"] == pytest.approx(PAYOFF[greedy].item())  # the greedy policy
     # the run's own IGM gap: the game has one state, so the evaluation's rate is check_igm's verdict there
     assert result.summary["final_igm_violation_rate"] == float(not report.holds[0])
-    assert result.summary["final_igm_value_gap"] == pytest.approx(report.gap[0].item(), abs=1e-6)
+    assert result.summary["final_igm_value_gap"] == pytest.approx(report.gap[0].item(), rel=1e-5, abs=1e-6)
     return greedy, PAYOFF[greedy].item(), (report.joint_q[0] - PAYOFF).abs().max().item(), report
 
 

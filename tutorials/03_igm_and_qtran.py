@@ -69,6 +69,15 @@ class Config:
     """Where the heat map goes (``--out DIR``); default: a fresh temporary directory."""
     train_kwargs: dict = field(default_factory=dict)
     """Any other ``vd.TrainConfig`` field (e.g. ``{"mixer_kwargs": {"mixing_embed_dim": 64}}``)."""
+    algo_kwargs: dict = field(default_factory=lambda: {
+        "qplex": {"optimizer": "rmsprop", "lr": 5e-4},
+        "qtran": {"loss_kwargs": {"features": "obs"}},
+        "qtran-alt": {"loss_kwargs": {"features": "obs"}},
+    })
+    """Per-algorithm ``vd.TrainConfig`` fields. QPLEX trains with its reference's optimiser (pymarl's RMSprop
+    at 5e-4, wjh720/QPLEX's matrix-game run): with Adam at 2e-3 it settled for 0 here (measured, --quick).
+    QTRAN's Q_jt reads the agents' observations (``features="obs"``): with the default hidden features
+    (pymarl's; L_td then trains the agents too) it missed the optimum with IGM violated (measured, seed 0)."""
 
 
 QUICK = dict(seeds=(0,), batches=25, updates_per_batch=16)  # 400 updates: QTRAN already reaches 8
@@ -94,7 +103,7 @@ PAYOFF = vd.make_env("matrix/qtran", num_envs=1).payoff  # [3, 3]
 
 def train_on_game(algo: str, seed: int, cfg: Config, run_dir: Path) -> vd.TrainResult:
     """One run of ``algo`` on matrix/qtran with uniform exploration (ε = 1 throughout, as in the paper)."""
-    train_cfg = vd.TrainConfig(
+    fields = dict(
         algo=algo,
         env="matrix/qtran",
         num_envs=256,
@@ -111,8 +120,8 @@ def train_on_game(algo: str, seed: int, cfg: Config, run_dir: Path) -> vd.TrainR
         seed=seed,
         progress=False,
         out_dir=str(run_dir / f"{algo}-{seed}"),
-        **cfg.train_kwargs,
     )
+    train_cfg = vd.TrainConfig(**{**fields, **cfg.train_kwargs, **cfg.algo_kwargs.get(algo, {})})
     return vd.train(train_cfg)
 
 

@@ -92,7 +92,9 @@ class QTranLossOptions(TDLossOptions):
     """Weight of L_nopt (pymarl nopt_min_loss: 0.1)."""
     features: Literal["hidden", "obs", "utilities"] = "hidden"
     """Agents' h_i fed to Q_jt: their hidden features with gradient (pymarl; L_td trains the agents too), their
-    observations, or their (detached) utility vectors."""
+    observations (the earlier default), or their (detached) utility vectors. Measured on the QTRAN matrix game
+    (uniform data, Adam 2e-3, seed 0): ``obs`` finds the optimum 8, ``hidden`` missed it with IGM violated
+    (tests/test_qtran.py ``MATRIX_QTRAN``, tutorial 03 use ``obs``)."""
 
 
 @dataclass

@@ -127,7 +127,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     def run_eval() -> dict:
         """Greedy return and std (+ the IGM gap on the evaluated states, ``cfg.igm_eval``; else NaN)."""
         out = evaluate(greedy, eval_env, seed=cfg.seed + 10_000, igm_loss=loss if cfg.igm_eval else None,
-                       igm_max_joint_actions=cfg.igm_max_joint_actions)
+                       igm_max_joint_actions=cfg.igm_max_joint_actions, igm_max_states=cfg.igm_max_states)
         return {**NO_EVAL, **out}
 
     interrupted = False
