@@ -563,7 +563,9 @@ def test_maven_solves_m_step_where_qmix_is_trapped(tmp_path):
     REFERENCE t_max), same ε schedule (1 -> 0.01 over 100 frames) and learner (one update of 32
     sequences per collected episode); MAVEN's greedy return uses the z-policy's greedy z. MAVEN uses
     the authors' per-step discriminator (``rnn_discrim=False``, swept with the GRU one in their m-step
-    runs), π_z trained with 100 REINFORCE steps per batch and a uniform-z floor ``z_epsilon=0.5``.
+    runs), π_z trained with 100 REINFORCE steps per batch and a uniform-z floor ``z_epsilon=0.5``: this
+    library's earlier MAVEN defaults (``EARLIER_MAVEN``), the configuration these numbers were measured with.
+    The authors' defaults beside the earlier ones: benchmarks/bench_maven_defaults.py.
 
     Measured 2026-11-25 (1862 s on 2 loaded cores): MAVEN [10, 10, 13, 13, 13] (median 13; 2-7 of the
     16 z's at 13 on the seeds that made it), QMIX [10, 10, 13, 13, 10] (median 10). QMIX escapes on 2
@@ -574,7 +576,7 @@ def test_maven_solves_m_step_where_qmix_is_trapped(tmp_path):
     import statistics
 
     m, frames, seeds = 10, 105_000, range(5)
-    per_step = {"loss_kwargs": {"rnn_discrim": False, "z_updates": 100, "z_epsilon": 0.5}}
+    per_step = {**EARLIER_MAVEN, "loss_kwargs": {**EARLIER_MAVEN["loss_kwargs"], "rnn_discrim": False}}  # measured config
     jobs = [("maven", m, s, frames, tmp_path / f"maven-{s}", per_step) for s in seeds]
     jobs += [("qmix", m, s, frames, tmp_path / f"qmix-{s}") for s in seeds]
     rows = _run_many(jobs)
