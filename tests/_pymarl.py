@@ -1,8 +1,12 @@
-"""Test helper: the pymarl side of the reference-equality tests (tests/test_wqmix.py, tests/test_qplex.py).
+"""Test helper: the pymarl side of the reference-equality tests (tests/test_wqmix.py, tests/test_qplex.py,
+tests/test_qtran.py).
 
 A minimal re-statement, for testing only, of what the reference learners of oxwhirl/wqmix and
 wjh720/QPLEX build on — both are forks of oxwhirl/pymarl (Apache License 2.0; oxwhirl/wqmix ships no
-licence file of its own, wjh720/QPLEX ships pymarl's Apache-2.0 LICENSE):
+licence file of its own, wjh720/QPLEX ships pymarl's Apache-2.0 LICENSE) — and of pymarl's own QTRAN
+(oxwhirl/pymarl @c971afd, Apache-2.0: ``src/modules/mixers/qtran.py`` ``QTranBase`` with
+``qtran_arch: qtran_paper``, ``network_size: small``, and ``src/learners/qtran_learner.py``'s
+``qtran_base`` loss):
 
 * the agents ``RNNAgent`` (fc1 → GRUCell → fc2) and ``FFAgent`` (fc1 → fc2 → fc3), pymarl
   ``src/modules/agents/rnn_agent.py`` / ``ff_agent.py``;
@@ -78,13 +82,19 @@ class MAC:
         return torch.cat([x.reshape(bs * self.n_agents, -1) for x in parts], dim=1)
 
     def unroll(self, batch: dict) -> torch.Tensor:
+        return self.unroll_hidden(batch)[0]
+
+    def unroll_hidden(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mac_out [B, T+1, n, A], mac.hidden_states stacked [B, T+1, n, H])`` (qtran_learner l.40-49)."""
         bs, T1 = batch["obs"].shape[:2]
         h = batch["obs"].new_zeros(bs * self.n_agents, self.agent.hidden)
-        outs = []
+        outs, hs = [], []
         for t in range(T1):
             q, h = self.agent(self.inputs(batch, t), h)
             outs.append(q.view(bs, self.n_agents, -1))
-        return torch.stack(outs, dim=1)
+            hs.append(h)
+        hidden = torch.stack(hs, dim=1)  # [bs*n, T+1, H]
+        return torch.stack(outs, dim=1), hidden.reshape(bs, self.n_agents, T1, -1).transpose(1, 2)
 
 
 def make_mac(kind: str, n_agents: int, n_actions: int, obs_dim: int, hidden: int) -> MAC:
@@ -106,6 +116,99 @@ def agent_pairs(ours: nn.Module, ref: nn.Module, prefix: str) -> list[Pair]:
         table = [(ours.net[i].weight, fc.weight) for i, fc in ((0, ref.fc1), (2, ref.fc2), (4, ref.fc3))]
         table += [(ours.net[i].bias, fc.bias) for i, fc in ((0, ref.fc1), (2, ref.fc2), (4, ref.fc3))]
     return [(f"{prefix}.{i}", o, lambda attr, r=r: _get(r, attr)) for i, (o, r) in enumerate(table)]
+
+
+# ----------------------------------------------------------------------------------------------- QTRAN
+class QTranBase(nn.Module):
+    """pymarl's QTranBase, ``qtran_paper`` architecture, ``network_size: small``."""
+
+    def __init__(self, n_agents: int, n_actions: int, state_dim: int, hidden: int, embed_dim: int):
+        super().__init__()
+        self.n_agents, self.n_actions, self.state_dim = n_agents, n_actions, state_dim
+        ae_input = hidden + n_actions
+        self.Q = nn.Sequential(nn.Linear(state_dim + ae_input, embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim),
+                               nn.ReLU(), nn.Linear(embed_dim, 1))
+        self.V = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim), nn.ReLU(),
+                               nn.Linear(embed_dim, 1))
+        self.action_encoding = nn.Sequential(nn.Linear(ae_input, ae_input), nn.ReLU(), nn.Linear(ae_input, ae_input))
+
+    def forward(self, states, actions_onehot, hidden_states):
+        """``states [bs, ts, S]``, ``actions_onehot [bs, ts, n, A]``, ``hidden_states [bs, ts, n, H]`` -> (Q, V) [bs*ts, 1]."""
+        bs, ts = states.shape[:2]
+        states = states.reshape(bs * ts, self.state_dim)
+        actions = actions_onehot.reshape(bs * ts, self.n_agents, self.n_actions)
+        hidden_states = hidden_states.reshape(bs * ts, self.n_agents, -1)
+        x = torch.cat([hidden_states, actions], dim=2)
+        enc = self.action_encoding(x.reshape(bs * ts * self.n_agents, -1)).reshape(bs * ts, self.n_agents, -1)
+        enc = enc.sum(dim=1)  # sum across agents
+        return self.Q(torch.cat([states, enc], dim=1)), self.V(states)
+
+
+class QTranLearner:
+    """pymarl's QTRAN learner (``qtran_base``): online and (deep-copied) target MAC and mixer."""
+
+    def __init__(self, mac: MAC, mixer: QTranBase, *, gamma: float, double_q: bool = True, opt_loss: float = 1.0,
+                 nopt_min_loss: float = 0.1):
+        import copy
+
+        self.mac, self.mixer = mac, mixer
+        self.target_mac, self.target_mixer = copy.deepcopy(mac), copy.deepcopy(mixer)
+        self.gamma, self.double_q, self.opt_loss, self.nopt_min_loss = gamma, double_q, opt_loss, nopt_min_loss
+
+    def loss(self, batch: dict):
+        """``(loss, td_loss, opt_loss, nopt_loss)`` (QLearner.train l.33-136, mixer qtran_base)."""
+        rewards = batch["reward"][:, :-1]
+        actions = batch["actions"][:, :-1]
+        terminated = batch["terminated"][:, :-1]
+        mask = learner_mask(batch)
+        avail_actions = batch["avail_actions"]
+        bs, T1 = batch["obs"].shape[:2]
+        n, A = self.mixer.n_agents, self.mixer.n_actions
+
+        mac_out, mac_hidden_states = self.mac.unroll_hidden(batch)
+        chosen_action_qvals = torch.gather(mac_out[:, :-1], dim=3, index=actions).squeeze(3)
+        target_mac_out, target_mac_hidden_states = self.target_mac.unroll_hidden(batch)
+        target_mac_out[avail_actions == 0] = -9999999
+        mac_out_maxs = mac_out.clone()
+        mac_out_maxs[avail_actions == 0] = -9999999
+        target_max_actions = target_mac_out.max(dim=3, keepdim=True)[1]
+        max_actions_qvals, max_actions_current = mac_out_maxs[:, :].max(dim=3, keepdim=True)
+
+        # -- TD loss --
+        joint_qs, vs = self.mixer(batch["state"][:, :-1], batch["actions_onehot"][:, :-1], mac_hidden_states[:, :-1])
+        zeros = mac_out.new_zeros(bs, T1, n, A)
+        max_actions_current_onehot = zeros.scatter(3, max_actions_current, 1)
+        max_actions_onehot = max_actions_current_onehot if self.double_q else zeros.scatter(3, target_max_actions, 1)
+        target_joint_qs, _ = self.target_mixer(batch["state"][:, 1:], max_actions_onehot[:, 1:],
+                                               target_mac_hidden_states[:, 1:])
+        td_targets = rewards.reshape(-1, 1) + self.gamma * (1 - terminated.reshape(-1, 1)) * target_joint_qs
+        td_error = joint_qs - td_targets.detach()
+        td_loss = ((td_error * mask.reshape(-1, 1)) ** 2).sum() / mask.sum()
+        # -- Opt loss --
+        max_joint_qs, _ = self.mixer(batch["state"][:, :-1], max_actions_current_onehot[:, :-1], mac_hidden_states[:, :-1])
+        opt_error = max_actions_qvals[:, :-1].sum(dim=2).reshape(-1, 1) - max_joint_qs.detach() + vs
+        opt_loss = ((opt_error * mask.reshape(-1, 1)) ** 2).sum() / mask.sum()
+        # -- Nopt loss --
+        nopt_values = chosen_action_qvals.sum(dim=2).reshape(-1, 1) - joint_qs.detach() + vs
+        nopt_error = nopt_values.clamp(max=0)
+        nopt_loss = ((nopt_error * mask.reshape(-1, 1)) ** 2).sum() / mask.sum()
+
+        loss = td_loss + self.opt_loss * opt_loss + self.nopt_min_loss * nopt_loss
+        return loss, td_loss, opt_loss, nopt_loss
+
+
+def qtran_pairs(loss, ref: QTranLearner, *, target: bool) -> list[Pair]:
+    """``QTranLoss`` (agents, ``QTranJointQ(agent_id=False, encoder_dim=H + A)``, ``QTranV``) <-> the learner."""
+    get = loss.target if target else (lambda name: getattr(loss, name))
+    pre = "target_" if target else ""
+    mac, mixer = (ref.target_mac, ref.target_mixer) if target else (ref.mac, ref.mixer)
+    jq = get("joint_q")
+    table = [(jq.encoder[i], mixer.action_encoding[i]) for i in (0, 2)] + [(jq.head[i], mixer.Q[i]) for i in (0, 2, 4)]
+    if not target:  # V has no target copy in ours; pymarl's target V is computed and unused
+        table += [(loss.v_net.net[i], mixer.V[i]) for i in (0, 2, 4)]
+    pairs = [(o.weight, r.weight) for o, r in table] + [(o.bias, r.bias) for o, r in table]
+    return (agent_pairs(get("agent_net"), mac.agent, pre + "agent")
+            + [(f"{pre}qtran.{i}", o, lambda attr, r=r: _get(r, attr)) for i, (o, r) in enumerate(pairs)])
 
 
 # --------------------------------------------------------------------------------------------- batches

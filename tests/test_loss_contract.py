@@ -64,7 +64,7 @@ def _qmix(td: TensorDict) -> ValueDecompositionLoss:
 def _qtran(variant: str) -> Callable[[TensorDict], ValueDecompositionLoss]:
     def factory(td: TensorDict) -> ValueDecompositionLoss:
         agent = MLPAgent(N, A, F, hidden=(H,))
-        joint_q = QTranJointQ(N, A, (S,), QTranLoss.feature_dim(agent, "obs"), embed_dim=H)
+        joint_q = QTranJointQ(N, A, (S,), QTranLoss.feature_dim(agent), embed_dim=H)
         return QTranLoss(agent, joint_q, QTranV((S,), embed_dim=H), variant=variant)
 
     return factory

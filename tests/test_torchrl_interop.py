@@ -415,7 +415,8 @@ def test_the_example_loop_runs_qtran_with_the_users_policy():
     net, qnet, explore = example_policy(env)
     f, a = env_sizes(env)
     joint_q = vd.QTranJointQ(N, a, state_shape=(N, f), feature_dim=f, embed_dim=16)
-    loss_module = vd.QTranLoss(qnet, joint_q, vd.QTranV(state_shape=(N, f), embed_dim=16))
+    # a torchrl MultiAgentMLP does not expose hidden features (the pymarl default): Q_jt encodes the observations
+    loss_module = vd.QTranLoss(qnet, joint_q, vd.QTranV(state_shape=(N, f), embed_dim=16), features="obs")
     loss_module.set_keys(state=(G, "observation"), **QMIX_KEYS)
     loss_module.make_value_estimator(ValueEstimators.TD0, gamma=0.99)
     w0 = [p.detach().clone() for p in net.parameters()]

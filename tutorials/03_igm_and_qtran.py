@@ -22,6 +22,11 @@ to it through the seed's condition
 enforced by two regularisers (L_opt, L_nopt). IGM is then *not* guaranteed (the seed says so), so we
 check it with ``torchrl_vd.check_igm`` after training.
 
+Two later answers join the comparison table: Weighted QMIX (CW-QMIX, OW-QMIX; Rashid et al. 2020) keeps
+QMIX's monotonic Q_tot — so IGM holds by construction — but weights its projection toward an unrestricted
+Q̂* so that the optimal joint action is fitted first; QPLEX (Wang et al. 2021) makes the joint value
+IGM-complete through a duplex dueling decomposition, so its Q_tot can reproduce the payoff itself.
+
 This tutorial uses the library's one-call trainer ``vd.train`` (tutorial 01 shows the loop it runs).
 """
 
@@ -46,7 +51,7 @@ ACTIONS = "ABC"
 # ------------------------------------------------------------------------------------------ config
 @dataclass
 class Config:
-    algos: tuple[str, ...] = ("vdn", "qmix", "qtran")
+    algos: tuple[str, ...] = ("vdn", "qmix", "qtran", "cw-qmix", "ow-qmix", "qplex")
     """Algorithms to compare (any registered name: also ``qtran-alt``)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds per algorithm; the tables and the heat map show the first one."""
@@ -64,6 +69,15 @@ class Config:
     """Where the heat map goes (``--out DIR``); default: a fresh temporary directory."""
     train_kwargs: dict = field(default_factory=dict)
     """Any other ``vd.TrainConfig`` field (e.g. ``{"mixer_kwargs": {"mixing_embed_dim": 64}}``)."""
+    algo_kwargs: dict = field(default_factory=lambda: {
+        "qplex": {"optimizer": "rmsprop", "lr": 5e-4},
+        "qtran": {"loss_kwargs": {"features": "obs"}},
+        "qtran-alt": {"loss_kwargs": {"features": "obs"}},
+    })
+    """Per-algorithm ``vd.TrainConfig`` fields. QPLEX trains with its reference's optimiser (pymarl's RMSprop
+    at 5e-4, wjh720/QPLEX's matrix-game run): with Adam at 2e-3 it settled for 0 here (measured, --quick).
+    QTRAN's Q_jt reads the agents' observations (``features="obs"``): with the default hidden features
+    (pymarl's; L_td then trains the agents too) it missed the optimum with IGM violated (measured, seed 0)."""
 
 
 QUICK = dict(seeds=(0,), batches=25, updates_per_batch=16)  # 400 updates: QTRAN already reaches 8
@@ -89,7 +103,7 @@ PAYOFF = vd.make_env("matrix/qtran", num_envs=1).payoff  # [3, 3]
 
 def train_on_game(algo: str, seed: int, cfg: Config, run_dir: Path) -> vd.TrainResult:
     """One run of ``algo`` on matrix/qtran with uniform exploration (ε = 1 throughout, as in the paper)."""
-    train_cfg = vd.TrainConfig(
+    fields = dict(
         algo=algo,
         env="matrix/qtran",
         num_envs=256,
@@ -106,8 +120,8 @@ def train_on_game(algo: str, seed: int, cfg: Config, run_dir: Path) -> vd.TrainR
         seed=seed,
         progress=False,
         out_dir=str(run_dir / f"{algo}-{seed}"),
-        **cfg.train_kwargs,
     )
+    train_cfg = vd.TrainConfig(**{**fields, **cfg.train_kwargs, **cfg.algo_kwargs.get(algo, {})})
     return vd.train(train_cfg)
 
 
@@ -116,7 +130,7 @@ def train_on_game(algo: str, seed: int, cfg: Config, run_dir: Path) -> vd.TrainR
 class Outcome:
     algo: str
     seed: int
-    table: torch.Tensor  # [3, 3] learned Q_tot (VDN/QMIX) or Q_jt (QTRAN) for every joint action
+    table: torch.Tensor  # [3, 3] learned Q_tot (VDN/QMIX/W-QMIX/QPLEX) or Q_jt (QTRAN) for every joint action
     utilities: torch.Tensor  # [2, 3] each agent's Q(h_i, ·)
     greedy: tuple[int, int]  # the decentralized greedy joint action (each agent's argmax)
     payoff: float  # what that joint action really pays
@@ -129,7 +143,8 @@ def read_outcome(algo: str, seed: int, result: vd.TrainResult, seconds: float) -
     td = vd.make_env("matrix/qtran", num_envs=1).reset()  # the game's only state
     loss = result.loss_module
     # check_igm evaluates the centralized value of *every* joint action through the loss's own
-    # networks (Q_tot for VDN/QMIX, Q_jt for QTRAN) and compares its argmax with the agents' argmaxes.
+    # networks (Q_tot for VDN/QMIX/Weighted QMIX/QPLEX, Q_jt for QTRAN) and compares its argmax with the
+    # agents' argmaxes.
     report = vd.check_igm(loss, td)
     table = report.joint_q[0]  # [3, 3]
     greedy = tuple(report.local_argmax[0].tolist())
@@ -171,10 +186,16 @@ def save_heatmap(outcomes: dict[str, Outcome], path: Path) -> Path:
 
     panels = [("payoff (optimum 8 at A,A)", PAYOFF, None)]
     for algo, o in outcomes.items():
-        name = {"vdn": "VDN  Q_tot", "qmix": "QMIX  Q_tot", "qtran": "QTRAN  Q_jt", "qtran-alt": "QTRAN-alt  Q_jt"}
+        name = {"vdn": "VDN  Q_tot", "qmix": "QMIX  Q_tot", "qtran": "QTRAN  Q_jt", "qtran-alt": "QTRAN-alt  Q_jt",
+                "cw-qmix": "CW-QMIX  Q_tot", "ow-qmix": "OW-QMIX  Q_tot", "qplex": "QPLEX  Q_tot"}
         title = f"{name.get(algo, algo)}\ngreedy {ACTIONS[o.greedy[0]]},{ACTIONS[o.greedy[1]]} pays {o.payoff:g}"
         panels.append((title, o.table, o.greedy))
-    fig, axes = new_figure(1, len(panels), figsize=(3.1 * len(panels), 3.9))
+    cols = min(len(panels), 4)
+    rows = -(-len(panels) // cols)
+    fig, axes = new_figure(rows, cols, figsize=(3.1 * cols, 3.9 * rows))
+    axes = list(getattr(axes, "flat", [axes]))
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
     for ax, (title, t, greedy) in zip(axes, panels):
         ax.imshow(t.numpy(), cmap="RdBu", vmin=-12, vmax=12)
         for i in range(3):
@@ -238,12 +259,24 @@ def main() -> None:
             print(f"{algo}: per-agent utilities Q(h_i, ·): agent 1 {o.utilities[0].numpy().round(2)}, "
                   f"agent 2 {o.utilities[1].numpy().round(2)}")
 
+    # ---- the comparison table: every algorithm, first seed, and how many seeds reached the optimum
+    print("\nComparison (first seed; the centralized value's max vs what the agents' own argmaxes play):")
+    print(f"  {'algo':<9} {'value':<6} {'max value':>9} {'greedy':>7} {'payoff':>7} {'IGM holds':>10} {'seeds at 8':>11}")
+    for algo, outs in runs.items():
+        o = outs[0]
+        kind = "Q_jt" if algo.startswith("qtran") else "Q_tot"
+        print(f"  {algo:<9} {kind:<6} {o.table.max().item():9.2f} {ACTIONS[o.greedy[0]] + ',' + ACTIONS[o.greedy[1]]:>7} "
+              f"{o.payoff:7.1f} {str(o.igm):>10} {sum(x.payoff == 8.0 for x in outs):>7}/{len(outs)}")
+    print("  VDN/QMIX settle for 0; Weighted QMIX's monotonic Q_tot, weighted toward Q̂*'s optimum, and QPLEX's "
+          "IGM-complete Q_tot put their maximum on (A, A).")
+
     # ---- check_igm's verdicts
     print("\ncheck_igm verdicts (does argmax of the centralized value == the agents' own argmaxes?):")
     for algo, outs in runs.items():
         verdicts = ", ".join(f"seed {o.seed}: {o.igm}" for o in outs)
         print(f"  {algo:<9} {verdicts}")
     print("  VDN/QMIX: IGM holds by construction — they are consistent, just consistently wrong (payoff 0).")
+    print("  CW/OW-QMIX: IGM holds by construction too (monotonic Q_tot); QPLEX: by its duplex dueling form.")
 
     out_dir = Path(cfg.out) if cfg.out else Path(tempfile.mkdtemp(prefix="tutorial03-"))
     fig = save_heatmap(first, out_dir / "qtran_heatmap.png")

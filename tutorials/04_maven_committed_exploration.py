@@ -92,11 +92,16 @@ class Config:
     hidden: tuple[int, ...] = (64,)
     """GRU width."""
     maven: dict = field(default_factory=lambda: {"noise_dim": 16, "lambda_mi": 1.0, "z_policy": "learned",
-                                                 "rnn_discrim": False, "z_updates": 100, "z_epsilon": 0.5})
+                                                 "rnn_discrim": False, "z_updates": 100, "z_epsilon": 0.5,
+                                                 "discrim_layers": 1, "z_lr": 1e-3, "z_objective": "entropy",
+                                                 "eval_z": "mode"})
     """MAVEN options (``loss_kwargs`` of ``algo="maven"``): |z|, λ_MI, π_z learned or uniform, the
     per-step discriminator, π_z's REINFORCE steps per batch, the share of uniform z's while collecting.
     The authors' m-step config (noise_dim 16, mi_loss 1, a learned hierarchical π_z with 100 steps per
-    episode, their per-step discriminator option) plus a uniform-z floor of 0.5 (see ``z_epsilon``)."""
+    episode, their per-step discriminator option) plus a uniform-z floor of 0.5 (see ``z_epsilon``), with the
+    rest of this library's earlier MAVEN defaults, the measured configuration (a 1-hidden-layer discriminator,
+    π_z by Adam 1e-3 on a mean-baseline + entropy objective, π_z's mode at evaluation, 2-layer mixer
+    hypernetworks, no agent id); ``MavenOptions`` now defaults to the authors' own choices (see its docstring)."""
     evals: int = 10
     """Greedy evaluations per run (points of the return-vs-frames curve)."""
     out: str | None = None
@@ -147,6 +152,8 @@ def train(algo: str, seed: int, cfg: Config, run_dir: Path) -> vd.TrainResult:
         eps_frames=cfg.eps_frames,
         target_update=200,  # hard target copy every 200 updates
         loss_kwargs=cfg.maven if algo == "maven" else {},
+        mixer_kwargs={"hypernet_layers": 2} if algo == "maven" else {},  # the measured configuration (see ``maven``)
+        agent_id=False if algo == "maven" else None,
         eval_every=max(frames_per_batch, frames // cfg.evals),
         eval_episodes=16,
         seed=seed,

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchrl.data import Categorical, Composite, OneHot, Unbounded
 from torchrl.envs.transforms import InitTracker, TensorDictPrimer, Transform
-from torchrl.envs.utils import ExplorationType, exploration_type
+from torchrl.envs.utils import ExplorationType, exploration_type, set_exploration_type
 
 from torchrl_vd.keys import GROUP, NOISE, NOISE_STATE0, RNN_HIDDEN
 TEAM_REWARD_MODES = ("sum", "mean")
@@ -299,15 +299,18 @@ class NoiseTransform(Transform):
 
     With ``epsilon > 0``, each reset draws z uniformly with probability ε instead of from π_z, but only
     while exploring (torchrl's exploration type RANDOM, the collector's default, as ``EGreedyModule``
-    does for actions); greedy evaluation (DETERMINISTIC) always takes π_z's mode. This keeps every z
-    in the data after π_z has concentrated (the authors' ``bandit_epsilon``): the committed
-    exploration MAVEN relies on is the variety of z's, and a π_z that collapses onto one z early, before
-    any z has found a better mode, leaves a single QMIX.
+    does for actions). This keeps every z in the data after π_z has concentrated (the idea of the
+    authors' ``bandit_epsilon``, which their EZ z-agent stores but never applies: authors' value 0).
+
+    Greedy evaluation (exploration type DETERMINISTIC) draws z by ``eval_z``: ``"uniform"`` (the
+    authors' test-time z, ``EZ_agent.sample(test_mode=True)``), ``"sample"`` (z ~ π_z, the z of the
+    authors' other test runs) or ``"mode"`` (argmax_z π_z(z | s_0): the committed mode π_z prefers).
 
     Args:
         z_policy: π_z (see :func:`make_z_policy`), reading ``state_key`` and writing ``noise_key``.
         noise_dim: size of z.
         epsilon: probability of a uniform z at a reset while exploring (0 = always π_z).
+        eval_z: how z is drawn under DETERMINISTIC exploration (above). Default ``"mode"``.
         state_key: where s_0 is read. Default ``"state"``.
         noise_key: where z is written. Default ``"noise"``.
         state0_key: where s_0 is kept for the episode. Default ``"noise_state0"``.
@@ -322,21 +325,31 @@ class NoiseTransform(Transform):
         noise_key: NestedKey = NOISE,
         state0_key: NestedKey = NOISE_STATE0,
         epsilon: float = 0.0,
+        eval_z: Literal["uniform", "sample", "mode"] = "mode",
     ):
         super().__init__(in_keys=[state_key], out_keys=[noise_key, state0_key])
         if not 0.0 <= float(epsilon) <= 1.0:
             raise ValueError(f"NoiseTransform: epsilon is a probability in [0, 1], got {epsilon!r}.")
-        self.z_policy, self.noise_dim, self.epsilon = z_policy, int(noise_dim), float(epsilon)
+        if eval_z not in ("uniform", "sample", "mode"):
+            raise ValueError(f"NoiseTransform: eval_z is 'uniform', 'sample' or 'mode', got {eval_z!r}.")
+        self.z_policy, self.noise_dim, self.epsilon, self.eval_z = z_policy, int(noise_dim), float(epsilon), eval_z
         self.state_key, self.noise_key, self.state0_key = state_key, noise_key, state0_key
 
     @torch.no_grad()
     def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
         s0 = tensordict_reset.get(self.state_key)  # [*B, *S]
-        z = self.z_policy(tensordict_reset.select(self.state_key))[self.noise_key].to(torch.float32)  # [*B, Z] one-hot
-        if self.epsilon > 0 and exploration_type() in (ExplorationType.RANDOM, None):
+        exploring = exploration_type() in (ExplorationType.RANDOM, None)
+        if not exploring and self.eval_z == "sample":
+            with set_exploration_type(ExplorationType.RANDOM):
+                z = self.z_policy(tensordict_reset.select(self.state_key))[self.noise_key]  # [*B, Z] one-hot
+        else:
+            z = self.z_policy(tensordict_reset.select(self.state_key))[self.noise_key]  # [*B, Z] one-hot
+        z = z.to(torch.float32)
+        uniform_share = self.epsilon if exploring else float(self.eval_z == "uniform")
+        if uniform_share > 0:
             batch = z.shape[:-1]
             uniform = F.one_hot(torch.randint(self.noise_dim, batch, device=z.device), self.noise_dim)  # [*B, Z]
-            explore = torch.rand(batch, device=z.device) < self.epsilon  # [*B]
+            explore = torch.rand(batch, device=z.device) < uniform_share  # [*B]
             z = torch.where(explore.unsqueeze(-1), uniform.to(z.dtype), z)  # [*B, Z]
         tensordict_reset.set(self.noise_key, z)
         tensordict_reset.set(self.state0_key, s0.clone())

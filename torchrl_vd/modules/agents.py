@@ -55,9 +55,13 @@ class AgentNet(nn.Module):
     Attributes:
         n_agents, n_actions, obs_dim: sizes.
         is_recurrent: whether the net carries a hidden state over an observation history.
+        feature_size: size H of the hidden features h_i the utilities are read off (Q_i = head(h_i)),
+            ``None`` when the net does not expose them (QTRAN's default Q_jt input, pymarl's
+            ``mac.hidden_states``).
     """
 
     is_recurrent: bool = False
+    feature_size: int | None = None
 
     def __init__(self, n_agents: int, n_actions: int, obs_dim: int):
         super().__init__()
@@ -84,16 +88,33 @@ class AgentNet(nn.Module):
         is_init: torch.Tensor | None = None,
         need_current: bool = True,
         need_next: bool = True,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        features: bool = False,
+    ) -> tuple:
         """Utilities at the current and next step: ``(Q(h_t, ·), Q(h_{t+1}, ·))``, each [*B, n, A].
 
         A step that is not needed comes back as ``None``. Feed-forward agents stack both steps into
-        one forward pass; recurrent agents override this to unroll their hidden state.
+        one forward pass; recurrent agents override this to unroll their hidden state. With
+        ``features=True`` each step is a pair ``(Q [*B, n, A], h [*B, n, feature_size])`` (``(None, None)``
+        when not needed), h being the hidden features the utilities are read off (:meth:`trunk`).
         """
+        if features:
+            def both(o):
+                h = self.trunk(o)  # [*B, n, H]
+                return self.readout(h), h
+
+            return (both(obs) if need_current else (None, None)), (both(next_obs) if need_next else (None, None))
         if need_current and need_next:
             q = self(torch.stack((obs, next_obs)))  # [2, *B, n, A]
             return q[0], q[1]
         return (self(obs) if need_current else None), (self(next_obs) if need_next else None)
+
+    def trunk(self, obs: torch.Tensor) -> torch.Tensor:
+        """Hidden features h_i ``[*B, n, feature_size]`` of a feed-forward agent (Q_i = :meth:`readout` (h_i))."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its hidden features (feature_size is None).")
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Utilities ``[*B, n, A]`` from hidden features ``[*B, n, feature_size]``."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its hidden features (feature_size is None).")
 
     def extra_inputs(self, td: TensorDictBase, group: str = GROUP) -> dict:
         """Keyword inputs of :meth:`evaluate` beyond observations and hidden state, read from a batch.
@@ -140,15 +161,27 @@ class MLPAgent(AgentNet):
             if i < len(sizes) - 2:
                 layers.append(activation())
         self.net = nn.Sequential(*layers)
+        self.feature_size = sizes[-2]  # the last hidden layer (the input, with the id, when hidden=())
         self.register_buffer("_eye", torch.eye(n_agents), persistent=False)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """``[*B, n, obs_dim] -> [*B, n, n_actions]``."""
+    def _inputs(self, obs: torch.Tensor) -> torch.Tensor:
         self.check_obs(obs)
         if self.agent_id:
             ids = self._eye.expand(*obs.shape[:-2], self.n_agents, self.n_agents)  # [*B, n, n]
             obs = torch.cat((obs, ids), dim=-1)  # [*B, n, obs_dim + n]
-        return self.net(obs)
+        return obs
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[*B, n, obs_dim] -> [*B, n, n_actions]``."""
+        return self.net(self._inputs(obs))
+
+    def trunk(self, obs: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations ``[*B, n, feature_size]`` (all layers but the output one)."""
+        return self.net[:-1](self._inputs(obs))
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """The output layer: ``[*B, n, feature_size] -> [*B, n, n_actions]``."""
+        return self.net[-1](h)
 
 
 class _GRULayer(nn.Module):
@@ -260,6 +293,7 @@ class GRUAgent(AgentNet):
         self.encoder = nn.Sequential(*layers)
         self.rnn = _GRULayer(n_agents, sizes[-1], self.hidden_size, share_params)
         self.head = _linear(n_agents, self.hidden_size, n_actions, share_params)
+        self.feature_size = self.hidden_size  # h_i = the GRU state (pymarl's mac.hidden_states)
         self.register_buffer("_eye", torch.eye(n_agents), persistent=False)
 
     # ------------------------------------------------------------------ building blocks
@@ -376,7 +410,8 @@ class GRUAgent(AgentNet):
         need_next: bool = True,
         last_action: torch.Tensor | None = None,
         next_last_action: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        features: bool = False,
+    ) -> tuple:
         """``(Q(h^t, ·), Q(h^{t+1}, ·))`` [*B, n, A] of sequences ``[B, T, n, F]`` or single steps ``[B, n, F]``.
 
         Sequences unroll from the stored ``hidden`` at t=0, resetting where ``is_init``. Q(h^{t+1})
@@ -385,16 +420,20 @@ class GRUAgent(AgentNet):
         are computed only at the slice end, before episode resets (truncation: the final observation)
         and before padding. Single steps take one step from ``hidden`` (zeros if None).
         ``last_action``/``next_last_action`` [*B, n, A] are required with ``last_action=True``.
+        ``features=True``: each step is a pair ``(Q [*B, n, A], h [*B, n, H])`` with h the GRU state h^t / h^{t+1}.
         """
         if not (need_current or need_next):
-            return None, None
+            return ((None, None), (None, None)) if features else (None, None)
         if obs.ndim < 4:  # single steps [*B, n, F]
             q, h = self(obs, hidden, is_init, last_action)
-            q_next = self.head(self.rnn.step(self._encode(next_obs, next_last_action), h)) if need_next else None
+            h_next = self.rnn.step(self._encode(next_obs, next_last_action), h) if need_next else None  # [*B, n, H]
+            q_next = self.head(h_next) if need_next else None
+            if features:
+                return ((q, h) if need_current else (None, None)), (q_next, h_next)
             return (q if need_current else None), q_next
         q, h = self.unroll(obs, hidden, is_init, last_action)  # [B, T, n, A], [B, T, n, H]
         if not need_next:
-            return q, None
+            return ((q, h), (None, None)) if features else (q, None)
         B, T = obs.shape[:2]
         # Steps whose h^{t+1} is not the unroll's next state: the last one, episode starts, other inputs.
         extra = torch.ones(B, T, dtype=torch.bool, device=obs.device)  # [B, T]
@@ -408,6 +447,9 @@ class GRUAgent(AgentNet):
         nla = None if next_last_action is None else next_last_action[idx]
         h_extra = self.rnn.step(self._encode(next_obs[idx], nla), h[idx])  # [K, n, H]
         q_next = torch.cat((q[:, 1:], q[:, -1:]), dim=1).index_put(idx, self.head(h_extra))  # [B, T, n, A]
+        if features:
+            h_next = torch.cat((h[:, 1:], h[:, -1:]), dim=1).index_put(idx, h_extra)  # [B, T, n, H]
+            return ((q, h) if need_current else (None, None)), (q_next, h_next)
         return (q if need_current else None), q_next
 
     # ------------------------------------------------------------------ torchrl plumbing

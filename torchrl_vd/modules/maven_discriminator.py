@@ -15,28 +15,32 @@ class MavenDiscriminator(nn.Module):
     aggregates the trajectory and ``logits_t = MLP(g_t)`` is the posterior given the trajectory up to t;
     :class:`MavenLoss` scores it where each episode (segment) ends. ``recurrent=False`` (the authors'
     other variant): ``logits_t = MLP(x_t)`` from the step alone, scored at every step. The MLP is the
-    authors' ``Discrim``: ``Linear(·, hidden)-ReLU-Linear(hidden, noise_dim)``.
+    authors' ``Discrim``: ``layers`` hidden layers ``Linear(·, hidden)-ReLU`` then ``Linear(hidden, noise_dim)``
+    (authors' ``discrim_layers``: 2 in their m-step config ``noise_qmix_parallel.yaml``, 1 in ``noisemix_episode.yaml``).
 
     Args:
         n_agents, n_actions: sizes of σ (per-agent Boltzmann policies).
         state_dim: size of the (flattened) state s.
         noise_dim: number of z classes.
-        hidden: GRU and MLP width (authors' ``discrim_size``: 32).
+        hidden: GRU and MLP width (authors' ``discrim_size`` and ``rnn_agg_size``: 32).
         recurrent: aggregate over the trajectory with a GRU.
+        layers: hidden layers of the MLP (authors' ``discrim_layers``).
     """
 
     def __init__(
-        self, n_agents: int, n_actions: int, state_dim: int, noise_dim: int, hidden: int = 32, recurrent: bool = True
+        self, n_agents: int, n_actions: int, state_dim: int, noise_dim: int, hidden: int = 32, recurrent: bool = True,
+        layers: int = 2,
     ):
         super().__init__()
         self.n_agents, self.n_actions, self.state_dim = int(n_agents), int(n_actions), int(state_dim)
         self.noise_dim, self.hidden, self.recurrent = int(noise_dim), int(hidden), bool(recurrent)
         in_dim = self.n_agents * self.n_actions + self.state_dim
         self.rnn = nn.GRUCell(in_dim, self.hidden) if self.recurrent else None
-        self.head = nn.Sequential(
-            nn.Linear(self.hidden if self.recurrent else in_dim, self.hidden), nn.ReLU(),
-            nn.Linear(self.hidden, self.noise_dim),
-        )
+        if int(layers) < 1:
+            raise ValueError(f"MavenDiscriminator needs at least one hidden layer, got layers={layers}.")
+        widths = [self.hidden if self.recurrent else in_dim] + [self.hidden] * int(layers)
+        hidden_layers = [m for i, o in zip(widths[:-1], widths[1:]) for m in (nn.Linear(i, o), nn.ReLU())]
+        self.head = nn.Sequential(*hidden_layers, nn.Linear(self.hidden, self.noise_dim))
 
     def forward(
         self, policies: torch.Tensor, state: torch.Tensor, is_init: torch.Tensor | None = None

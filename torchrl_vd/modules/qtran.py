@@ -6,14 +6,16 @@ L_nopt (see :class:`~torchrl_vd.objectives.qtran.QTranLoss`). Both networks here
 ``qtran_paper`` architecture (REFERENCE.md "QTRAN losses as in pymarl"):
 
 * Q_jt(h, z, a) = head([z, Σ_i enc([h_i, onehot(a_i), onehot(i)])]), enc = Linear-ReLU-Linear of width
-  ``embed_dim``, head = 2 hidden layers of ``embed_dim`` (ReLU) and a linear output;
+  ``encoder_dim`` (default ``embed_dim``; pymarl: its input width H + A), head = 2 hidden layers of
+  ``embed_dim`` (ReLU) and a linear output;
 * V(z) = 2 hidden layers of ``embed_dim`` (ReLU) and a linear output, on the centralized information.
 
-h_i is each agent's hidden representation ``[*B, n, H]``; which tensor that is (the agents'
-observations or their detached utilities) is the loss's choice (``QTranLoss(features=...)``). pymarl
-feeds the agent RNN's hidden state and relies on an agent id inside it; our encoder appends the agent
-id itself (``agent_id=True``) so that Q_jt can tell (a_1, a_2) = (x, y) from (y, x) when the agents
-observe the same thing (a shared, summed encoder is otherwise permutation invariant).
+h_i is each agent's hidden representation ``[*B, n, H]``; which tensor that is (the agents' hidden
+features with gradient — pymarl's ``mac.hidden_states`` —, their observations or their detached
+utilities) is the loss's choice (``QTranLoss(features=...)``). pymarl relies on the agent id inside the
+agents' inputs; our encoder can append the agent id itself (``agent_id=True``) so that Q_jt can tell
+(a_1, a_2) = (x, y) from (y, x) when the agents' features are the same (a shared, summed encoder is
+otherwise permutation invariant).
 
 Because the encoder sees one agent at a time, every (agent, own action) pair is encoded once per
 sample (``encode``: ``[*B, n, A, D]``) and any set of joint actions is scored from those encodings by
@@ -66,8 +68,9 @@ class QTranJointQ(nn.Module):
         n_actions: size A of each agent's action set.
         state_shape: shape of the centralized information z.
         feature_dim: size H of each agent's hidden representation h_i.
-        embed_dim: width of the encoder and of the head's two hidden layers (pymarl ``mixing_embed_dim``: 64).
-        agent_id: append a one-hot agent id to each agent's encoder input.
+        embed_dim: width of the head's two hidden layers (pymarl ``mixing_embed_dim``: 64).
+        agent_id: append a one-hot agent id to each agent's encoder input (pymarl: no).
+        encoder_dim: width of the encoder (``None``: ``embed_dim``; pymarl: its input width H + A).
 
     Examples:
         >>> import torch
@@ -90,6 +93,7 @@ class QTranJointQ(nn.Module):
         *,
         embed_dim: int = 64,
         agent_id: bool = True,
+        encoder_dim: int | None = None,
     ):
         super().__init__()
         for name, v in (("n_agents", n_agents), ("n_actions", n_actions), ("feature_dim", feature_dim),
@@ -98,12 +102,16 @@ class QTranJointQ(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {v}.")
         self.n_agents, self.n_actions, self.feature_dim = int(n_agents), int(n_actions), int(feature_dim)
         self.embed_dim, self.agent_id = int(embed_dim), bool(agent_id)
+        self.encoder_dim = self.embed_dim if encoder_dim is None else int(encoder_dim)
+        if self.encoder_dim < 1:
+            raise ValueError(f"encoder_dim must be a positive integer, got {encoder_dim}.")
         self.state_shape = (int(state_shape),) if isinstance(state_shape, int) else tuple(state_shape)
         enc_in = self.feature_dim + self.n_actions + (self.n_agents if self.agent_id else 0)
-        # enc([h_i, onehot(u_i), onehot(i)]): pymarl's action_encoding, width embed_dim (pymarl: its input
+        # enc([h_i, onehot(u_i), onehot(i)]): pymarl's action_encoding, width encoder_dim (pymarl: its input
         # width rnn_hidden + A ≈ 64 + A; with small h_i such as matrix-game observations that is too narrow)
-        self.encoder = nn.Sequential(nn.Linear(enc_in, self.embed_dim), nn.ReLU(), nn.Linear(self.embed_dim, self.embed_dim))
-        self.head = _mlp(math.prod(self.state_shape) + self.embed_dim, self.embed_dim, 1)
+        D = self.encoder_dim
+        self.encoder = nn.Sequential(nn.Linear(enc_in, D), nn.ReLU(), nn.Linear(D, D))
+        self.head = _mlp(math.prod(self.state_shape) + D, self.embed_dim, 1)
         self.register_buffer("_eye_a", torch.eye(self.n_actions), persistent=False)
         self.register_buffer("_eye_n", torch.eye(self.n_agents), persistent=False)
 

@@ -442,13 +442,29 @@ class ValueDecompositionLoss(LossModule):
                 )
 
     # ------------------------------------------------------------------ shared maths
-    def utilities(self, b: Batch, *, target: bool = False, need_current: bool = True, need_next: bool = True):
-        """Per-agent utilities ``(Q(h_t,·), Q(h_{t+1},·))`` [*B, n, A] from the online or target agents."""
+    def utilities(self, b: Batch, *, target: bool = False, need_current: bool = True, need_next: bool = True,
+                  features: bool = False):
+        """Per-agent utilities ``(Q(h_t,·), Q(h_{t+1},·))`` [*B, n, A] from the online or target agents.
+
+        ``features=True``: each step is ``(Q [*B, n, A], h [*B, n, H])``, h the agents' hidden features
+        (``AgentNet.feature_size``; QTRAN's Q_jt input)."""
         net = self.target("agent_net") if target else self.agent_net
+        extra = {"features": True} if features else {}  # agents without hidden features keep their signature
         return net.evaluate(
             b.obs, b.next_obs, hidden=b.hidden, is_init=b.is_init, need_current=need_current, need_next=need_next,
-            **net.extra_inputs(b.td, self.group),
+            **extra, **net.extra_inputs(b.td, self.group),
         )
+
+    def online_features(self, b: Batch, *, need_next: bool):
+        """Online ``((Q(h_t,·), h_t), Q(h_{t+1},·))``: the current utilities and hidden features with grad, the
+        next utilities (double Q's argmax; ``None`` unless ``need_next``) without, as :meth:`online_utilities`."""
+        if not need_next or self.agent_net.is_recurrent:
+            current, (q_next, _) = self.utilities(b, need_next=need_next, features=True)
+            return current, q_next
+        current, _ = self.utilities(b, need_next=False, features=True)
+        with torch.no_grad():
+            _, q_next = self.utilities(b, need_current=False)
+        return current, q_next
 
     def online_utilities(self, b: Batch, *, need_next: bool):
         """Online ``(Q(h_t,·), Q(h_{t+1},·))``: the current step with grad, the next one (double Q's argmax) without.

@@ -8,7 +8,9 @@ action-value Q(h, z, a; θ^q) and a value V(h, z; θ^v). The seed's condition
 
 is what makes the agents' greedy actions greedy for Q_jt (IGM). Q_jt is fitted by TD (L_td) and the
 condition is imposed on the utilities and V by two regularisers (L_opt, L_nopt) in which Q_jt is a
-fixed target (θ^q is trained by L_td alone, as in the seed's argument lists).
+fixed target (θ^q is trained by L_td alone, as in the seed's argument lists). With the default
+``features="hidden"`` Q_jt reads the agents' hidden features with gradient, so L_td also trains the
+agents' trunk, as pymarl's learner does.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ from torchrl_vd.modules.qtran import QTranJointQ
 from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
 
 VARIANTS = ("base", "alt")
-FEATURES = ("obs", "utilities")
+FEATURES = ("hidden", "obs", "utilities")
 
 
 class QTranLoss(ValueDecompositionLoss):
     """QTRAN's objective: loss = L_td + λ_opt·L_opt + λ_nopt·L_nopt (seed §QTRAN; pymarl's weights).
 
-    * L_td(θ^q) = (r + γ Q_jt(h', z', a*'; θ̄_q) − Q_jt(h, z, a; θ^q))², a*' the greedy next joint
+    * L_td(θ^q [, θ_i]) = (r + γ Q_jt(h', z', a*'; θ̄_q) − Q_jt(h, z, a; θ^q))², a*' the greedy next joint
       action (argmax of the online agents' utilities with ``double_q``, of the target agents' without),
-      evaluated by the target Q_jt.
+      evaluated by the target Q_jt (θ_i: with ``features="hidden"`` the agents' features carry its gradient).
     * L_opt({θ_i}, θ^v) = (Σ_i Q(h_i, a_i*) − Q_jt(h, z, a*) + V(h, z))², a* = the current greedy joint
       action (per-agent argmax within the action mask).
     * L_nopt({θ_i}, θ^v) = min(0, m)², m = Σ_i Q(h_i, a_i) − Q_jt(h, z, a) + V(h, z) on the taken a
@@ -50,13 +52,13 @@ class QTranLoss(ValueDecompositionLoss):
     the taken actions trains it. Dead agents' terms are zero (the 1/N stays the number of agents).
     pymarl does not implement QTRAN-alt (it raises); the authors' TensorFlow code does.
 
-    Agents' hidden representation h_i fed to Q_jt (``features``): ``"obs"`` (default) — the agents'
-    current observations o_i, stationary inputs that every agent type has; ``"utilities"`` — the
-    online agents' utility vectors Q(h_i, ·) (detached; the target agents' at the next step), which
-    summarise the observation history of recurrent agents. pymarl feeds the agent RNN's hidden state
-    (not detached, so its L_td also trains the agents); our agents expose only their utilities
-    (:meth:`ValueDecompositionLoss.utilities`), so both choices keep the seed's split: the agents
-    are trained by L_opt and L_nopt only.
+    Agents' hidden representation h_i fed to Q_jt (``features``): ``"hidden"`` (default; pymarl
+    @c971afd ``qtran_learner.py``, the paper's Q_jt on the agents' hidden states) — the agents' hidden
+    features (``AgentNet.feature_size``: the GRU state h_i^t, or an MLP agent's last hidden layer) *with*
+    gradient, so L_td trains the agents' trunk too (L_td(θ^q, {θ_i})); the target Q_jt reads the target
+    agents' next-step features. ``"obs"`` — the agents' current observations o_i; ``"utilities"`` —
+    the online agents' utility vectors Q(h_i, ·) (detached; the target agents' at the next step). The
+    last two keep the seed's split: the agents are trained by L_opt and L_nopt only.
 
     Args:
         agent_net: per-agent utility network (``MLPAgent``, ``GRUAgent``, ...).
@@ -67,8 +69,8 @@ class QTranLoss(ValueDecompositionLoss):
         variant: ``"base"`` (QTRAN-base) or ``"alt"`` (QTRAN-alt's L_nopt-min).
         lambda_opt: weight of L_opt (pymarl: 1.0).
         lambda_nopt: weight of L_nopt / L_nopt-min (pymarl: 0.1).
-        features: h_i for Q_jt, ``"obs"`` or ``"utilities"`` (see above); size ``joint_q`` with
-            :meth:`feature_dim`.
+        features: h_i for Q_jt, ``"hidden"``, ``"obs"`` or ``"utilities"`` (see above); size ``joint_q``
+            with :meth:`feature_dim`.
         Others: see :class:`ValueDecompositionLoss` (``double_q``, ``loss_function``, ``burn_in``, ...).
 
     Returns (forward): ``loss`` (optimise this), and the detached terms ``loss_td``, ``loss_opt``,
@@ -79,7 +81,7 @@ class QTranLoss(ValueDecompositionLoss):
         >>> from torchrl_vd import MLPAgent, QTranJointQ, QTranV, QTranLoss
         >>> from torchrl_vd.testing import random_batch
         >>> agent = MLPAgent(2, 3, 4)
-        >>> joint_q = QTranJointQ(2, 3, state_shape=(8,), feature_dim=QTranLoss.feature_dim(agent, "obs"))
+        >>> joint_q = QTranJointQ(2, 3, state_shape=(8,), feature_dim=QTranLoss.feature_dim(agent))
         >>> loss = QTranLoss(agent, joint_q, QTranV(state_shape=(8,)), variant="alt")
         >>> out = loss(random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=16))
         >>> sorted(out.keys())
@@ -100,7 +102,7 @@ class QTranLoss(ValueDecompositionLoss):
         variant: str = "base",
         lambda_opt: float = 1.0,
         lambda_nopt: float = 0.1,
-        features: str = "obs",
+        features: str = "hidden",
         **kwargs,
     ):
         super().__init__(agent_net, **kwargs)
@@ -126,10 +128,18 @@ class QTranLoss(ValueDecompositionLoss):
         self.add_network("v_net", v_net)
 
     @staticmethod
-    def feature_dim(agent_net: nn.Module, features: str = "obs") -> int:
-        """Size H of the h_i that ``features`` feeds to Q_jt: the observation size or n_actions."""
+    def feature_dim(agent_net: nn.Module, features: str = "hidden") -> int:
+        """Size H of the h_i that ``features`` feeds to Q_jt: the agents' feature size, the observation
+        size or n_actions."""
         if features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {features!r}.")
+        if features == "hidden":
+            size = getattr(agent_net, "feature_size", None)
+            if size is None:
+                raise ValueError(f"features='hidden' needs an agent net that exposes its hidden features "
+                                 f"(AgentNet.feature_size); {type(agent_net).__name__} does not: use features='obs' "
+                                 "or features='utilities'.")
+            return int(size)
         if features == "obs" and getattr(agent_net, "obs_dim", None) is None:
             raise ValueError(
                 f"features='obs' needs the observation size, which {type(agent_net).__name__} does not state: wrap the "
@@ -137,17 +147,25 @@ class QTranLoss(ValueDecompositionLoss):
             )
         return int(agent_net.obs_dim if features == "obs" else agent_net.n_actions)
 
-    def agent_features(self, obs: torch.Tensor, utilities: torch.Tensor | None) -> torch.Tensor:
-        """h_i for Q_jt ``[*B, n, H]``: the observations, or the (detached) utility vectors."""
+    def agent_features(self, obs: torch.Tensor, utilities: torch.Tensor | None,
+                       hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """h_i for Q_jt ``[*B, n, H]``: the hidden features (with grad), the observations, or the
+        (detached) utility vectors."""
+        if self.features == "hidden":
+            return hidden
         return obs if self.features == "obs" else utilities.detach()
 
     def _losses(self, b: Batch):
-        # online utilities Q(h_i, ·) [*B, n, A]; next-step ones (no grad) only to select a*' (double Q)
-        q, q_next = self.online_utilities(b, need_next=self.double_q)
+        # online utilities Q(h_i, ·) [*B, n, A] (and hidden features [*B, n, H], with grad); next-step
+        # utilities (no grad) only to select a*' (double Q)
+        if self.features == "hidden":
+            (q, hidden), q_next = self.online_features(b, need_next=self.double_q)
+        else:
+            (q, q_next), hidden = self.online_utilities(b, need_next=self.double_q), None
         a_star = self.masked(q, b.action_mask).argmax(-1)  # [*B, n] current greedy joint action a*
         chosen = self.zero_dead(self.gather(q, b.action), b.alive)  # [*B, n, 1] Q(h_i, a_i)
         chosen_star = self.zero_dead(self.gather(q, a_star), b.alive)  # [*B, n, 1] Q(h_i, a_i*)
-        h = self.agent_features(b.obs, q)  # [*B, n, H]
+        h = self.agent_features(b.obs, q, hidden)  # [*B, n, H]
         # Q_jt(h, z, ·; θ^q) at the taken a and at a* in one call: [*B, 2, 1]
         q_jt_both = self.joint_q(b.state, h, torch.stack((b.action, a_star), dim=-2), b.alive)
         q_jt = q_jt_both[..., 0, :]  # [*B, 1] Q_jt(h, z, a; θ^q), trained by L_td only
@@ -156,10 +174,14 @@ class QTranLoss(ValueDecompositionLoss):
 
         # L_td (θ^q): target r + γ Q_jt(h', z', a*'; θ̄_q)
         with torch.no_grad():
-            need_target_agents = not self.double_q or self.features == "utilities"
-            q_next_t = self.utilities(b, target=True, need_current=False)[1] if need_target_agents else None
+            need_target_agents = not self.double_q or self.features != "obs"
+            q_next_t = h_next_t = None
+            if self.features == "hidden":  # the target agents' h_{t+1} (pymarl: target_mac_hidden_states[:, 1:])
+                q_next_t, h_next_t = self.utilities(b, target=True, need_current=False, features=True)[1]
+            elif need_target_agents:
+                q_next_t = self.utilities(b, target=True, need_current=False)[1]
             a_next = self.greedy_next_actions(b, q_next, q_next_t)  # [*B, n]
-            h_next = self.agent_features(b.next_obs, q_next_t)  # [*B, n, H]
+            h_next = self.agent_features(b.next_obs, q_next_t, h_next_t)  # [*B, n, H]
             q_jt_next = self.target("joint_q")(b.next_state, h_next, a_next, b.next_alive)  # [*B, 1]
             y = self.td_target(b, q_jt_next)  # [*B, 1]
         loss_td = self.reduce(self.distance(q_jt, y), b)
@@ -194,10 +216,14 @@ class QTranLoss(ValueDecompositionLoss):
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """Q_jt(h, z, a) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online θ^q), for ``check_igm``."""
         b = self.read_batch_for_eval(td)
-        q = self.utilities(b, need_next=False)[0] if self.features == "utilities" else None  # [*B, n, A]
+        q = hidden = None
+        if self.features == "hidden":
+            q, hidden = self.utilities(b, need_next=False, features=True)[0]  # [*B, n, A], [*B, n, H]
+        elif self.features == "utilities":
+            q = self.utilities(b, need_next=False)[0]  # [*B, n, A]
         batch, n = b.obs.shape[:-2], b.obs.shape[-2]
         acts = joint_actions.to(b.obs.device).expand(*batch, joint_actions.shape[-2], n)  # [*B, K, n]
-        return self.joint_q(b.state, self.agent_features(b.obs, q), acts, b.alive).squeeze(-1)  # [*B, K]
+        return self.joint_q(b.state, self.agent_features(b.obs, q, hidden), acts, b.alive).squeeze(-1)  # [*B, K]
 
 
 __all__ = ["QTranLoss"]

@@ -6,6 +6,8 @@ the episodes the collector finishes, so this is an optimizer-owning hook rather 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
@@ -24,23 +26,34 @@ class ZPolicyTrainer:
     that ended in it — (s_0, z, return) read at the done steps from ``"noise_state0"``, ``"noise"`` and
     ``("next", "episode_reward")`` (torchrl's ``RewardSum``, which ``train()`` adds) — pushes them into
     a FIFO replay buffer (authors: 512 episodes), then takes ``updates`` gradient steps on minibatches
-    (authors: 64) of::
+    (authors: 64 episodes, 100 steps on the m-step game) of L_RL, one of two objectives:
 
-        L_RL = −mean[(R − b) · log π_z(z | s_0)] − β · mean[H(π_z(· | s_0))]
+    - ``objective="authors"`` (default; the authors' ``EZ_agent.update_returns`` @be975c5: minus the dot
+      product of log-probabilities and returns, plus ``entropy_scaling`` times the summed log-probabilities)::
 
-    with b the minibatch's mean return (``baseline=True``; a variance reduction over the authors'
-    plain REINFORCE) and β = ``entropy_scaling`` (authors: 0.001). Only π_z's parameters are in the
-    optimizer and in the graph, so the agents, mixer and discriminator are untouched.
+          L_RL = −Σ_e (R_e − β) · log π_z(z_e | s_0,e)
+
+      plain REINFORCE summed over the minibatch with a constant baseline β = ``entropy_scaling``
+      (authors: 0.001; the term is named "entropy" in their code but is β · Σ log π, not an entropy);
+    - ``objective="entropy"`` (this library's earlier default)::
+
+          L_RL = −mean_e[(R_e − b) · log π_z(z_e | s_0,e)] − β · mean_e[H(π_z(· | s_0,e))]
+
+      with b the minibatch's mean return (``baseline=True``) and a true entropy bonus of weight β.
+
+    Only π_z's parameters are in the optimizer and in the graph, so the agents, mixer and
+    discriminator are untouched.
 
     Args:
         z_policy: π_z from :func:`make_z_policy` (its ``get_dist`` gives the distribution).
 
     Keyword Args:
-        lr: Adam learning rate of π_z.
-        entropy_scaling: β of the entropy bonus.
+        lr: Adam learning rate of π_z (authors: the agents' lr, 5e-4).
+        entropy_scaling: β (authors: 0.001): the constant baseline (``authors``) or the entropy weight.
         buffer_size / batch_size: episode buffer and minibatch sizes.
         updates: gradient steps per collected batch (once the buffer holds ``batch_size`` episodes).
-        baseline: subtract the minibatch mean return.
+        objective: ``"authors"`` or ``"entropy"`` (above).
+        baseline: ``objective="entropy"`` only: subtract the minibatch mean return.
         loss_module: a :class:`MavenLoss` whose ``loss_rl`` output should report the last L_RL.
     """
 
@@ -48,11 +61,12 @@ class ZPolicyTrainer:
         self,
         z_policy,
         *,
-        lr: float = 1e-3,
+        lr: float = 5e-4,
         entropy_scaling: float = 1e-3,
         buffer_size: int = 512,
         batch_size: int = 64,
         updates: int = 1,
+        objective: Literal["authors", "entropy"] = "authors",
         baseline: bool = True,
         loss_module: MavenLoss | None = None,
         noise_key: NestedKey = NOISE,
@@ -65,7 +79,10 @@ class ZPolicyTrainer:
         net = getattr(z_policy[0], "module", None) if hasattr(z_policy, "__getitem__") else None
         self._logits_net = net if isinstance(net, ZPolicyNet) else None  # make_z_policy's logits network
         self.optim = torch.optim.Adam(self.params, lr=lr, foreach=True) if self.params else None
+        if objective not in ("authors", "entropy"):
+            raise ValueError(f"ZPolicyTrainer: objective is 'authors' or 'entropy', got {objective!r}.")
         self.entropy_scaling, self.updates, self.baseline = float(entropy_scaling), int(updates), bool(baseline)
+        self.objective = objective
         self.batch_size = int(batch_size)
         self.buffer = TensorDictReplayBuffer(
             storage=LazyTensorStorage(int(buffer_size)), sampler=RandomSampler(), batch_size=self.batch_size
@@ -88,12 +105,15 @@ class ZPolicyTrainer:
         return torch.log_softmax(dist.logits, dim=-1)  # a categorical over z: [E, Z]
 
     def _loss(self, s0: torch.Tensor, z: torch.Tensor, ret: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """L_RL = −mean[(R − b) · log π_z(z | s_0)] − β · mean[H(π_z(· | s_0))] on tensors [E, *S], [E], [E]."""
+        """L_RL on tensors [E, *S], [E], [E] (``authors``: −Σ (R − β) log π_z(z | s_0); ``entropy``:
+        −mean[(R − b) · log π_z(z | s_0)] − β · mean[H(π_z(· | s_0))]) and the mean entropy of π_z."""
         log_p = self._log_probs(s0)  # [E, Z]
         log_prob = log_p.gather(-1, z.unsqueeze(-1)).squeeze(-1)  # [E]
         ret = ret.to(log_prob.dtype)
-        advantage = ret - ret.mean() if self.baseline else ret
         entropy = -(log_p.exp() * log_p).sum(-1)  # H(π_z(· | s_0)) [E]
+        if self.objective == "authors":
+            return -((ret - self.entropy_scaling) * log_prob).sum(), entropy.mean().detach()
+        advantage = ret - ret.mean() if self.baseline else ret
         return -(advantage * log_prob).mean() - self.entropy_scaling * entropy.mean(), entropy.mean().detach()
 
     def push(self, batch: TensorDictBase) -> int:

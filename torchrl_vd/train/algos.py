@@ -76,7 +76,10 @@ class QTranNetOptions:
     embed_dim: int = 64
     """Width of Q_jt's encoder/head and of V (pymarl's mixing_embed_dim for QTRAN: 64)."""
     agent_id: bool = True
-    """Append a one-hot agent id to each agent's encoder input (tells (x, y) from (y, x))."""
+    """Append a one-hot agent id to each agent's encoder input (tells (x, y) from (y, x)); pymarl: none (its
+    agents' hidden features carry the id they were fed)."""
+    encoder_dim: int | None = None
+    """Width of Q_jt's per-agent action encoder (None: ``embed_dim``; pymarl: its input width H + A)."""
 
 
 @dataclass
@@ -87,13 +90,30 @@ class QTranLossOptions(TDLossOptions):
     """Weight of L_opt (pymarl opt_loss: 1)."""
     lambda_nopt: float = 0.1
     """Weight of L_nopt (pymarl nopt_min_loss: 0.1)."""
-    features: Literal["obs", "utilities"] = "obs"
-    """Agents' h_i fed to Q_jt: their observations or their (detached) utility vectors."""
+    features: Literal["hidden", "obs", "utilities"] = "hidden"
+    """Agents' h_i fed to Q_jt: their hidden features with gradient (pymarl; L_td trains the agents too), their
+    observations (the earlier default), or their (detached) utility vectors. Measured on the QTRAN matrix game
+    (uniform data, Adam 2e-3, seed 0): ``obs`` finds the optimum 8, ``hidden`` missed it with IGM violated
+    (tests/test_qtran.py ``MATRIX_QTRAN``, tutorial 03 use ``obs``)."""
+
+
+@dataclass
+class MavenMixerOptions(QMixerOptions):
+    """MAVEN's mixer: QMIX on [s, z] (the authors' ``noise_mix.py``: one-layer hypernetworks, width 32)."""
+
+    hypernet_layers: int = 1
+    """Layers per weight hypernetwork: the authors' mixer has 1 (QMIX's pymarl default is 2)."""
 
 
 @dataclass
 class MavenOptions(TDLossOptions):
-    """MAVEN's latent space, MI objective and hierarchical z-policy (the authors' m-step config)."""
+    """MAVEN's latent space, MI objective and hierarchical z-policy: the authors' m-step config
+    (AnujMahajanOxf/MAVEN @be975c5, ``noise_qmix_parallel.yaml`` + ``plot_keys/nstep_matrix_noisemix_bandit.py``,
+    the run their paper plots: noise_dim 16, rnn_discrim, mi_loss 1, bandit_iters 100).
+
+    ``z_epsilon``, ``z_objective="entropy"``, ``z_lr=1e-3``, ``eval_z="mode"``, ``discrim_layers=1`` and
+    ``mixer.hypernet_layers=2`` give this library's earlier defaults (measured beside the authors' in
+    benchmarks/bench_maven_defaults.py: the m-step game, m = 10, 5 seeds)."""
 
     noise_dim: int = 16
     """Number of latent values z (REFERENCE m-step config: 16; SMAC: 2)."""
@@ -104,23 +124,32 @@ class MavenOptions(TDLossOptions):
     temperature: float = 1.0
     """τ of the Boltzmann policies softmax(Q_i / τ) the discriminator reads."""
     discrim_size: int = 32
-    """Discriminator width (authors' discrim_size)."""
+    """Discriminator width (authors' discrim_size; their rnn_agg_size is 32 too)."""
+    discrim_layers: int = 2
+    """Hidden layers of the discriminator's MLP (authors' m-step discrim_layers: 2)."""
     rnn_discrim: bool = True
     """GRU over the trajectory scored at episode ends (authors' rnn_discrim), else per step."""
     z_policy: Literal["learned", "uniform"] = "learned"
     """``learned``: hierarchical π_z(z|s_0) trained by REINFORCE; ``uniform``: z uniform at every reset."""
-    z_lr: float = 1e-3
-    """π_z's Adam learning rate."""
+    z_lr: float = 5e-4
+    """π_z's Adam learning rate (authors: their lr, 5e-4)."""
+    z_objective: Literal["authors", "entropy"] = "authors"
+    """π_z's REINFORCE loss: ``authors`` −Σ (R − β)·log π_z(z|s_0) (a constant baseline β = entropy_scaling,
+    summed over the minibatch), ``entropy`` −mean[(R − mean R)·log π_z] − β·mean H(π_z) (our earlier one)."""
     entropy_scaling: float = 1e-3
-    """Entropy bonus of π_z's REINFORCE loss (authors' entropy_scaling)."""
+    """β of the z-policy loss (authors' entropy_scaling): the constant baseline or the entropy weight."""
     z_buffer_size: int = 512
-    """Episodes kept for π_z's updates."""
+    """Episodes kept for π_z's updates (authors' bandit_buffer)."""
     z_batch_size: int = 64
-    """Episodes per π_z minibatch."""
+    """Episodes per π_z minibatch (authors' bandit_batch)."""
     z_updates: int = 100
     """π_z gradient steps per collected batch (authors' bandit_iters: 100 per episode)."""
-    z_epsilon: float = 0.5
-    """Probability of a uniform z at a reset while collecting (authors' bandit_epsilon idea)."""
+    z_epsilon: float = 0.0
+    """Probability of a uniform z at a reset while collecting (the authors' bandit_epsilon is stored but unused
+    by their EZ z-agent: 0; our earlier default 0.5)."""
+    eval_z: Literal["uniform", "sample", "mode"] = "uniform"
+    """z during greedy evaluation: ``uniform`` (authors' test-time z), ``sample`` (z ~ π_z) or ``mode``
+    (argmax π_z(z|s_0): the return of the mode π_z commits to; our earlier default)."""
 
 
 @dataclass
@@ -361,40 +390,41 @@ def _check_maven(cfg, opts: MavenOptions) -> list[str]:
 
 
 @register_algo("maven", description="MAVEN: z-conditioned QMIX, variational MI, hierarchical z-policy (Mahajan et al. 2019)",
-               mixer_options=QMixerOptions, loss_options=MavenOptions, presets={"agent": "gru"}, agents=("gru",),
-               check=_check_maven)
-def build_maven(cfg, info: EnvInfo, mixer_opts: QMixerOptions, opts: MavenOptions) -> AlgoParts:
+               mixer_options=MavenMixerOptions, loss_options=MavenOptions,
+               presets={"agent": "gru", "last_action": True}, agents=("gru",), check=_check_maven)
+def build_maven(cfg, info: EnvInfo, mixer_opts: MavenMixerOptions, opts: MavenOptions) -> AlgoParts:
     """MAVEN's parts for ``train()``: MavenLoss, the NoiseTransform factory and the z-policy hook.
 
     The agent is the recurrent :class:`MavenAgent` (a GRU trunk sized by ``cfg.hidden``, with
-    ``cfg.share_params``, ``cfg.agent_id`` and ``cfg.last_action``).
+    ``cfg.share_params``, ``cfg.agent_id`` and ``cfg.last_action``; the authors feed both the one-hot id
+    and the last action: ``agent_id=None`` follows ``share_params`` as for every algorithm, and the
+    preset turns ``last_action`` on).
 
     Greedy evaluation (``train()``'s ``evaluate`` runs under ``DETERMINISTIC`` exploration) plays the
-    greedy agents with the z-policy's greedy z = argmax_z π_z(z | s_0): MAVEN's greedy return is the
-    return of the committed mode the hierarchical policy prefers. With ``z_policy="uniform"`` the mode
-    is arbitrary (z = 0); evaluate each z instead (see tests/test_maven.py ``greedy_return_per_z``).
+    greedy agents with z drawn as ``eval_z`` says: uniform (the authors'), sampled from π_z, or π_z's
+    mode argmax_z π_z(z | s_0) (the return of the committed mode the hierarchical policy prefers).
     """
     obs_dim = int(torch.Size(info.obs_shape).numel())
     state_dim = int(torch.Size(info.state_shape).numel())
     agent = MavenAgent(info.n_agents, info.n_actions, obs_dim, opts.noise_dim, hidden=cfg.hidden,
-                       share_params=cfg.share_params, last_action=cfg.last_action,
-                       agent_id=bool(cfg.agent_id))  # auto (None) = off: W(z, i) already reads the agent's id
+                       share_params=cfg.share_params, last_action=cfg.last_action, agent_id=cfg.uses_agent_id)
     mixer = MavenMixer(info.n_agents, info.state_shape, opts.noise_dim, **dataclasses.asdict(mixer_opts))
     discriminator = MavenDiscriminator(info.n_agents, info.n_actions, state_dim, opts.noise_dim,
-                                       hidden=opts.discrim_size, recurrent=opts.rnn_discrim)
+                                       hidden=opts.discrim_size, recurrent=opts.rnn_discrim, layers=opts.discrim_layers)
     loss = MavenLoss(agent, mixer, discriminator, noise_dim=opts.noise_dim, lambda_mi=opts.lambda_mi,
                      lambda_ql=opts.lambda_ql, temperature=opts.temperature, double_q=cfg.double_q,
                      burn_in=cfg.burn_in, loss_function=opts.loss_function)
     z_policy = make_z_policy(info.state_shape, opts.noise_dim, learned=opts.z_policy == "learned")
     trainer = ZPolicyTrainer(z_policy, lr=opts.z_lr, entropy_scaling=opts.entropy_scaling,
                              buffer_size=opts.z_buffer_size, batch_size=opts.z_batch_size, updates=opts.z_updates,
-                             loss_module=loss)
+                             objective=opts.z_objective, loss_module=loss)
     if info.group != "agents":
         loss.use_group(info.group)
     return AlgoParts(
         loss,
         # a partial, not a lambda: worker collectors (multi/ray, uniform z-policy) pickle the env factory
-        env_transforms=[functools.partial(NoiseTransform, z_policy, opts.noise_dim, epsilon=opts.z_epsilon)],
+        env_transforms=[functools.partial(NoiseTransform, z_policy, opts.noise_dim, epsilon=opts.z_epsilon,
+                                          eval_z=opts.eval_z)],
         extra_modules={"z_policy": z_policy},
         after_batch=trainer,
         metric_columns=("loss_rl", "z_entropy"),

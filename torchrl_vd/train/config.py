@@ -144,6 +144,14 @@ class TrainConfig:
     """Greedy evaluation every N frames (0 = only at the end)."""
     eval_episodes: int = 16
     """Episodes per greedy evaluation (run as that many parallel envs)."""
+    igm_eval: bool = True
+    """At each evaluation also measure the IGM gap on the evaluated states (metrics.csv ``igm_violation_rate``,
+    ``igm_value_gap``; summary ``final_igm_*``): the share of states whose greedy joint action of the loss's
+    joint value beats the agents' local greedy actions, and the mean value lost. False skips it."""
+    igm_max_joint_actions: int = 256
+    """IGM gap: enumerate the joint actions up to this many, else sample this many per evaluation (+ the local one)."""
+    igm_max_states: int = 256
+    """IGM gap: evaluated states it is measured on, at most (a fixed random subset beyond; cost ∝ states × joint actions)."""
     checkpoint_every: int = 0
     """Checkpoint every N frames (0 = only at the end)."""
     resume: str | None = None

@@ -9,6 +9,7 @@ import torch
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_vd.envs.registry import describe_env, make_env
+from torchrl_vd.igm import check_igm
 from torchrl_vd.modules.agents import make_agent_policies
 from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import load_checkpoint, restore_modules
@@ -18,11 +19,15 @@ from torchrl_vd.train.threads import set_default_threads
 
 
 @torch.no_grad()
-def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None) -> dict:
+def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None, *, igm_loss=None,
+             igm_max_joint_actions: int = 256, igm_max_states: int = 256) -> dict:
     """Greedy returns: every env in ``env``'s batch plays one episode; mean/std of the returns.
 
     With ``seed`` the env is re-seeded first, so every evaluation starts from the same initial states
     (comparable across a run and unaffected by checkpoint/resume).
+
+    With ``igm_loss`` (a loss exposing ``joint_q_values``), also the IGM gap on the evaluated states
+    (:func:`igm_gap`): ``igm_violation_rate`` and ``igm_value_gap``.
     """
     steps = max_steps or horizon(env)
     if seed is not None:
@@ -33,7 +38,36 @@ def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None)
     done = roll["next", "done"].squeeze(-1)  # [N, T]
     first_done = done.long().cumsum(-1) - done.long()  # [N, T]: 0 up to and including the first done
     returns = (reward * (first_done == 0)).sum(-1)  # [N]
-    return {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
+    out = {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
+    if igm_loss is not None:
+        out.update(igm_gap(igm_loss, roll, first_done == 0, igm_max_joint_actions, igm_max_states))
+    return out
+
+
+@torch.no_grad()
+def igm_gap(loss, roll, valid: torch.Tensor, max_joint_actions: int = 256, max_states: int = 256) -> dict:
+    """The IGM gap of ``loss``'s joint value Q (Q_tot, Q_jt) on the ``valid`` [N, T] states of a greedy
+    rollout ``roll`` [N, T], through :func:`~torchrl_vd.igm.check_igm`:
+
+    * ``igm_violation_rate``: share of states where max_a Q(s, a) exceeds Q(s, ā), ā the agents' local
+      greedy actions (ties within check_igm's tolerance hold);
+    * ``igm_value_gap``: mean of max_a Q(s, a) − Q(s, ā) ≥ 0.
+
+    Each state is read as one step (the rollout keeps what the agents saw: the hidden state entering the
+    step, ``is_init``, the last action, MAVEN's z), so the states can be subsampled: at most ``max_states``
+    of them, drawn without replacement by a fixed generator (the same subset for the same rollout). The
+    joint actions are enumerated up to ``max_joint_actions``, else that many are sampled (plus ā; both
+    figures are then lower bounds). NaN for losses without a joint value.
+    """
+    states = roll[valid]  # [S] valid steps, one per row
+    if states.shape[0] > max_states:
+        g = torch.Generator().manual_seed(0)
+        states = states[torch.randperm(states.shape[0], generator=g)[:max_states].to(valid.device)]  # [max_states]
+    try:
+        report = check_igm(loss, states, max_joint_actions=max_joint_actions, generator=torch.Generator().manual_seed(0))
+    except NotImplementedError:  # a loss without a centralized joint value
+        return {"igm_violation_rate": float("nan"), "igm_value_gap": float("nan")}
+    return {"igm_violation_rate": (~report.holds).float().mean().item(), "igm_value_gap": report.gap.mean().item()}
 
 
 def render_gif(policy, env, path: str | Path, max_steps: int | None = None, fps: int = 20) -> Path:

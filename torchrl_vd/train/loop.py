@@ -124,6 +124,12 @@ def train(cfg: TrainConfig) -> TrainResult:
         save_checkpoint(out_dir / CHECKPOINT, cfg=cfg, learner=learner, extra_modules=parts.extra_modules,
                         frames=frames, metrics_rows=rows_before + len(metrics), next_eval=next_eval)
 
+    def run_eval() -> dict:
+        """Greedy return and std (+ the IGM gap on the evaluated states, ``cfg.igm_eval``; else NaN)."""
+        out = evaluate(greedy, eval_env, seed=cfg.seed + 10_000, igm_loss=loss if cfg.igm_eval else None,
+                       igm_max_joint_actions=cfg.igm_max_joint_actions, igm_max_states=cfg.igm_max_states)
+        return {**NO_EVAL, **out}
+
     interrupted = False
     try:
         egreedy.eps.fill_(epsilon(frames))
@@ -146,9 +152,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             # (collector="async" takes weights and ε when it starts the next batch, see OverlapCollector)
             done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
             ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
-            eval_return = float("nan")
+            evaluation = dict(NO_EVAL)
             if frames >= next_eval:
-                eval_return = evaluate(greedy, eval_env, seed=cfg.seed + 10_000)["eval_return"]
+                evaluation = {k: v for k, v in run_eval().items() if k in NO_EVAL}  # the metrics.csv columns
                 next_eval += cfg.eval_every
             elapsed = time.perf_counter() - t0
             row = {
@@ -158,7 +164,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "loss": torch.stack(losses).mean().item() if losses else float("nan"),
                 "train_return": ep_returns.mean().item() if ep_returns.numel() else float("nan"),
                 "episodes": int(ep_returns.numel()),
-                "eval_return": eval_return,
+                **evaluation,
                 "fps": (frames - frames_at_start) / elapsed,
                 "time": elapsed,
                 "collect_time": t_collected - t_iter,
@@ -184,7 +190,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         collector.shutdown()
         files.close()
     wall = time.perf_counter() - t0
-    final = evaluate(greedy, eval_env, seed=cfg.seed + 10_000)
+    final = run_eval()
     summary = {
         "algo": cfg.algo,
         "env": cfg.env,
@@ -196,6 +202,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         "final_eval_return": final["eval_return"],
         "final_eval_return_std": final["eval_return_std"],
         "eval_episodes": cfg.eval_episodes,
+        **({"final_igm_violation_rate": final["igm_violation_rate"], "final_igm_value_gap": final["igm_value_gap"]}
+           if cfg.igm_eval else {}),
         "interrupted": interrupted,
     }
     files.write_summary(summary)
@@ -206,6 +214,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     except Exception as err:  # a plotting failure must never lose a finished run
         summary["plot_error"] = repr(err)
     return TrainResult(greedy, loss, env, metrics, summary, out_dir, explore, parts, info)
+
+
+NO_EVAL = {"eval_return": float("nan"), "igm_violation_rate": float("nan"), "igm_value_gap": float("nan")}
+"""The evaluation columns of a metrics row without an evaluation."""
 
 
 class _StopSignal:

@@ -111,16 +111,32 @@ def save_curves(
     return savefig(fig, path)
 
 
-def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
-    """Overlay the training return (line) and greedy evaluations (markers) of several runs into a PNG."""
+def _overlay(run_dirs, columns) -> tuple[dict, dict]:
+    """``(series, styles)`` of ``columns`` = ``[(column, kind, style), ...]`` for each run, one color per run."""
     series, styles = {}, {}
     for i, run in enumerate(run_dirs):
         m = read_metrics(run)
         name, frames = Path(run).name, m.get("frames", [])
-        for column, kind, style in (("train_return", "train, ε-greedy", {"alpha": 0.8}),
-                                    ("eval_return", "greedy eval", {"ls": "--", "marker": "o"})):
+        for column, kind, style in columns:
             label = f"{name} ({kind})" if f"{name} ({kind})" not in series else f"{name} #{i + 1} ({kind})"
             series[label] = [(f, r) for f, r in zip(frames, m.get(column, [])) if not math.isnan(r)]
             styles[label] = {"color": f"C{i % 10}", **style}
-    return save_curves(series, out, xlabel="frames", ylabel="episode return", title=title or "learning curve",
+    return series, styles
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
+    """Overlay the training return (line) and greedy evaluations (markers) of several runs into a PNG.
+
+    When the runs logged the IGM gap at their evaluations (``igm_violation_rate``, ``igm_value_gap``), a
+    second PNG beside it, ``<out stem>_igm.png``, overlays both (violation rate solid, value gap dashed)."""
+    series, styles = _overlay(run_dirs, (("train_return", "train, ε-greedy", {"alpha": 0.8}),
+                                         ("eval_return", "greedy eval", {"ls": "--", "marker": "o"})))
+    path = save_curves(series, out, xlabel="frames", ylabel="episode return", title=title or "learning curve",
                        styles=styles, figsize=(7, 4.2))
+    igm, igm_styles = _overlay(run_dirs, (("igm_violation_rate", "IGM violation rate", {"marker": "o"}),
+                                          ("igm_value_gap", "IGM value gap", {"ls": "--", "marker": "x"})))
+    if any(igm.values()):
+        save_curves(igm, path.with_name(f"{path.stem}_igm.png"), xlabel="frames",
+                    ylabel="violation rate / value gap", title=f"{title or 'learning curve'}: IGM gap at evaluations",
+                    styles=igm_styles, figsize=(7, 4.2))
+    return path

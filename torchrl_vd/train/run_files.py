@@ -88,8 +88,8 @@ def _fmt(v):
     return "" if v is None else v
 
 
-METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return", "fps", "time",
-                  "collect_time", "update_time", "cpu_time", "rss_mb"]
+METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return", "igm_violation_rate",
+                  "igm_value_gap", "fps", "time", "collect_time", "update_time", "cpu_time", "rss_mb"]
 
 
 def rss_mb() -> float:
@@ -102,10 +102,11 @@ def rss_mb() -> float:
 
 
 class Progress:
-    """tqdm bar with frames, frames/s, recent return, loss and ε (no-op when ``progress=False``)."""
+    """tqdm bar with frames, frames/s, recent return, loss, ε and the last evaluation's IGM gap
+    (``igm=violation rate/value gap``) (no-op when ``progress=False``)."""
 
     def __init__(self, cfg, initial: int = 0):
-        self.bar = None
+        self.bar, self.igm = None, ""
         if cfg.progress:
             from tqdm.auto import tqdm
 
@@ -115,8 +116,11 @@ class Progress:
     def update(self, n: int, row: dict) -> None:
         if self.bar is not None:
             self.bar.update(n)
+            if not math.isnan(row.get("igm_violation_rate", math.nan)):  # the last evaluation's IGM gap
+                self.igm = f"{row['igm_violation_rate']:.2f}/{row['igm_value_gap']:.3g}"
+            extra = {"igm": self.igm} if self.igm else {}
             self.bar.set_postfix(ret=f"{row['train_return']:.3g}", loss=f"{row['loss']:.3g}", eps=f"{row['eps']:.2f}",
-                                 fps=f"{row['fps']:.0f}", refresh=False)
+                                 fps=f"{row['fps']:.0f}", **extra, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
