@@ -46,7 +46,8 @@ ROWS = [
      r"hypernet_embed, hypernet_layers, mixing_embed_dim"),
     ("misspelt loss option", '--algo qtran --set loss.lambda_optt=2',
      lambda t: C(algo="qtran").with_overrides(["loss.lambda_optt=2"]),
-     r"Unknown qtran loss option 'lambda_optt'\. Did you mean 'lambda_opt'\?"),
+     r"Unknown qtran loss option 'lambda_optt'\. Did you mean 'lambda_opt', 'lambda_nopt'\? Valid qtran loss "
+     r"options: features, lambda_nopt, lambda_opt, loss_function"),
     ("option value outside its choices", '--set loss.loss_function=huber',
      lambda t: C().with_overrides(["loss.loss_function=huber"]),
      r"Option 'qmix loss\.loss_function' must be one of \['l2', 'smooth_l1'\], got 'huber'"),
@@ -79,7 +80,7 @@ ROWS = [
     ("unknown environment", '--env matrix/qtrn',
      lambda t: vd.make_env("matrix/qtrn"), r"Unknown matrix task 'qtrn'\. Did you mean: qtran\?"),
     ("unknown algorithm", '--algo qmx',
-     lambda t: _train(t, algo="qmx"), r"Unknown algo 'qmx'\. Did you mean qmix\?"),
+     lambda t: _train(t, algo="qmx"), r"Unknown algo 'qmx'\. Did you mean qmix, ow-qmix, cw-qmix\? Registered: "),
     ("device not available (CUDA)", f'--set device={_cuda_input()}',
      lambda t: _train(t, device=_cuda_input()), r"device='cuda(:\d+)?', but .*(no CUDA|CUDA GPU\(s\)).*"),
     ("device not available (MPS)", '--set device=mps',
@@ -129,10 +130,10 @@ ROWS = [
      lambda t: C(algo="maven", agent="gru", collector="multi", frames_per_batch=3200, num_envs=32),
      r"MAVEN's learned z-policy .* Use collector='single' or loss_kwargs\.z_policy='uniform'"),
     ("run directory already holds a run", 'torchrl-vd train --out DIR (DIR holds a run)',
-     _existing_run, r"already holds a run \(metrics\.csv\); not overwriting it\. Continue it with "
+     lambda t: _existing_run(t), r"already holds a run \(metrics\.csv\); not overwriting it\. Continue it with "
                        r"`torchrl-vd train --resume"),
     ("resume past the end", 'torchrl-vd train --resume DIR (DIR finished)',
-     _finished_run, r"already reached 128 frames \(frames=128\); raise it with --set frames=N"),
+     lambda t: _finished_run(t), r"already reached 128 frames \(frames=128\); raise it with --set frames=N"),
 ]
 
 
