@@ -284,8 +284,10 @@ def _describe_exit(code: int) -> str:
 
 def _exitcode(proc):
     try:
+        if proc.exitcode is None:
+            proc.join(timeout=2)  # a worker whose pipe just closed may not have been reaped yet
         return proc.exitcode
-    except ValueError:  # a closed multiprocessing.Process (torchrl closes the workers it stops)
+    except (ValueError, AssertionError):  # a closed Process (torchrl closes the workers it stops), not our child
         return getattr(proc, "_popen", None) and proc._popen.returncode
 
 
