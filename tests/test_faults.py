@@ -354,6 +354,9 @@ def test_a_killed_collector_worker_is_reported_never_a_hang(tmp_path, collector)
     proc = subprocess.run([sys.executable, "-c", _WORKER_KILL, collector, str(out)], capture_output=True, text=True,
                           timeout=400, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert "KILLED" in proc.stdout, proc.stderr[-3000:]
+    if collector == "ray" and proc.returncode == 0:  # Ray restarted the process it lost: the run finished
+        assert json.loads((out / "summary.json").read_text())["frames"] == 128 * 400
+        return
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"RuntimeError: collector={collector!r}: "), proc.stderr[-3000:]
