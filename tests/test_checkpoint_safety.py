@@ -67,5 +67,5 @@ def test_a_real_checkpoint_loads_with_weights_only(tmp_path):
     vd.train(vd.TrainConfig(algo="qmix", env="matrix/qtran", num_envs=8, frames=128, frames_per_batch=64,
                             updates_per_batch=2, batch_size=16, progress=False, out_dir=str(run), eval_episodes=2))
     state = torch.load(run / "checkpoint.pt", weights_only=True)  # plain data and tensors only
-    assert state["format_version"] == 3 and state["frames"] == 128
+    assert state["format_version"] == 4 and state["frames"] == 128 and len(state["sha256"]) == 64
     assert vd.train_config_for_resume(run).algo == "qmix"

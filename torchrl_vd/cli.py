@@ -116,7 +116,11 @@ def _train(args) -> int:
         overrides["out_dir"] = args.out_dir
     if args.quiet:
         overrides["progress"] = False
-    cfg = cfg.with_overrides(overrides).with_overrides(args.set)
+    # one step, flags then --set (the later wins): the config is validated once, as the user meant it, never
+    # half-applied (frames=2048 before --set frames_per_batch=256 would be "less than one batch")
+    from torchrl_vd.train.config import split_assignment
+
+    cfg = cfg.with_overrides({**overrides, **dict(split_assignment(a) for a in args.set)})
     result = train(cfg)
     print(json.dumps(result.summary, indent=2))
     print(f"run directory: {result.out_dir}")

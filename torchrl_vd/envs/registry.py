@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -123,7 +124,40 @@ def make_env(
         )
     if int(num_envs) < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
-    return families[family].factory(task, num_envs=int(num_envs), device=torch.device(device), seed=seed, **kwargs)
+    try:
+        return families[family].factory(task, num_envs=int(num_envs), device=torch.device(device), seed=seed, **kwargs)
+    except AssertionError as err:  # a simulator's bare `assert` on its arguments
+        raise ValueError(f"{name} rejected its arguments {kwargs or '(defaults)'} (num_envs={num_envs}): "
+                         f"{_failed_assert(err)}. Check the values against the {family} task's documentation."
+                         ) from err
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        raise ValueError(f"{name} does not take the argument(s) given in env_kwargs {sorted(kwargs)}: {err}. "
+                         f"Check the spelling against the {family} task's arguments.") from err
+    except (ValueError, RuntimeError, IndexError, KeyError, ZeroDivisionError) as err:
+        if not kwargs or _raised_by_us(err):
+            raise  # our adapters' own errors already name the argument and the fix
+        raise ValueError(f"{name} rejected its arguments {kwargs} (num_envs={num_envs}): the simulator raised "
+                         f"{type(err).__name__}: {err}. Check the values against the {family} task's "
+                         "documentation.") from err
+
+
+def _raised_by_us(err: BaseException) -> bool:
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(__file__).resolve().parents[1])
+
+
+def _failed_assert(err: AssertionError) -> str:
+    """The message of a bare ``assert``, else its source line and place (``assert n_agents > 1`` at x.py:12)."""
+    import traceback
+
+    if str(err):
+        return f"AssertionError: {err}"
+    frame = traceback.extract_tb(err.__traceback__)[-1]
+    return f"`{frame.line}` failed ({Path(frame.filename).name}:{frame.lineno})"
 
 
 def unknown_task_error(family: str, task: str, known: list[str]) -> ValueError:

@@ -448,15 +448,50 @@ def make_vmas_env(
     if task not in tasks:
         raise unknown_task_error("vmas", task, tasks)
     _import_vmas()
-    return VmasTeamEnv(
-        task,
-        num_envs=num_envs,
-        device=device,
-        seed=seed,
-        max_steps=max_steps,
-        team_reward=team_reward,
-        **scenario_kwargs,
-    )
+    with warnings.catch_warnings(record=True) as caught:  # VMAS only warns about arguments no one read
+        warnings.simplefilter("always")
+        env = VmasTeamEnv(
+            task,
+            num_envs=num_envs,
+            device=device,
+            seed=seed,
+            max_steps=max_steps,
+            team_reward=team_reward,
+            **scenario_kwargs,
+        )
+    for w in caught:
+        text = str(w.message)
+        if "passed but not used by the scenario" in text:
+            raise _unused_kwargs_error(task, text, env)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return env
+
+
+def _unused_kwargs_error(task: str, message: str, env) -> ValueError:
+    """VMAS's "kwargs passed but not used" warning as an error: the names, close matches, the valid names."""
+    import ast
+    import difflib
+    import re
+
+    try:
+        unused = sorted(ast.literal_eval(message.split("Scenario kwargs:", 1)[1].split(" passed but", 1)[0].strip()))
+    except (ValueError, SyntaxError, IndexError):
+        unused = []
+    scenario = getattr(getattr(env, "_env", None), "scenario", None)
+    try:  # the scenario's own arguments: the names its make_world reads from kwargs (VMAS loads the scenario
+        # file without a module, so read the file its code came from)
+        with open(type(scenario).make_world.__code__.co_filename) as f:
+            src = f.read()
+        valid = sorted(set(re.findall(r"kwargs\.(?:pop|get)\(\s*[\"'](\w+)[\"']", src)))
+    except (OSError, AttributeError):
+        valid = []
+    valid += ["max_steps", "team_reward", "merge_groups", "reset_mode", "reset_loop_max"]
+    hints = []
+    for name in unused:
+        close = difflib.get_close_matches(name, valid, n=3)
+        hints.append(f"{name!r}" + (f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""))
+    return ValueError(f"vmas/{task} does not take the argument(s) {', '.join(hints) or message}. Valid env_kwargs "
+                      f"for vmas/{task}: {', '.join(valid)}.")
 
 
 register_env_family(

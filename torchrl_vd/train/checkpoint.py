@@ -13,27 +13,82 @@ re-seeds the environments with ``seed + frames`` and resets them, in the uninter
 resumed one. On CPU, a run resumed from a periodic checkpoint therefore reproduces the uninterrupted
 run's metrics exactly (tests/test_train.py). A checkpoint written on SIGINT/SIGTERM follows the same
 rule, so the resumed run equals an uninterrupted run that had checkpointed at that frame.
+
+Crash consistency (kill -9, OOM, power loss at any instant): :func:`save_checkpoint` writes a temp file in
+the run directory, flushes and fsyncs it, keeps the last complete checkpoint as ``checkpoint.prev.pt``
+(a hard link), renames the temp file over ``checkpoint.pt`` and fsyncs the directory; every checkpoint
+carries the sha256 of its contents, verified by :func:`load_checkpoint`. A damaged latest checkpoint
+(truncated, bit-flipped, half-written) is reported and the previous one is used; if both are damaged the
+error names both files. A failed write (e.g. a full disk) raises an ``OSError`` that says so and leaves
+the previous checkpoint untouched.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import os
+import signal
 import warnings
 from pathlib import Path
 
 import torch
 
 from torchrl_vd.train.config import TrainConfig
+from torchrl_vd.train.run_files import fsync_dir
 
 CHECKPOINT = "checkpoint.pt"
-FORMAT_VERSION = 3  # 3: plain data only (weights_only loading); 2 pickled a TensorDict
+PREVIOUS = "checkpoint.prev.pt"  # the last complete checkpoint before the latest one
+TEMP = "checkpoint.pt.tmp"  # a write in progress (never read)
+FORMAT_VERSION = 4  # 4: + sha256 of the contents; 3: plain data only (weights_only loading); 2 pickled a TensorDict
+READABLE_FORMATS = (3, 4)  # format 3 (no checksum) is still read, unverified
+
+#: Test hook (fault injection, tests/test_faults.py): ``STAGE:N`` SIGKILLs this process at ``STAGE`` of its
+#: N-th checkpoint write: ``write`` (half of the temp file written), ``written`` (temp file complete, not
+#: renamed), ``linked`` (previous kept as checkpoint.prev.pt, new one not yet renamed into place).
+FAULT_ENV = "TORCHRL_VD_CHECKPOINT_FAULT"
+_writes = 0  # checkpoints written by this process (for FAULT_ENV)
+
+
+def state_digest(state: dict) -> str:
+    """sha256 over a checkpoint's contents (every key but ``"sha256"``): keys, plain values, tensors' bytes.
+
+    Computed on the in-memory state, so the writer and the reader hash the same thing whatever the
+    serialization; a flipped bit in any tensor, number or string changes it.
+    """
+    h = hashlib.sha256()
+
+    def feed(obj) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(obj, dict):
+            keys = sorted((k for k in obj if not (obj is state and k == "sha256")), key=repr)
+            h.update(f"D{len(keys)}".encode())
+            for k in keys:
+                h.update(repr(k).encode())
+                feed(obj[k])
+        elif isinstance(obj, (list, tuple)):
+            h.update(f"L{type(obj).__name__}{len(obj)}".encode())
+            for x in obj:
+                feed(x)
+        else:  # numbers, strings, bools, None, torch.Size
+            h.update(f"V{type(obj).__name__}:{obj!r}".encode())
+
+    feed(state)
+    return h.hexdigest()
 
 
 def save_checkpoint(path: Path, *, cfg, learner, extra_modules: dict, frames: int, metrics_rows: int,
                     next_eval: float) -> Path:
-    """Write the checkpoint atomically (temp file + rename): an interrupted save never corrupts the last one.
+    """Write the checkpoint crash-consistently (see the module docstring); returns ``path``.
 
     Only plain data goes in (dicts, lists, numbers, strings, tensors; the replay buffer as a nested dict of
     tensors), so that :func:`load_checkpoint` can read it with ``torch.load(weights_only=True)``.
+    Raises ``OSError`` naming the file when it cannot be written (full disk, permissions); the previous
+    checkpoint is then left as it was.
     """
     learned = learner.state_dict()
     buffer = learned.pop("replay_buffer")
@@ -52,11 +107,79 @@ def save_checkpoint(path: Path, *, cfg, learner, extra_modules: dict, frames: in
         "metrics_rows": metrics_rows,
         "next_eval": next_eval,
     }
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return path
+    state["sha256"] = state_digest(state)
+    write_checkpoint_file(Path(path), state)
+    return Path(path)
+
+
+def write_checkpoint_file(path: Path, state: dict) -> None:
+    """temp file (same directory) -> flush + fsync -> keep the old one as checkpoint.prev.pt -> rename -> fsync dir."""
+    global _writes
+    _writes += 1
+    fault = _fault_plan()
+    tmp, prev = path.with_name(TEMP), path.with_name(PREVIOUS)
+    try:
+        with _open_for_write(tmp) as raw:
+            f = _KillHalfway(raw) if fault == "write" else raw
+            torch.save(state, f)
+            raw.flush()
+            os.fsync(raw.fileno())
+    except Exception as err:  # torch's zip writer wraps the OSError of a failed write in a RuntimeError
+        tmp.unlink(missing_ok=True)
+        cause = err if isinstance(err, OSError) else (err.__context__ or err.__cause__)
+        code = cause.errno if isinstance(cause, OSError) else errno.EIO
+        reason = os.strerror(code) if isinstance(cause, OSError) and cause.errno else f"{type(err).__name__}: {err}"
+        kept = (f"the previous checkpoint {path} is intact" if path.exists()
+                else "no earlier checkpoint exists")
+        raise OSError(code, f"Could not write the checkpoint {path} ({reason}); {kept}. Free disk space (or fix "
+                            f"the directory's permissions), then continue with `torchrl-vd train --resume "
+                            f"{path.parent}`.") from err
+    _maybe_die(fault, "written")
+    if path.exists():  # keep the last complete checkpoint until the new one is in place
+        prev.unlink(missing_ok=True)
+        try:
+            os.link(path, prev)
+        except OSError:  # no hard links on this filesystem: a rename (checkpoint.pt is briefly absent)
+            os.replace(path, prev)
+    _maybe_die(fault, "linked")
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _open_for_write(path: Path):
+    return open(path, "wb")
+
+
+def _fault_plan() -> str | None:
+    """The stage at which this write must die (FAULT_ENV), or None."""
+    plan = os.environ.get(FAULT_ENV)
+    if not plan:
+        return None
+    stage, _, n = plan.partition(":")
+    return stage if int(n or 1) == _writes else None
+
+
+def _maybe_die(fault: str | None, stage: str) -> None:
+    if fault == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _KillHalfway:
+    """File wrapper for the ``write`` fault: SIGKILL once the first 4 KiB of the temp file are on disk."""
+
+    def __init__(self, f):
+        self.f, self.written = f, 0
+
+    def write(self, b) -> int:
+        n = self.f.write(b)
+        self.written += n
+        if self.written > 4096:
+            self.f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return n
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def learner_state(state: dict) -> dict:
@@ -70,32 +193,82 @@ def learner_state(state: dict) -> dict:
             "updater_counter": state["updater_counter"]}
 
 
-def load_checkpoint(run_dir: str | Path) -> dict:
-    """Read and check a run's checkpoint; a clear error when it is missing, corrupt or incompatible."""
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
+def load_checkpoint(run_dir: str | Path, *, missing_ok: bool = False) -> dict | None:
+    """Read and verify a run's checkpoint; a clear error when it is missing, corrupt or incompatible.
+
+    ``checkpoint.pt`` first; if it is damaged (unreadable, truncated, checksum mismatch) or absent while
+    ``checkpoint.prev.pt`` exists, a warning names the problem and the previous checkpoint is used.
+    ``missing_ok``: return None instead of raising when the run has no checkpoint at all.
+    """
+    run_dir = Path(run_dir)
+    latest, prev = run_dir / CHECKPOINT, run_dir / PREVIOUS
+    if not latest.exists() and not prev.exists():
+        if missing_ok:
+            return None
         raise FileNotFoundError(f"No {CHECKPOINT} in {run_dir}: nothing to resume or evaluate.")
+    problems = []
+    for path in (latest, prev):
+        if not path.exists():
+            problems.append((path, f"{path} does not exist."))
+            continue
+        try:
+            state = read_checkpoint_file(path)
+        except ValueError as err:
+            problems.append((path, str(err)))
+            continue
+        if problems:
+            warnings.warn(f"The latest checkpoint could not be used ({problems[0][1]}); using the previous one, "
+                          f"{path} (frame {state['frames']}): the frames collected after it are trained again.",
+                          RuntimeWarning, stacklevel=2)
+        return state
+    if not latest.exists() or not prev.exists():
+        raise ValueError(problems[0][1] if latest.exists() else problems[1][1])
+    raise ValueError(f"Both checkpoints of {run_dir} are unusable: {problems[0][1]} AND {problems[1][1]} "
+                     "Nothing to resume from: start the run again in a new directory (--out).")
+
+
+def read_checkpoint_file(path: Path) -> dict:
+    """One checkpoint file, loaded with ``weights_only=True`` and its sha256 verified; ``ValueError`` if bad."""
     try:
         # weights_only: the unpickler builds only tensors and plain containers, so a crafted file cannot run code
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged or unsafe file
         raise ValueError(
             f"{path} is corrupt, not a torchrl-vd checkpoint, or holds objects other than tensors and plain data "
-            f"(refused without running them; checkpoints of torchrl-vd < 0.2 are not readable safely): "
+            f"(refused without running them; a crash or a full disk can truncate a file; checkpoints of "
+            f"torchrl-vd < 0.2 are not readable safely): "
             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         ) from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+    if not isinstance(state, dict) or state.get("format_version") not in READABLE_FORMATS:
         raise ValueError(
             f"{path} is not a torchrl-vd checkpoint of format {FORMAT_VERSION} "
             f"(found {state.get('format_version') if isinstance(state, dict) else type(state).__name__})."
         )
+    if state["format_version"] >= 4:
+        stored = state.get("sha256")
+        if not isinstance(stored, str) or stored != state_digest(state):
+            raise ValueError(f"{path} is corrupt: its contents do not match the sha256 written with them "
+                             "(a flipped bit or a damaged copy).")
     return state
 
 
 def config_for_resume(run_dir: str | Path) -> TrainConfig:
-    """The config saved in ``run_dir``'s checkpoint, with ``resume`` and ``out_dir`` pointing at it."""
-    state = load_checkpoint(run_dir)
-    d = dict(state["config"])
+    """The config saved in ``run_dir``'s checkpoint, with ``resume`` and ``out_dir`` pointing at it.
+
+    A run stopped (killed) before its first checkpoint has only its config.json: that config is returned,
+    and ``train()`` starts the run again from frame 0 (with a warning).
+    """
+    state = load_checkpoint(run_dir, missing_ok=(Path(run_dir) / "config.json").exists())
+    if state is None:
+        import json
+
+        try:
+            d = json.loads((Path(run_dir) / "config.json").read_text())
+        except ValueError as err:
+            raise ValueError(f"{run_dir} has no checkpoint and its config.json is unreadable ({err}); start the "
+                             "run again in a new directory (--out).") from None
+    else:
+        d = dict(state["config"])
     d.update(resume=str(run_dir), out_dir=str(run_dir))
     return TrainConfig.from_dict(d)
 

@@ -9,11 +9,13 @@ progress bar (run_files.py) and checkpoints (checkpoint.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,11 +66,18 @@ class TrainResult:
 def train(cfg: TrainConfig) -> TrainResult:
     """Train ``cfg.algo`` on ``cfg.env``; write metrics.csv, summary.json, checkpoint and PNG to the run dir."""
     spec = get_algo(cfg.algo)  # the unknown-algo error, with close matches
+    cfg.check_runtime()  # e.g. device="cuda" on a machine without CUDA
     set_default_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out_dir = Path(cfg.out_dir or f"runs/{cfg.algo}-{cfg.env.replace('/', '_')}-{cfg.seed}")
     check_run_dir(out_dir, cfg.resume)
-    resume_state = load_checkpoint(cfg.resume) if cfg.resume else None
+    resume_state = None
+    if cfg.resume:  # a run killed before its first checkpoint has only config.json: it starts again
+        resume_state = load_checkpoint(cfg.resume, missing_ok=(Path(cfg.resume) / "config.json").exists())
+        if resume_state is None:
+            warnings.warn(f"{cfg.resume} has no checkpoint yet (the run stopped before its first one, "
+                          f"checkpoint_every={cfg.checkpoint_every}); starting it again from frame 0.",
+                          RuntimeWarning, stacklevel=2)
 
     base_env = make_env(cfg.env, num_envs=cfg.num_envs, device=cfg.device, seed=cfg.seed, **cfg.env_kwargs)
     info = describe_env(base_env)
@@ -89,11 +98,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         restore_modules(resume_state, loss, extra_modules=parts.extra_modules)
         learner.load_state_dict(learner_state(resume_state))
         frames, next_eval = resume_state["frames"], resume_state["next_eval"]
-        if frames >= cfg.frames:
+        if frames >= cfg.frames and (out_dir / "summary.json").exists():
             raise ValueError(f"The run in {cfg.resume} already reached {frames} frames (frames={cfg.frames}); "
                              "raise it with --set frames=N to train further.")
     env_fn = functools.partial(build_env, cfg, parts.env_transforms, agent)  # picklable, for worker processes
-    if cfg.collector == "async":  # seeded in its worker; resumed runs start fresh episodes there (not bitwise)
+    if frames >= cfg.frames:  # killed after its final checkpoint, before summary.json: only the ending is left
+        collector = _NoCollector()
+    elif cfg.collector == "async":  # seeded in its worker; resumed runs start fresh episodes there (not bitwise)
         collector = OverlapCollector(cfg, env_fn, explore, frames0=frames, epsilon=epsilon,
                                      seed=cfg.seed if resume_state is None else cfg.seed + frames)
     else:
@@ -109,20 +120,25 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     rows_before = resume_state["metrics_rows"] if resume_state is not None else 0
     columns = METRIC_COLUMNS + [c for c in parts.metric_columns if c not in METRIC_COLUMNS]
-    files = RunFiles(out_dir, cfg, columns, keep_rows=rows_before if resume_state is not None else None)
+    files = RunFiles(out_dir, cfg, columns, keep_rows=rows_before if cfg.resume else None)
     metrics: list[dict] = []
     t0 = time.perf_counter()
     frames_at_start = frames
     next_ckpt = (frames // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else math.inf
     bar = Progress(cfg, initial=frames)
     stop = _StopSignal()
+    ckpt_stats = {"checkpoints": 0, "checkpoint_time_s": 0.0}
 
     def checkpoint() -> None:
+        t = time.perf_counter()
         if cfg.collector == "single":  # episode boundary: identical in resumed and uninterrupted runs
             collector.set_seed(cfg.seed + frames)
             collector.reset()  # (worker collectors restart fresh on resume instead: resumable, not bitwise)
+        files.sync()  # the rows the checkpoint counts are on disk before it is
         save_checkpoint(out_dir / CHECKPOINT, cfg=cfg, learner=learner, extra_modules=parts.extra_modules,
                         frames=frames, metrics_rows=rows_before + len(metrics), next_eval=next_eval)
+        ckpt_stats["checkpoints"] += 1
+        ckpt_stats["checkpoint_time_s"] += time.perf_counter() - t
 
     def run_eval() -> dict:
         """Greedy return and std (+ the IGM gap on the evaluated states, ``cfg.igm_eval``; else NaN)."""
@@ -135,7 +151,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         egreedy.eps.fill_(epsilon(frames))
         t_iter = time.perf_counter()  # collect_time/update_time: where each batch's wall time went
         cpu0 = time.process_time()  # cpu_time: this process's CPU seconds (+ the async worker's collecting)
-        for batch in collector:  # [num_envs, T]
+        for batch in _watch_workers(collector, cfg, out_dir):  # [num_envs, T]
             t_collected = time.perf_counter()
             if batch.ndim == 3:  # multi-process collectors stack workers: [workers, num_envs, T]
                 batch = batch.reshape(-1, batch.shape[-1])  # [workers * num_envs, T]
@@ -148,7 +164,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             eps = epsilon(frames)
             egreedy.eps.fill_(eps)
             if cfg.collector in ("multi", "ray"):
-                collector.update_policy_weights_()  # new weights and ε to the workers
+                with _worker_errors(collector, cfg, out_dir):
+                    collector.update_policy_weights_()  # new weights and ε to the workers
             # (collector="async" takes weights and ε when it starts the next batch, see OverlapCollector)
             done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
             ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
@@ -205,6 +222,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         **({"final_igm_violation_rate": final["igm_violation_rate"], "final_igm_value_gap": final["igm_value_gap"]}
            if cfg.igm_eval else {}),
         "interrupted": interrupted,
+        **ckpt_stats,  # periodic checkpoints: how many, and the wall time they took (of wall_time_s)
     }
     files.write_summary(summary)
     try:
@@ -218,6 +236,71 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 NO_EVAL = {"eval_return": float("nan"), "igm_violation_rate": float("nan"), "igm_value_gap": float("nan")}
 """The evaluation columns of a metrics row without an evaluation."""
+
+
+class _NoCollector:
+    """Stands in for the collector when a resumed run has no frames left to collect (only its ending)."""
+
+    def __iter__(self):
+        return iter(())
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _watch_workers(collector, cfg, out_dir: Path):
+    """Iterate ``collector``; a dead worker process becomes an error naming it and the way to continue."""
+    it = iter(collector)
+    while True:
+        with _worker_errors(collector, cfg, out_dir):
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+        yield batch
+
+
+@contextlib.contextmanager
+def _worker_errors(collector, cfg, out_dir: Path):
+    """Turn the failure of a multi/ray/async collector's worker into a ``RuntimeError`` that says which
+    worker died and how to continue (resume from the last checkpoint). Single-process collectors: no-op."""
+    if cfg.collector == "single":
+        yield
+        return
+    try:
+        yield
+    except Exception as err:
+        procs = list(getattr(collector, "procs", None) or [])
+        proc = getattr(collector, "_proc", None)
+        procs += [proc] if proc is not None else []
+        codes = [(i, p.pid, _exitcode(p)) for i, p in enumerate(procs)]
+        dead = [c for c in codes if c[2] not in (None, 0)]
+        first = [c for c in dead if c[2] != -signal.SIGTERM] or dead  # torchrl SIGTERMs the others after a death
+        who = ", ".join(f"worker {i} (pid {pid}, {_describe_exit(code)})" for i, pid, code in first) or "a worker"
+        raise RuntimeError(
+            f"collector={cfg.collector!r}: {who} stopped mid-run ({type(err).__name__}: {str(err)[:300]}). The run "
+            f"stops here; continue it from its last checkpoint with `torchrl-vd train --resume {out_dir}` "
+            "(TrainConfig(resume=...)); if workers keep dying, check memory (dmesg: OOM killer) or use "
+            "collector='single' to see the env's own error."
+        ) from err
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
+def _exitcode(proc):
+    try:
+        if proc.exitcode is None:
+            proc.join(timeout=2)  # a worker whose pipe just closed may not have been reaped yet
+        return proc.exitcode
+    except (ValueError, AssertionError):  # a closed Process (torchrl closes the workers it stops), not our child
+        return getattr(proc, "_popen", None) and proc._popen.returncode
 
 
 class _StopSignal:

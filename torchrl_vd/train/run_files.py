@@ -4,12 +4,39 @@ a fixed header), optional TensorBoard / W&B, and the guard that never overwrites
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoint.pt")
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoint.pt", "checkpoint.prev.pt")
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory, so that a rename inside it survives a power loss (a no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``path`` so that a crash leaves the old content or the new one, never a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def check_run_dir(out_dir: Path, resume: str | None) -> None:
@@ -34,17 +61,30 @@ class RunFiles:
     def __init__(self, out_dir: Path, cfg, columns: list[str], keep_rows: int | None = None):
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        atomic_write_text(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
         self.columns = columns
-        kept: list[dict] = []
-        if keep_rows is not None and (out_dir / "metrics.csv").exists():
-            # resuming: keep the rows up to the checkpoint, drop those logged after it
-            with open(out_dir / "metrics.csv", newline="") as f:
-                kept = list(csv.DictReader(f))[:keep_rows]
-        self._csv = open(out_dir / "metrics.csv", "w", newline="")
+        path = out_dir / "metrics.csv"
+        if keep_rows is not None:
+            # resuming: keep the rows up to the checkpoint, drop those logged after it (a run killed after its
+            # last checkpoint logged a few more), rewritten atomically: a kill now loses nothing
+            kept: list[dict] = []
+            if path.exists():
+                with open(path, newline="") as f:
+                    kept = list(csv.DictReader(f))[:keep_rows]
+            if len(kept) < keep_rows:
+                warnings.warn(f"{path} holds {len(kept)} rows, the checkpoint counts {keep_rows}: the missing rows "
+                              "are lost (the file was damaged or replaced); training continues.", RuntimeWarning)
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+            atomic_write_text(path, buf.getvalue())
+            self._csv = open(path, "a", newline="")
+        else:
+            self._csv = open(path, "w", newline="")
         self._writer = csv.DictWriter(self._csv, fieldnames=columns, extrasaction="ignore")
-        self._writer.writeheader()
-        self._writer.writerows(kept)
+        if keep_rows is None:
+            self._writer.writeheader()
         self.loggers = []  # torchrl loggers besides metrics.csv
         if "tensorboard" in cfg.loggers:
             from torchrl.record.loggers import TensorboardLogger
@@ -68,18 +108,17 @@ class RunFiles:
                 if k != "frames" and isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
                     logger.log_scalar(k, v, step=int(row["frames"]))
 
+    def sync(self) -> None:
+        """Force metrics.csv to disk (before a checkpoint that counts its rows)."""
+        self._csv.flush()
+        os.fsync(self._csv.fileno())
+
     def write_summary(self, summary: dict) -> None:
         """summary.json: frames, wall time, frames/s, final greedy evaluation return."""
-        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2))
 
     def close(self) -> None:
         self._csv.close()
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return "" if v is None else v
 
 
 def _fmt(v):
