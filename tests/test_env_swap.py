@@ -32,7 +32,7 @@ def _needs(module, extra):
      "test-tiny/masked",
      pytest.param("lbf/Foraging-8x8-2p-2f-coop-v3", marks=_needs("lbforaging", "lbf")),
      pytest.param("rware/rware-tiny-2ag-v2", marks=_needs("rware", "rware")),
-     pytest.param("smax/3m", marks=[pytest.mark.slow, *_needs("jaxmarl", "smax")])  # JAX compiles ~1 min],
+     pytest.param("smax/3m", marks=[pytest.mark.slow, *_needs("jaxmarl", "smax")])],  # JAX compiles ~1 min
 )
 def test_same_train_config_runs_on_every_adapter(tmp_path, env):
     """One config, only `env` changes. TinyMasked asserts that every action it receives is legal, so its run
