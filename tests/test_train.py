@@ -121,6 +121,9 @@ def test_cli_train_writes_the_run_directory_and_eval_plot_work(tmp_path, capsys)
     assert evaluated["episodes"] == summary["eval_episodes"] == 16
     assert evaluated["eval_return"] == summary["final_eval_return"]
     assert evaluated["eval_return_std"] == summary["final_eval_return_std"]
+    # and the same IGM gap on those states (VDN is additive: IGM holds everywhere, gap 0)
+    assert evaluated["igm_violation_rate"] == summary["final_igm_violation_rate"] == 0.0
+    assert evaluated["igm_value_gap"] == summary["final_igm_value_gap"]
     png = tmp_path / "both.png"
     assert cli_main(["plot", str(out), str(out), "--out", str(png)]) == 0
     assert png.stat().st_size > 1000
@@ -146,6 +149,8 @@ def test_short_vmas_run_through_the_console_script(tmp_path):
     evaluated = json.loads((out / "eval.json").read_text())
     assert (evaluated["eval_return"], evaluated["eval_return_std"]) == (
         summary["final_eval_return"], summary["final_eval_return_std"])
+    assert (evaluated["igm_violation_rate"], evaluated["igm_value_gap"]) == (
+        summary["final_igm_violation_rate"], summary["final_igm_value_gap"])
     from PIL import Image
 
     gif = Image.open(out / "episode.gif")

@@ -23,8 +23,11 @@ OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
 #: 0.005) at 200 gradient steps per batch (BenchMARL: 1000, 5x the cost); no agent id: VMAS agents observe
 #: their own positions, and BenchMARL gives none (QMIX on balance, 150k frames, seed 0: greedy return 105.6
 #: without the id vs 55.6 with it, docs/RESULTS-real-tasks.md); a greedy evaluation every 30k frames.
-#: pettingzoo: EPyMARL/pymarl's recurrent setup (GRU 64 agents on 32 episodes per batch, buffer 5000
-#: episodes of MPE's 25 steps, hard target update every 200 updates, ε to 0.05 over 50k frames).
+#: pettingzoo: EPyMARL/pymarl's recurrent setup (GRU 64 agents, one gradient step on 32 episodes per
+#: collected episode: 32 envs x 25 steps per batch and 32 updates, buffer 5000 episodes of MPE's 25 steps,
+#: hard target update every 200 updates, ε to 0.05 over 50k frames). 32 updates per batch, not 4 (the
+#: preset before 0.2.0): simple_spread QMIX seed 0 greedy −59.2 vs −69.2 at 200k frames, and −62.8 vs
+#: −106.4 already at 40k (docs/RESULTS-real-tasks.md).
 #: matrix: the TrainConfig defaults.
 # EPyMARL's defaults for LBF/RWARE (uoe-agents/epymarl src/config/default.yaml, algs/qmix.yaml, vdn.yaml,
 # envs/gymma.yaml): feed-forward agents (use_rnn False: fc 64 -> ReLU -> fc 64 -> ReLU -> Q) with agent id,
@@ -39,7 +42,7 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
     "vmas": dict(num_envs=60, frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256),
                  agent_id=False, eval_every=30_000),
     "pettingzoo": dict(agent="gru", hidden=(64,), num_envs=32, frames_per_batch=800, batch_size=800,
-                       updates_per_batch=4, buffer_size=125_000, target_update=200, eps_frames=50_000,
+                       updates_per_batch=32, buffer_size=125_000, target_update=200, eps_frames=50_000,
                        eps_end=0.05),
     # LBF: 50-step episodes (time limit 50)
     "lbf": dict(_EPYMARL, frames_per_batch=500, batch_size=32 * 50, buffer_size=5000 * 50),

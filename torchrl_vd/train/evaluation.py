@@ -94,7 +94,10 @@ def render_gif(policy, env, path: str | Path, max_steps: int | None = None, fps:
 def evaluate_run(run_dir: str | Path, episodes: int | None = None, render: str | Path | None = None) -> dict:
     """Rebuild a run from its checkpoint and evaluate its greedy policy (``torchrl-vd eval``).
 
-    ``render``: also write a GIF of one greedy episode there (VMAS scenarios).
+    The same evaluation as the trainer's final one (seed + 10_000, the run's episode count by default): the
+    greedy return and std, and — when the run logs it (``igm_eval``, the default) — the IGM gap on the evaluated
+    states (``igm_violation_rate``, ``igm_value_gap``; :func:`igm_gap`). ``render``: also write a GIF of one
+    greedy episode there (VMAS scenarios).
     """
     state = load_checkpoint(run_dir)
     cfg = TrainConfig.from_dict({**state["config"], "resume": None})
@@ -107,7 +110,8 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, render: str |
     restore_modules(state, loss, extra_modules=parts.extra_modules)
     env = build_env(cfg, parts.env_transforms, loss.agent_net, base=base)
     greedy, _ = make_agent_policies(loss.agent_net, action_mask=info.has_action_mask, group=info.group)
-    out = evaluate(greedy, env, seed=cfg.seed + 10_000)
+    out = evaluate(greedy, env, seed=cfg.seed + 10_000, igm_loss=loss if cfg.igm_eval else None,
+                   igm_max_joint_actions=cfg.igm_max_joint_actions, igm_max_states=cfg.igm_max_states)
     out.update(run_dir=str(run_dir), algo=cfg.algo, env=cfg.env, frames=state["frames"], episodes=n)
     if render is not None:
         one = build_env(cfg, parts.env_transforms, loss.agent_net, num_envs=1, seed=cfg.seed + 10_000)
