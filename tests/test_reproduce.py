@@ -108,6 +108,12 @@ def test_every_suite_builds_valid_configs(tmp_path, quick):
     assert [(e.task, e.algo) for e in some.entries] == [("vmas/balance", "qmix")]
     with pytest.raises(ValueError, match="no task 'vmas/balanse'; its tasks: vmas/balance, vmas/navigation"):
         rp.load_suite("vmas", tasks=["vmas/balanse"])
+    short = rp.load_suite("mpe", tasks=["pettingzoo/simple_spread_v3"], seeds=[0], frames=100_000)
+    assert [(e.algo, e.frames, e.seeds) for e in short.entries] == [
+        ("vdn", 100_000, (0,)), ("qmix", 100_000, (0,)), ("qtran", 100_000, (0,)), ("qtran-alt", 100_000, (0,))]
+    assert [r.config.frames for r in rp.suite_runs(short, Path("runs"))] == [100_000] * 4
+    with pytest.raises(ValueError, match="frames must be >= 1"):
+        rp.load_suite("mpe", frames=0)
 
 
 def test_references_from_constants_and_files(tmp_path):

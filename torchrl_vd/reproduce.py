@@ -289,10 +289,14 @@ ENTRY_KEYS = {"task", "algo", "overrides", "seeds", "frames", "scale", "referenc
 
 
 def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None,
-               tasks: list[str] | None = None, algos: list[str] | None = None) -> Suite:
+               tasks: list[str] | None = None, algos: list[str] | None = None, frames: int | None = None) -> Suite:
     """The named suite from ``reproduce_suites.SUITES``, as its ``--quick`` version and/or with ``seeds``
-    replacing every entry's seeds, and only the entries whose task is in ``tasks`` and whose algorithm is
-    in ``algos`` (None: all); an unknown suite, task or algorithm is an error naming the valid ones."""
+    replacing every entry's seeds and ``frames`` every entry's frame budget (a shorter study than the
+    reference's: the results table prints each entry's frames), and only the entries whose task is in ``tasks``
+    and whose algorithm is in ``algos`` (None: all); an unknown suite, task or algorithm is an error naming the
+    valid ones."""
+    if frames is not None and int(frames) < 1:
+        raise ValueError(f"frames must be >= 1 (got {frames}).")
     suites = reproduce_suites.SUITES
     if name not in suites:
         close = difflib.get_close_matches(name, list(suites), n=3)
@@ -308,11 +312,12 @@ def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None,
         if missing or unknown:
             raise ValueError(f"Suite {name!r} entry {i}: missing keys {sorted(missing)}, unknown keys "
                              f"{sorted(unknown)}; an entry has {sorted(ENTRY_KEYS)}.")
-        overrides, frames, entry_seeds = dict(e["overrides"]), int(e["frames"]), e["seeds"]
+        overrides, entry_frames, entry_seeds = dict(e["overrides"]), int(e["frames"]), e["seeds"]
         if shrink:
             overrides.update(shrink.get("overrides", {}))
-            frames, entry_seeds = int(shrink["frames"]), shrink["seeds"]
-        entries.append(Entry(e["task"], e["algo"], overrides, tuple(int(s) for s in (seeds or entry_seeds)), frames,
+            entry_frames, entry_seeds = int(shrink["frames"]), shrink["seeds"]
+        entries.append(Entry(e["task"], e["algo"], overrides, tuple(int(s) for s in (seeds or entry_seeds)),
+                             int(frames) if frames is not None else entry_frames,
                              float(e.get("scale", 1.0)), e.get("reference")))
     for label, wanted, have in (("task", tasks, [e.task for e in entries]), ("algo", algos, [e.algo for e in entries])):
         unknown = sorted(set(wanted or ()) - set(have))
@@ -662,7 +667,8 @@ class SuiteReport:
 
 
 def run_suite(name: str, out: str | Path = "runs/reproduce", *, quick: bool = False, seeds: list[int] | None = None,
-              tasks: list[str] | None = None, algos: list[str] | None = None, workers: int | None = None, command: str | None = None, iqm_backend: str = "auto",
+              tasks: list[str] | None = None, algos: list[str] | None = None, frames: int | None = None,
+              workers: int | None = None, command: str | None = None, iqm_backend: str = "auto",
               log: Callable[[str], None] = print) -> SuiteReport:
     """Plan, run (through Ray) and aggregate the suite ``name`` under ``out``; see the module docstring.
 
@@ -670,7 +676,7 @@ def run_suite(name: str, out: str | Path = "runs/reproduce", *, quick: bool = Fa
     """
     t0, load_start = time.perf_counter(), _loadavg()
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    suite = load_suite(name, quick=quick, seeds=seeds, tasks=tasks, algos=algos)
+    suite = load_suite(name, quick=quick, seeds=seeds, tasks=tasks, algos=algos, frames=frames)
     suite_dir = Path(out).resolve() / suite.name
     runs = suite_runs(suite, Path(out))
     planned = plan(runs)
@@ -711,6 +717,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=None, help=f"replace every entry's seeds: {SEEDS_FORMS}")
     p.add_argument("--tasks", default=None, help="only these tasks of the suite, comma-separated (default: all)")
     p.add_argument("--algos", default=None, help="only these algorithms, comma-separated (default: all)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="replace every entry's frame budget (a shorter study; use a fresh --out)")
     p.add_argument("--workers", type=int, default=None,
                    help="runs at a time (local Ray: its CPUs; default: every core, or the whole cluster)")
     return p
@@ -726,10 +734,11 @@ def run_from_args(args: argparse.Namespace, prog: str) -> int:
     command = shlex.join([*shlex.split(prog), args.suite, *(["--quick"] if args.quick else []), "--out", args.out,
                           *(["--seeds", args.seeds] if args.seeds is not None else []),
                           *(["--tasks", args.tasks] if args.tasks else []), *(["--algos", args.algos] if args.algos else []),
+                          *(["--frames", str(args.frames)] if args.frames is not None else []),
                           *(["--workers", str(args.workers)] if args.workers is not None else [])])
     try:
         report = run_suite(args.suite, args.out, quick=args.quick, seeds=seeds, tasks=tasks, algos=algos,
-                           workers=args.workers, command=command)
+                           frames=args.frames, workers=args.workers, command=command)
     except KeyboardInterrupt:
         print(f"interrupted: rerun `{command}` to continue (finished runs are kept, runs resume from their last "
               "checkpoint)", file=sys.stderr)
