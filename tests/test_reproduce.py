@@ -3,6 +3,7 @@ and the quick suite end to end on a local Ray instance (first run, rerun, interr
 
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -152,9 +153,7 @@ def test_mirror_files_writes_only_what_differs(tmp_path):
 # ---------------------------------------------------------------------------------- the quick suite on Ray
 @pytest.fixture(scope="module")
 def local_ray():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    started = rp.init_ray(2)  # the harness's own start: a local instance with 2 CPUs
     yield
     if started:
         ray.shutdown()
@@ -167,6 +166,14 @@ def quick_out(tmp_path_factory, local_ray):
     out = tmp_path_factory.mktemp("reproduce")
     report = rp.run_suite("quick", out, iqm_backend="numpy", log=lambda line: None)
     return out, report
+
+
+def test_local_ray_runs_workers_at_normal_priority(local_ray):
+    """Ray renices its workers to 15 by default (then any other process starves a suite's runs); the
+    harness starts local Ray with RAY_worker_niceness=0 unless the user set it."""
+    if os.environ.get("RAY_worker_niceness", "0") != "0":
+        pytest.skip("RAY_worker_niceness set by the user")
+    assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == 0
 
 
 def _table(results_md: Path) -> list[list[str]]:

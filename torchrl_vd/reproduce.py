@@ -479,6 +479,9 @@ def init_ray(workers: int | None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
+        from torchrl_vd.train.threads import ray_workers_at_normal_priority
+
+        ray_workers_at_normal_priority()
         ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False)
     return True
 

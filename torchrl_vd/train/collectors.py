@@ -17,6 +17,7 @@ from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 
 from torchrl_vd.train.learner import EpsilonSchedule
+from torchrl_vd.train.threads import ray_workers_at_normal_priority
 
 
 def make_collector(cfg, env, env_fn, policy, total_frames: int):
@@ -184,6 +185,8 @@ def _overlap_worker(conn, env_fn, policy, weights, frames_per_batch: int, device
 def _ray_init_config(cfg) -> dict:
     """Join the cluster named by ``RAY_ADDRESS`` when set (README "Beyond one machine"), else start a local Ray."""
     address = os.environ.get("RAY_ADDRESS")
+    if not address:
+        ray_workers_at_normal_priority()  # the collecting workers compete with the learner as equals
     return {"address": address} if address else {"num_cpus": max(2, cfg.num_workers)}
 
 
