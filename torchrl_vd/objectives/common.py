@@ -503,6 +503,14 @@ class ValueDecompositionLoss(LossModule):
         """Dead/inactive agents contribute zero utility (and receive zero gradient)."""
         return chosen if alive is None else chosen * alive.unsqueeze(-1).to(chosen.dtype)
 
+    def next_target_utilities(self, b: Batch, q_next_online: torch.Tensor | None):
+        """The target agents' side of a TD target (call it under ``no_grad``): ``(Q̄(h_{t+1}, ·) [*B, n, A],
+        a*_{t+1} [*B, n], Q̄(h_{t+1}, a*_{t+1}) [*B, n, 1])``, a*_{t+1} from :meth:`greedy_next_actions` (the
+        online ``q_next_online`` with double Q), dead agents' utilities zero."""
+        _, q_next_t = self.utilities(b, target=True, need_current=False)  # [*B, n, A]
+        a_next = self.greedy_next_actions(b, q_next_online, q_next_t)  # [*B, n]
+        return q_next_t, a_next, self.zero_dead(self.gather(q_next_t, a_next), b.next_alive)  # [*B, n, 1]
+
     def td_target(self, b: Batch, next_value: torch.Tensor) -> torch.Tensor:
         """y = r + γ (1 − terminated) V̄(next) (TD0), or the TD(λ) return over the time axis. [*B, 1]."""
         next_value = next_value.detach()
@@ -529,6 +537,14 @@ class ValueDecompositionLoss(LossModule):
         if self.loss_function == "l1":
             return (pred - target).abs()
         return nn.functional.smooth_l1_loss(pred, target, reduction="none")
+
+    def td_loss(self, pred: torch.Tensor, target: torch.Tensor, b: Batch, weight: torch.Tensor | None = None):
+        """``(L_td, td_error)`` of a centralized value ``pred`` [*B, 1] and its TD target y [*B, 1]: L_td = the
+        masked mean (:meth:`reduce`) of [``weight`` ×] :meth:`distance` (pred, y), td_error = |pred − y| [*B]
+        (detached), the per-sample priority written at ``"td_error"``."""
+        dist = self.distance(pred, target)  # [*B, 1]
+        loss_td = self.reduce(dist if weight is None else weight * dist, b)
+        return loss_td, (pred - target).detach().abs().reshape(b.valid.shape)  # [*B]
 
     # ------------------------------------------------------------------ IGM support (igm.check_igm)
     def local_q_values(self, td: TensorDictBase) -> torch.Tensor:

@@ -176,12 +176,11 @@ class WeightedQMixLoss(MixingQLoss):
             else:
                 full = q_tot < y  # [*B, 1]
             w = torch.full_like(q_tot, self.alpha).masked_fill(full, 1.0)  # [*B, 1]
-        loss_td = self.reduce(w * self.distance(q_tot, y), b)
+        loss_td, td_error = self.td_loss(q_tot, y, b, weight=w)
         loss_central = self.reduce(self.distance(q_star, y), b)
         loss = self.lambda_qmix * loss_td + self.lambda_central * loss_central
         valid = b.valid.to(w.dtype)  # [*B]
         weight_mean = (w.reshape(valid.shape) * valid).sum() / valid.sum().clamp_min(1.0)
-        td_error = (q_tot - y).detach().abs().reshape(b.valid.shape)  # [*B]
         terms = {"loss_td": loss_td, "loss_central": loss_central, "weight_mean": weight_mean}
         return {"loss": loss, **{k: t.detach() for k, t in terms.items()}}, td_error
 
