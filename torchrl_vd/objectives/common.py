@@ -549,13 +549,34 @@ class ValueDecompositionLoss(LossModule):
     # ------------------------------------------------------------------ IGM support (igm.check_igm)
     def local_q_values(self, td: TensorDictBase) -> torch.Tensor:
         """Per-agent utilities Q(h_i, ·) [*B, n, A] at the current step, illegal actions masked."""
-        b = self.read_batch_for_eval(td)
-        q, _ = self.utilities(b, need_next=False)
+        b, q = self.eval_utilities(td)
         return self.masked(q, b.action_mask)
+
+    def eval_utilities(self, td: TensorDictBase) -> tuple[Batch, torch.Tensor]:
+        """The current step of ``td`` (:meth:`read_batch_for_eval`) and the online agents' utilities Q(h_i, ·)
+        [*B, n, A] there."""
+        b = self.read_batch_for_eval(td)
+        q, _ = self.utilities(b, need_next=False)  # [*B, n, A]
+        return b, q
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """The centralized value Q(h, z, a) [*B, K] of K joint actions, ``[K, n]`` or per sample ``[*B, K, n]``."""
         raise NotImplementedError  # abstract: each loss family defines its centralized value
+
+    def joint_inputs(self, q: torch.Tensor, joint_actions: torch.Tensor, state: torch.Tensor | None,
+                     alive: torch.Tensor | None = None):
+        """A mixer's inputs at K joint actions ``[K, n]`` or ``[*B, K, n]``, from utilities ``q`` [*B, n, A] and
+        ``state`` [*B, *S]: ``(Q(h_i, a_i) [*B, K, n, 1], joint actions [*B, K, n], state [*B, K, *S] or None)``;
+        with ``alive`` [*B, n], dead agents' utilities are zero."""
+        batch, (n, A) = q.shape[:-2], q.shape[-2:]
+        K = joint_actions.shape[-2]
+        acts = joint_actions.to(q.device).expand(*batch, K, n)  # [*B, K, n]
+        chosen = q.unsqueeze(-3).expand(*batch, K, n, A).gather(-1, acts.unsqueeze(-1))  # [*B, K, n, 1]
+        if alive is not None:
+            chosen = self.zero_dead(chosen, alive.unsqueeze(-2))  # alive [*B, 1, n]
+        if state is not None:
+            state = state.unsqueeze(len(batch)).expand(*batch, K, *state.shape[len(batch):])  # [*B, K, *S]
+        return chosen, acts, state
 
     def read_batch_for_eval(self, td: TensorDictBase) -> Batch:
         """Like :meth:`read_batch` but only the current-step entries are required."""

@@ -78,13 +78,7 @@ class MixingQLoss(ValueDecompositionLoss):
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """Q_tot(h, z, a) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""
-        b = self.read_batch_for_eval(td)
-        q, _ = self.utilities(b, need_next=False)  # [*B, n, A]
-        K = joint_actions.shape[-2]
-        acts = joint_actions.to(q.device).expand(*q.shape[:-2], K, q.shape[-2])  # [*B, K, n]
-        chosen = q.unsqueeze(-3).expand(*q.shape[:-2], K, *q.shape[-2:]).gather(-1, acts.unsqueeze(-1))  # [*B, K, n, 1]
-        state = self.mixer_state(b)
-        if state is not None:
-            state = state.unsqueeze(len(q.shape) - 2).expand(*q.shape[:-2], K, *state.shape[len(q.shape) - 2 :])  # [*B, K, *S]
+        b, q = self.eval_utilities(td)  # q: [*B, n, A]
+        chosen, _, state = self.joint_inputs(q, joint_actions, self.mixer_state(b))  # [*B, K, n, 1], [*B, K, *S]
         return self.mixer(chosen, state).squeeze(-1)  # [*B, K, 1] -> [*B, K]
 

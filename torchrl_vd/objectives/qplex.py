@@ -80,17 +80,9 @@ class QPlexLoss(ValueDecompositionLoss):
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """Q_tot(s, τ, u) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""
-        b = self.read_batch_for_eval(td)
-        q, _ = self.utilities(b, need_next=False)  # [*B, n, A]
-        batch, (n, A) = q.shape[:-2], q.shape[-2:]
-        K = joint_actions.shape[-2]
-        acts = joint_actions.to(q.device).expand(*batch, K, n)  # [*B, K, n]
-        alive = None if b.alive is None else b.alive.unsqueeze(-2)  # [*B, 1, n]
-        chosen = self.zero_dead(q.unsqueeze(-3).expand(*batch, K, n, A).gather(-1, acts.unsqueeze(-1)), alive)  # [*B, K, n, 1]
-        greedy = self.greedy_values(q, b.action_mask, b.alive).unsqueeze(-3).expand(*batch, K, n, 1)  # [*B, K, n, 1]
-        state = b.state
-        if state is not None:
-            state = state.unsqueeze(len(batch)).expand(*batch, K, *state.shape[len(batch):])  # [*B, K, *S]
+        b, q = self.eval_utilities(td)  # q: [*B, n, A]
+        chosen, acts, state = self.joint_inputs(q, joint_actions, b.state, b.alive)  # [*B, K, n, 1], [*B, K, n], [*B, K, *S]
+        greedy = self.greedy_values(q, b.action_mask, b.alive).unsqueeze(-3).expand_as(chosen)  # [*B, K, n, 1]
         return self.mixer(chosen, greedy, state, acts).squeeze(-1)  # [*B, K, 1] -> [*B, K]
 
 
