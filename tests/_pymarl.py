@@ -29,6 +29,8 @@ from tensordict import TensorDict
 from torch import nn
 from torch.nn import functional as F
 
+from torchrl_vd import GRUAgent, MLPAgent
+
 # (our tensor, build(attr) -> the same tensor from the reference's parameters' ``attr``: "data" / "grad")
 Pair = tuple[str, torch.Tensor, Callable[[str], torch.Tensor]]
 
@@ -104,6 +106,25 @@ def make_mac(kind: str, n_agents: int, n_actions: int, obs_dim: int, hidden: int
     return MAC(FFAgent(obs_dim + n_agents, hidden, n_actions), n_agents, last_action=False, agent_id=True)
 
 
+def make_agent(kind: str, n_agents: int, n_actions: int, obs_dim: int, hidden: int) -> nn.Module:
+    """Ours with the architecture of ``make_mac(kind, ...)`` (:func:`agent_pairs` maps the weights):
+    ``"gru"``: ``GRUAgent(hidden=(H,))`` on [o, last action, id]; ``"mlp"``: ``MLPAgent(hidden=(H, H))`` on [o, id]."""
+    if kind == "gru":
+        return GRUAgent(n_agents, n_actions, obs_dim, hidden=(hidden,), agent_id=True, last_action=True)
+    return MLPAgent(n_agents, n_actions, obs_dim, hidden=(hidden, hidden), agent_id=True)
+
+
+def cast_and_perturb_targets(online: list[nn.Module], targets: list[nn.Module], dtype: torch.dtype) -> None:
+    """Cast a reference learner's networks to ``dtype`` and move its target copies away from the online ones
+    (+ 0.1 N(0, 1) per parameter), so that a loss using the wrong copy shows."""
+    with torch.no_grad():
+        for m in [*online, *targets]:
+            m.to(dtype)
+        for m in targets:  # θ̄ ≠ θ
+            for p in m.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+
+
 def agent_pairs(ours: nn.Module, ref: nn.Module, prefix: str) -> list[Pair]:
     """torchrl_vd ``GRUAgent(hidden=(H,))`` / ``MLPAgent(hidden=(H, H))`` (shared params) <-> RNNAgent / FFAgent."""
     if isinstance(ref, RNNAgent):
@@ -157,11 +178,7 @@ class QTranLearner:
 
     def loss(self, batch: dict):
         """``(loss, td_loss, opt_loss, nopt_loss)`` (QLearner.train l.33-136, mixer qtran_base)."""
-        rewards = batch["reward"][:, :-1]
-        actions = batch["actions"][:, :-1]
-        terminated = batch["terminated"][:, :-1]
-        mask = learner_mask(batch)
-        avail_actions = batch["avail_actions"]
+        rewards, actions, terminated, mask, avail_actions = learner_inputs(batch)
         bs, T1 = batch["obs"].shape[:2]
         n, A = self.mixer.n_agents, self.mixer.n_actions
 
@@ -250,6 +267,15 @@ def learner_mask(batch: dict) -> torch.Tensor:
     mask = batch["filled"][:, :-1].clone()
     mask[:, 1:] = mask[:, 1:] * (1 - terminated[:, :-1])
     return mask
+
+
+def learner_inputs(batch: dict) -> tuple[torch.Tensor, ...]:
+    """The first lines of every learner's ``train``: ``(rewards, actions, terminated)`` [B, T, ·] (the last
+    step dropped), the learners' ``mask`` [B, T, 1] and ``avail_actions`` [B, T+1, n, A]."""
+    rewards = batch["reward"][:, :-1]
+    actions = batch["actions"][:, :-1]
+    terminated = batch["terminated"][:, :-1]
+    return rewards, actions, terminated, learner_mask(batch), batch["avail_actions"]
 
 
 def to_tensordict(batch: dict) -> TensorDict:

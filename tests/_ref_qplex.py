@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from _pymarl import MAC, Pair, _get, agent_pairs, learner_mask
+from _pymarl import MAC, Pair, _get, agent_pairs, learner_inputs
 
 
 def _mlp(in_dim: int, out_dim: int, layers: int, embed: int) -> nn.Module:
@@ -102,11 +102,7 @@ class DMAQLearner:
 
     def loss(self, batch: dict) -> torch.Tensor:
         """``sub_train``'s loss (l.43-166)."""
-        rewards = batch["reward"][:, :-1]
-        actions = batch["actions"][:, :-1]
-        terminated = batch["terminated"][:, :-1]
-        mask = learner_mask(batch)
-        avail_actions = batch["avail_actions"]
+        rewards, actions, terminated, mask, avail_actions = learner_inputs(batch)
         actions_onehot = batch["actions_onehot"][:, :-1]
         n_actions = avail_actions.shape[-1]
 

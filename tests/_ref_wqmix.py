@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from _pymarl import MAC, Pair, _get, agent_pairs, learner_mask
+from _pymarl import MAC, Pair, _get, agent_pairs, learner_inputs
 
 
 class QMixer(nn.Module):
@@ -76,11 +76,7 @@ class MaxQLearner:
 
     def loss(self, batch: dict):
         """``(loss, qmix_loss, central_loss, ws)`` (MAXQLearner.train l.72-175)."""
-        rewards = batch["reward"][:, :-1]
-        actions = batch["actions"][:, :-1]
-        terminated = batch["terminated"][:, :-1]
-        mask = learner_mask(batch)
-        avail_actions = batch["avail_actions"]
+        rewards, actions, terminated, mask, avail_actions = learner_inputs(batch)
 
         mac_out = self.mac.unroll(batch)
         chosen_action_qvals = torch.gather(mac_out[:, :-1], dim=3, index=actions).squeeze(3)

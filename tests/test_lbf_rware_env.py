@@ -4,12 +4,12 @@ time limits are truncations, masks, seeding, specs, errors, and one training run
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
 
 import numpy as np
 import pytest
 import torch
+from _helpers import hide_package
 
 pytest.importorskip("lbforaging")
 pytest.importorskip("rware")
@@ -224,8 +224,7 @@ def test_seeding_is_reproducible_and_per_env(name):
 # ------------------------------------------------------------------------------------ errors
 @pytest.mark.parametrize("family,package", [("lbf", "lbforaging"), ("rware", "rware")])
 def test_missing_dependency(monkeypatch, family, package):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
+    hide_package(monkeypatch, package)
     task = LBF if family == "lbf" else RWARE
     with pytest.raises(ImportError, match=rf"'{package}'.*pip install 'torchrl-vd\[{family}\]'"):
         make_env(f"{family}/{task}", num_envs=1)

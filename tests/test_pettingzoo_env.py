@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
+from _helpers import hide_package, run
 
 pytest.importorskip("pettingzoo")
 pytest.importorskip("mpe2")
@@ -84,16 +83,6 @@ class TinyMasked(ParallelEnv):
 def tiny(num_envs=2, **kw):
     env_kw = {k: kw.pop(k) for k in ("die_at", "horizon", "terminate") if k in kw}
     return PettingZooTeamEnv(lambda: TinyMasked(**env_kw), num_envs=num_envs, seed=0, **kw)
-
-
-def run(env, actions):
-    td = env.reset()
-    out = []
-    for a in actions:
-        td.set(("agents", "action"), a)
-        step, td = env.step_and_maybe_reset(td)
-        out.append(step.clone())
-    return torch.stack(out, dim=1)
 
 
 def spread_actions(steps, num_envs, seed=0):
@@ -309,8 +298,7 @@ def test_continuous_actions_rejected():
 
 @pytest.mark.parametrize("missing", ["pettingzoo", "mpe2"])
 def test_missing_dependency(monkeypatch, missing):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
+    hide_package(monkeypatch, missing)
     with pytest.raises(ImportError, match=rf"'{missing}'.*pip install 'torchrl-vd\[pettingzoo\]'"):
         make_env("pettingzoo/simple_spread_v3", num_envs=1)
 

@@ -5,7 +5,7 @@ outcome on the QTRAN matrix game (optimal joint action, payoff table reproduced)
 import pytest
 import torch
 from _matrix import PAYOFF, RMSPROP, train_matrix
-from _pymarl import copy_into, episode_batch, make_mac, max_grad_gap, to_tensordict
+from _pymarl import cast_and_perturb_targets, copy_into, episode_batch, make_agent, make_mac, max_grad_gap, to_tensordict
 from _ref_qplex import DMAQer, DMAQLearner, learner_pairs
 
 import torchrl_vd as vd
@@ -20,27 +20,15 @@ GAMMA = 0.9
 TOL = {torch.float32: (1e-6, 1e-6), torch.float64: (1e-12, 1e-12)}  # (|Δloss| rel, |Δgrad| rel)
 
 
-def our_agent(kind: str):
-    if kind == "gru":
-        return GRUAgent(N, A, F, hidden=(H,), agent_id=True, last_action=True)
-    return MLPAgent(N, A, F, hidden=(H, H), agent_id=True)
-
-
 def reference_and_ours(kind, double_q, layers, dtype, is_minus_one=True, seed=0, sizes=MIXER):
     """The reference learner (targets perturbed away from the online nets) and our loss with the same weights."""
     torch.manual_seed(seed)
     ref = DMAQLearner(make_mac(kind, N, A, F, H),
                       DMAQer(N, A, S, adv_hypernet_layers=layers, is_minus_one=is_minus_one, **sizes),
                       double_q=double_q, gamma=GAMMA)
-    modules = [ref.mac.agent, ref.mixer, ref.target_mac.agent, ref.target_mixer]
-    with torch.no_grad():
-        for m in modules:
-            m.to(dtype)
-        for m in modules[2:]:  # θ̄ ≠ θ, so that using the wrong copy shows
-            for p in m.parameters():
-                p.add_(0.1 * torch.randn_like(p))
+    cast_and_perturb_targets([ref.mac.agent, ref.mixer], [ref.target_mac.agent, ref.target_mixer], dtype)
     mixer = QPlexMixer(N, A, (S,), adv_hypernet_layers=layers, is_minus_one=is_minus_one, **sizes)
-    loss = QPlexLoss(our_agent(kind), mixer, double_q=double_q).to(dtype)
+    loss = QPlexLoss(make_agent(kind, N, A, F, H), mixer, double_q=double_q).to(dtype)
     loss.make_value_estimator(gamma=GAMMA)
     copy_into(learner_pairs(loss, ref, layers, target=False))
     copy_into(learner_pairs(loss, ref, layers, target=True))

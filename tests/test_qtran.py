@@ -432,20 +432,12 @@ RTOL = {torch.float32: (1e-6, 1e-6), torch.float64: (1e-12, 1e-12)}  # (|Δloss|
 
 def qtran_reference_and_ours(kind, dtype, double_q, seed=0):
     """pymarl's learner (targets perturbed away from the online nets) and our loss with the same weights."""
-    from _pymarl import QTranBase, QTranLearner, copy_into, make_mac, qtran_pairs
+    from _pymarl import QTranBase, QTranLearner, cast_and_perturb_targets, copy_into, make_agent, make_mac, qtran_pairs
 
     torch.manual_seed(seed)
     ref = QTranLearner(make_mac(kind, RN, RA, RF, RH), QTranBase(RN, RA, RS, RH, RE), gamma=RGAMMA, double_q=double_q)
-    with torch.no_grad():
-        for m in (ref.mac.agent, ref.mixer, ref.target_mac.agent, ref.target_mixer):
-            m.to(dtype)
-        for m in (ref.target_mac.agent, ref.target_mixer):  # θ̄ ≠ θ, so that using the wrong copy shows
-            for p in m.parameters():
-                p.add_(0.1 * torch.randn_like(p))
-    if kind == "gru":
-        agent = vd.GRUAgent(RN, RA, RF, hidden=(RH,), agent_id=True, last_action=True)
-    else:
-        agent = MLPAgent(RN, RA, RF, hidden=(RH, RH), agent_id=True)
+    cast_and_perturb_targets([ref.mac.agent, ref.mixer], [ref.target_mac.agent, ref.target_mixer], dtype)
+    agent = make_agent(kind, RN, RA, RF, RH)
     joint_q = QTranJointQ(RN, RA, (RS,), QTranLoss.feature_dim(agent), embed_dim=RE, agent_id=False,
                           encoder_dim=RH + RA)
     loss = QTranLoss(agent, joint_q, QTranV((RS,), embed_dim=RE), double_q=double_q).to(dtype)

@@ -4,12 +4,12 @@ specs, errors, and one training run. Compiling SMAX costs 10-60 s on a CPU, so e
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
 import torch
+from _helpers import hide_package
 
 pytest.importorskip("jaxmarl")
 
@@ -171,8 +171,7 @@ def test_out_of_range_action(env):
 
 @pytest.mark.parametrize("missing", ["jax", "jaxmarl"])
 def test_missing_dependency(monkeypatch, missing):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
+    hide_package(monkeypatch, missing)
     with pytest.raises(ImportError, match=rf"'{missing}'.*pip install 'torchrl-vd\[smax\]'"):
         make_env("smax/3m", num_envs=1)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 
 import pytest
 import torch
+from _helpers import hide_package, run
 
 pytest.importorskip("vmas")
 
@@ -77,17 +77,6 @@ class Countdown(BaseScenario):
 def fixed_actions(env, steps, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, env.n_actions, (steps, env.num_envs, env.n_team_agents), generator=g)
-
-
-def run(env, actions):
-    """Step with the given actions (auto-resetting done envs); returns the stacked transitions."""
-    td = env.reset()
-    out = []
-    for a in actions:
-        td.set(("agents", "action"), a)
-        step, td = env.step_and_maybe_reset(td)
-        out.append(step.clone())
-    return torch.stack(out, dim=1)
 
 
 # --------------------------------------------------------------------------------------- layout
@@ -315,8 +304,7 @@ def test_several_groups_need_merge_groups():
 
 
 def test_missing_dependency(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vmas" else real(name, *a))
+    hide_package(monkeypatch, "vmas")
     with pytest.raises(ImportError, match=r"pip install 'torchrl-vd\[vmas\]'"):
         make_env("vmas/balance", num_envs=2)
 

@@ -5,7 +5,7 @@ published outcome on the QTRAN matrix game."""
 import pytest
 import torch
 from _matrix import ADAM, PAYOFF, train_matrix
-from _pymarl import copy_into, episode_batch, make_mac, max_grad_gap, to_tensordict
+from _pymarl import cast_and_perturb_targets, copy_into, episode_batch, make_agent, make_mac, max_grad_gap, to_tensordict
 from _ref_wqmix import MaxQLearner, QMixerCentralFF, learner_pairs
 from _ref_wqmix import QMixer as RefQMixer
 from tensordict import TensorDict
@@ -24,28 +24,19 @@ GAMMA = 0.9
 TOL = {torch.float32: (1e-6, 1e-6), torch.float64: (1e-12, 1e-12)}  # (|Δloss| rel, |Δgrad| rel)
 
 
-def our_agent(kind: str):
-    if kind == "gru":
-        return GRUAgent(N, A, F, hidden=(H,), agent_id=True, last_action=True)
-    return MLPAgent(N, A, F, hidden=(H, H), agent_id=True)
-
-
 def reference_and_ours(kind: str, weighting: str, dtype, seed: int = 0, sizes=(EMBED, HYPER, CENTRAL)):
     """The reference learner (targets perturbed away from the online nets) and our loss with the same weights."""
     torch.manual_seed(seed)
     embed, hyper, central = sizes
     ref = MaxQLearner(make_mac(kind, N, A, F, H), RefQMixer(N, S, embed, hyper), make_mac(kind, N, A, F, H),
                       QMixerCentralFF(N, S, central), hysteretic_qmix=weighting == "ow", gamma=GAMMA)
-    modules = [ref.mac.agent, ref.mixer, ref.central_mac.agent, ref.central_mixer, ref.target_mac.agent,
-               ref.target_mixer, ref.target_central_mac.agent, ref.target_central_mixer]
-    with torch.no_grad():
-        for m in modules:
-            m.to(dtype)
-        for m in modules[4:]:  # θ̄ ≠ θ, so that using the wrong copy shows
-            for p in m.parameters():
-                p.add_(0.1 * torch.randn_like(p))
-    loss = WeightedQMixLoss(our_agent(kind), QMixer(N, (S,), mixing_embed_dim=embed, hypernet_embed=hyper),
-                            CentralQMixer(N, (S,), embed_dim=central), our_agent(kind), weighting=weighting).to(dtype)
+    cast_and_perturb_targets([ref.mac.agent, ref.mixer, ref.central_mac.agent, ref.central_mixer],
+                             [ref.target_mac.agent, ref.target_mixer, ref.target_central_mac.agent,
+                              ref.target_central_mixer], dtype)
+    loss = WeightedQMixLoss(make_agent(kind, N, A, F, H),
+                            QMixer(N, (S,), mixing_embed_dim=embed, hypernet_embed=hyper),
+                            CentralQMixer(N, (S,), embed_dim=central), make_agent(kind, N, A, F, H),
+                            weighting=weighting).to(dtype)
     loss.make_value_estimator(gamma=GAMMA)
     copy_into(learner_pairs(loss, ref, target=False))
     copy_into(learner_pairs(loss, ref, target=True))

@@ -9,7 +9,8 @@ rware 2.x implement it: one ``gymnasium.Env`` for the whole team, with
 * ``step(actions sequence) -> (observations tuple, rewards list, terminated, truncated, info)``, where
   ``terminated`` is one bool (or one per agent: the episode ends when all are set).
 
-:class:`GymMATeamEnv` holds ``num_envs`` raw envs and steps them in one serial loop (the structure of
+:class:`GymMATeamEnv` holds ``num_envs`` raw envs and steps them in one serial loop
+(:class:`~torchrl_vd.envs.base.SerialTeamEnv`, the base it shares with
 :class:`~torchrl_vd.envs.pettingzoo.PettingZooTeamEnv`): every step writes into fresh numpy arrays that become
 tensors with one ``torch.from_numpy`` each. A finished copy is reset by TorchRL's ``_reset`` with a ``"_reset"``
 mask (``step_and_maybe_reset`` / collectors), never inside ``_step``, so the ``"next"`` of a final step holds
@@ -38,6 +39,7 @@ Agents of these envs never leave an episode, so no ``("agents","alive")`` entry 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 
@@ -45,17 +47,13 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from tensordict import TensorDict, TensorDictBase
-from torchrl.envs import EnvBase
+from tensordict import TensorDictBase
 
+from torchrl_vd.envs.base import SerialTeamEnv
 from torchrl_vd.envs.registry import GROUP, missing_dependency_error
-from torchrl_vd.envs.transforms import check_team_reward_mode, set_team_specs
+from torchrl_vd.envs.transforms import set_team_specs
 
 __all__ = ["GymMATeamEnv", "make_gymnasium_env"]
-
-# TensorDict without per-entry validation: every entry is built with the right shape and device
-# (``TensorDict(...)`` re-checks each tensor, tens of microseconds per step).
-_NEW_TD = getattr(TensorDict, "_new_unsafe", TensorDict)
 
 
 def registered_ids(family: str, package: str, prefix: str, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -82,6 +80,12 @@ def make_gymnasium_env(env_id: str, **kwargs):
     return gymnasium.make(env_id, disable_env_checker=True, **kwargs).unwrapped
 
 
+def gymnasium_team_env(task: str, env_kwargs: dict, **kwargs) -> GymMATeamEnv:
+    """:class:`GymMATeamEnv` named ``task`` over copies of ``make_gymnasium_env(task, **env_kwargs)``: the
+    lbf and rware factories' last step (``kwargs``: the other :class:`GymMATeamEnv` arguments)."""
+    return GymMATeamEnv(functools.partial(make_gymnasium_env, task, **env_kwargs), name=task, **kwargs)
+
+
 def _agent_spaces(space, what: str, name: str) -> tuple:
     from gymnasium import spaces
 
@@ -93,7 +97,7 @@ def _agent_spaces(space, what: str, name: str) -> tuple:
     return tuple(space.spaces)
 
 
-class GymMATeamEnv(EnvBase):
+class GymMATeamEnv(SerialTeamEnv):
     """``num_envs`` gymnasium multi-agent envs stepped in one serial loop, in torchrl_vd's key layout.
 
     Args:
@@ -125,9 +129,7 @@ class GymMATeamEnv(EnvBase):
         is_terminal: Callable[[Any], bool] | None = None,
         name: str | None = None,
     ):
-        super().__init__(device=device, batch_size=torch.Size([int(num_envs)]), allow_done_after_reset=False)
-        self.num_envs = int(num_envs)
-        self.team_reward_mode = check_team_reward_mode(team_reward)
+        super().__init__(num_envs=num_envs, device=device, team_reward=team_reward)
         if max_steps is not None and int(max_steps) < 1:
             raise ValueError(f"max_steps must be >= 1 (or None), got {max_steps}.")
         self.max_steps = None if max_steps is None else int(max_steps)
@@ -141,9 +143,7 @@ class GymMATeamEnv(EnvBase):
         self._read_spaces(env0)  # before building the other copies: a bad env fails fast
         self._envs += [env_fn() for _ in range(self.num_envs - 1)]
 
-        self._pending_seeds: list[int | None] = [None] * self.num_envs
-        if seed is not None:
-            self._pending_seeds = [int(seed) + i for i in range(self.num_envs)]
+        self._seed_copies(seed)
         self._steps = [0] * self.num_envs
         self._last_mask: np.ndarray | None = None
         self._group_batch = torch.Size([self.num_envs, self.n_agents])
@@ -222,44 +222,16 @@ class GymMATeamEnv(EnvBase):
             "trunc": np.zeros((N, 1), dtype=bool),
         }
 
-    def _to_tensordict(self, views: dict, with_reward: bool) -> TensorDictBase:
-        dev = self.device
-        to = torch.from_numpy
-        if dev.type != "cpu":
-            to = lambda x: torch.from_numpy(x).to(dev, non_blocking=True)  # noqa: E731
-        obs = views["obs"]
-        group = {"observation": to(obs)}
-        if self.has_action_mask:
-            group["action_mask"] = to(views["mask"])
-        out = {
-            "state": to(obs.reshape(self.num_envs, self.state_dim).copy()),  # [N, n*F] stacked observations
-            "terminated": to(views["term"]),
-            "truncated": to(views["trunc"]),
-            "done": to(views["term"] | views["trunc"]),
-        }
-        if with_reward:
-            rew = views["rew"]
-            group["reward"] = to(rew)
-            team = rew.sum(1) if self.team_reward_mode == "sum" else rew.mean(1)  # [N, 1]
-            out["reward"] = to(team)
-        out[GROUP] = _NEW_TD(group, batch_size=self._group_batch, device=dev)
-        td = _NEW_TD(out, batch_size=self.batch_size, device=dev)
-        if self.has_action_mask:
-            # keep the action spec's mask in sync so that rand_action() only draws valid actions
-            self.full_action_spec[GROUP, "action"].update_mask(group["action_mask"])
-        return td
+    def _state(self, views: dict) -> np.ndarray:
+        return views["obs"].reshape(self.num_envs, self.state_dim).copy()  # [N, n*F] stacked observations
 
-    def _step_proc_data(self, next_tensordict_out):
-        # _step already emits every reward and done entry with its spec's shape and dtype, so EnvBase's
-        # per-step completion pass has nothing to do; keep it when type checks are asked for.
-        if self.run_type_checks:
-            return super()._step_proc_data(next_tensordict_out)
-        return next_tensordict_out
+    def _team(self, views: dict) -> np.ndarray:
+        rew = views["rew"]
+        return rew.sum(1) if self.team_reward_mode == "sum" else rew.mean(1)  # [N, 1]
 
     # ------------------------------------------------------------------ per-copy helpers
     def _raw_reset(self, i: int):
-        seed, self._pending_seeds[i] = self._pending_seeds[i], None
-        return self._envs[i].reset(seed=seed)
+        return self._envs[i].reset(seed=self._take_seed(i))
 
     def _write(self, i: int, obs, views) -> None:
         if self._flat_obs:
@@ -272,20 +244,13 @@ class GymMATeamEnv(EnvBase):
     # ------------------------------------------------------------------ EnvBase API
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         views = self._new_buffers()
-        mask = None if tensordict is None else tensordict.get("_reset", None)
-        reset_idx = range(self.num_envs) if mask is None else np.flatnonzero(mask.reshape(-1).cpu().numpy())
-        initial, self._initial = self._initial, None
-        for i in reset_idx:
-            obs, _ = initial[i] if initial is not None else self._raw_reset(i)
+        reset_idx, keep = self._copies_to_reset(tensordict)
+        for i, (obs, _) in self._raw_resets(reset_idx):
             self._write(i, obs, views)
             self._steps[i] = 0
         if self.has_action_mask:
-            if len(reset_idx) < self.num_envs and self._last_mask is not None:
-                # envs not reset keep their previous values (TorchRL's _update_during_reset), but the action
-                # spec's mask covers the whole batch: give it their current masks
-                keep = np.ones(self.num_envs, dtype=bool)
-                keep[reset_idx] = False
-                views["mask"][keep] = self._last_mask[keep]
+            if keep is not None and self._last_mask is not None:
+                views["mask"][keep] = self._last_mask[keep]  # the action spec's mask of the envs not reset
             self._last_mask = views["mask"]
         return self._to_tensordict(views, with_reward=False)
 
@@ -293,10 +258,7 @@ class GymMATeamEnv(EnvBase):
         action = tensordict.get((GROUP, "action")).cpu()
         a = action.numpy()
         if (a < 0).any() or (a >= self.n_actions).any():
-            e, j = np.argwhere((a < 0) | (a >= self.n_actions))[0].tolist()
-            raise ValueError(
-                f"{self.name}: action {int(a[e, j])} of agent {j} (env {e}) is out of its range [0, {self.n_actions})."
-            )
+            raise self._action_range_error(a, self.n_actions)
         actions = action.tolist()
         self._initial = None  # stepped: the envs have moved on from their initial states
         views = self._new_buffers()
@@ -325,27 +287,12 @@ class GymMATeamEnv(EnvBase):
         # stood before, so a reseeded used env places them elsewhere than a new one).
         self._close_copies()
         self._envs = [self._env_fn() for _ in range(self.num_envs)]
-        self._pending_seeds = [int(seed) + i for i in range(self.num_envs)]
+        self._seed_copies(seed)
         # reset them now, as the constructor does: the next reset hands these out, and a step that comes
         # first finds live envs
         self._initial = [self._raw_reset(i) for i in range(self.num_envs)]
         self._steps = [0] * self.num_envs
         return int(seed) + self.num_envs
 
-    def _close_copies(self) -> None:
-        for env in getattr(self, "_envs", []):
-            try:
-                env.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-
-    def close(self, *, raise_if_closed: bool = True):
-        self._close_copies()
-        return super().close(raise_if_closed=raise_if_closed)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(env={self.name}, num_envs={self.num_envs}, n_agents={self.n_agents}, "
-            f"n_actions={self.n_actions}, obs_dim={self.obs_dim}, max_steps={self.max_steps}, "
-            f"action_mask={self.has_action_mask}, device={self.device})"
-        )
+    def _repr_fields(self) -> dict:
+        return {"max_steps": self.max_steps, "action_mask": self.has_action_mask}

@@ -29,7 +29,7 @@ import functools
 
 import numpy as np
 
-from torchrl_vd.envs.gymma import GymMATeamEnv, make_gymnasium_env, registered_ids
+from torchrl_vd.envs.gymma import GymMATeamEnv, gymnasium_team_env, registered_ids
 from torchrl_vd.envs.registry import register_env_family, unknown_task_error
 
 __all__ = ["make_lbf_env", "lbf_tasks"]
@@ -92,21 +92,9 @@ def make_lbf_env(
         raise ValueError("lbf: pass the episode limit as max_steps=..., not max_episode_steps.")
     if max_steps is not None:
         env_kwargs["max_episode_steps"] = int(max_steps)
-
-    def env_fn():
-        return make_gymnasium_env(task, **env_kwargs)
-
-    return GymMATeamEnv(
-        env_fn,
-        num_envs=num_envs,
-        device=device,
-        seed=seed,
-        max_steps=max_steps,
-        team_reward=team_reward,
-        action_mask_fn=lbf_valid_actions if action_mask else None,
-        is_terminal=lbf_all_food_collected,
-        name=task,
-    )
+    return gymnasium_team_env(task, env_kwargs, num_envs=num_envs, device=device, seed=seed, max_steps=max_steps,
+                              team_reward=team_reward, action_mask_fn=lbf_valid_actions if action_mask else None,
+                              is_terminal=lbf_all_food_collected)
 
 
 register_env_family(

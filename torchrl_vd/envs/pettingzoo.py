@@ -55,6 +55,7 @@ Key layout (docs/CONTRACT.md), batch size ``[num_envs]``:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import pkgutil
@@ -62,11 +63,11 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from tensordict import TensorDict, TensorDictBase
-from torchrl.envs import EnvBase
+from tensordict import TensorDictBase
 
+from torchrl_vd.envs.base import SerialTeamEnv
 from torchrl_vd.envs.registry import GROUP, missing_dependency_error, register_env_family, unknown_task_error
-from torchrl_vd.envs.transforms import check_team_reward_mode, set_team_specs
+from torchrl_vd.envs.transforms import set_team_specs
 
 __all__ = ["PettingZooTeamEnv", "make_pettingzoo_env", "pettingzoo_tasks"]
 
@@ -217,21 +218,10 @@ def _step_target(env):
     return getattr(env, "unwrapped", env)
 
 
-def _new_td(source: dict, batch_size: torch.Size, device) -> TensorDict:
-    """TensorDict without per-entry validation: we build every entry with the right shape/device.
-
-    (``TensorDict(...)`` re-checks each tensor: ~45 us per step, a tenth of a raw MPE step.)
-    """
-    return _NEW_TD(source, batch_size=batch_size, device=device)
-
-
-_NEW_TD = getattr(TensorDict, "_new_unsafe", TensorDict)
-
-
 # ---------------------------------------------------------------------------------------------
 # the vectorized env
 # ---------------------------------------------------------------------------------------------
-class PettingZooTeamEnv(EnvBase):
+class PettingZooTeamEnv(SerialTeamEnv):
     """``num_envs`` PettingZoo envs stepped in one serial loop, in torchrl_vd's key layout.
 
     Args:
@@ -273,9 +263,7 @@ class PettingZooTeamEnv(EnvBase):
     ):
         from pettingzoo.utils.env import AECEnv, ParallelEnv
 
-        super().__init__(device=device, batch_size=torch.Size([int(num_envs)]), allow_done_after_reset=False)
-        self.num_envs = int(num_envs)
-        self.team_reward_mode = check_team_reward_mode(team_reward)
+        super().__init__(num_envs=num_envs, device=device, team_reward=team_reward)
         self.max_steps = None if max_steps is None else int(max_steps)
         self._envs = [env_fn() for _ in range(self.num_envs)]
         env0 = self._envs[0]
@@ -317,9 +305,7 @@ class PettingZooTeamEnv(EnvBase):
         self._step_target = [_step_target(e) if self.is_aec else e for e in self._envs]
 
         # One reset of every copy: finds the state shape, info masks, and leaves the envs ready.
-        self._pending_seeds: list[int | None] = [None] * self.num_envs
-        if seed is not None:
-            self._pending_seeds = [int(seed) + i for i in range(self.num_envs)]
+        self._seed_copies(seed)
         first = [self._raw_reset(i) for i in range(self.num_envs)]
         obs0, info0 = first[0]
         self._mask_in_info = any(isinstance(info0.get(a), dict) and "action_mask" in info0[a] for a in info0)
@@ -444,38 +430,6 @@ class PettingZooTeamEnv(EnvBase):
             "trunc": np.zeros((N, 1), dtype=bool),
         }
 
-    def _to_tensordict(self, views: dict, with_reward: bool) -> TensorDictBase:
-        dev = self.device
-        to = torch.from_numpy
-        if dev.type != "cpu":
-            to = lambda x: torch.from_numpy(x).to(dev, non_blocking=True)  # noqa: E731
-        group = {"observation": to(views["obs"]), "alive": to(views["alive"])}
-        if self.has_action_mask:
-            group["action_mask"] = to(views["mask"])
-        out = {
-            "state": to(views["state"]),
-            "terminated": to(views["term"]),
-            "truncated": to(views["trunc"]),
-            "done": to(views["term"] | views["trunc"]),
-        }
-        if with_reward:
-            group["reward"] = to(views["rew"])
-            out["reward"] = to(views["team"])
-        out[GROUP] = _new_td(group, self._group_batch, dev)
-        td = _new_td(out, self.batch_size, dev)
-        if self.has_action_mask:
-            # keep the action spec's mask in sync so that rand_action() only draws legal actions
-            self.full_action_spec[GROUP, "action"].update_mask(group["action_mask"])
-        return td
-
-    def _step_proc_data(self, next_tensordict_out):
-        # _step already emits every reward and done entry with its spec's shape and dtype, so
-        # EnvBase's per-step completion pass (reshape rewards, fill missing dones: ~40 us, 7% of
-        # a raw MPE step) has nothing to do; keep it when type checks are asked for.
-        if self.run_type_checks:
-            return super()._step_proc_data(next_tensordict_out)
-        return next_tensordict_out
-
     # ------------------------------------------------------------------ per-copy helpers
     def _write_obs(self, i: int, a: str, o, views, info) -> None:
         j = self._index[a]
@@ -536,8 +490,7 @@ class PettingZooTeamEnv(EnvBase):
 
     def _raw_reset(self, i: int):
         env = self._envs[i]
-        seed = self._pending_seeds[i]
-        self._pending_seeds[i] = None
+        seed = self._take_seed(i)
         if self.is_aec:
             env.reset(seed=seed)
             u = self._state_src[i]
@@ -565,17 +518,11 @@ class PettingZooTeamEnv(EnvBase):
     # ------------------------------------------------------------------ EnvBase API
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         views = self._new_buffers()
-        mask = None if tensordict is None else tensordict.get("_reset", None)
-        reset_idx = range(self.num_envs) if mask is None else np.flatnonzero(mask.reshape(-1).cpu().numpy())
-        initial, self._initial = self._initial, None
-        for i in reset_idx:
-            obs, info = initial[i] if initial is not None else self._raw_reset(i)
+        reset_idx, keep = self._copies_to_reset(tensordict)
+        for i, (obs, info) in self._raw_resets(reset_idx):
             self._fill_after_reset(i, obs, info, views)
-        if mask is not None and len(reset_idx) < self.num_envs:
-            # envs not reset: torchrl keeps their previous values (``_update_during_reset``); we
-            # still fill alive/masks so the action spec mask stays right for them
-            keep = np.ones(self.num_envs, dtype=bool)
-            keep[reset_idx] = False
+        if keep is not None:
+            # envs not reset: we still fill alive/masks so the action spec mask stays right for them
             views["alive"][keep] = self._alive[keep]
             if views["mask"] is not None and self._last_mask is not None:
                 views["mask"][keep] = self._last_mask[keep]
@@ -598,12 +545,7 @@ class PettingZooTeamEnv(EnvBase):
             a = action.numpy()
             ok = not ((a < 0).any() or (a >= self._n_acts_np).any())
         if not ok:
-            a = action.numpy()
-            e, j = np.argwhere((a < 0) | (a >= self._n_acts_np))[0].tolist()
-            raise ValueError(
-                f"{self.name}: action {int(a[e, j])} of agent {self.agent_names[j]!r} (env {e}) is "
-                f"out of its range [0, {self._n_acts[j]})."
-            )
+            raise self._action_range_error(action.numpy(), self._n_acts_np, self.agent_names)
         views = self._new_buffers()
         step = self._step_aec if self.is_aec else self._step_parallel
         for i in range(self.num_envs):
@@ -732,25 +674,13 @@ class PettingZooTeamEnv(EnvBase):
     def _set_seed(self, seed: int | None) -> int | None:
         if seed is None:
             return None
-        self._pending_seeds = [int(seed) + i for i in range(self.num_envs)]
+        self._seed_copies(seed)
         self._initial = None  # the next reset must use the new seeds
         return int(seed) + self.num_envs
 
-    def close(self, *, raise_if_closed: bool = True):
-        for env in getattr(self, "_envs", []):
-            try:
-                env.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-        return super().close(raise_if_closed=raise_if_closed)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(env={self.name}, num_envs={self.num_envs}, n_agents={self.n_agents}, "
-            f"n_actions={self.n_actions}, obs_dim={self.obs_dim}, "
-            f"api={'parallel (via AEC)' if self.parallel_via_aec else ('aec/' + self.aec_mode if self.is_aec else 'parallel')}, "
-            f"device={self.device})"
-        )
+    def _repr_fields(self) -> dict:
+        api = "parallel (via AEC)" if self.parallel_via_aec else ("aec/" + self.aec_mode if self.is_aec else "parallel")
+        return {"api": api}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -789,13 +719,8 @@ def make_pettingzoo_env(
         if max_steps is not None:
             env_kwargs.setdefault("max_cycles", int(max_steps))
     use_aec = bool(aec) or not hasattr(module, "parallel_env")
-    ctor = module.env if use_aec else module.parallel_env
-
-    def env_fn():
-        return ctor(**env_kwargs)
-
     return PettingZooTeamEnv(
-        env_fn,
+        functools.partial(module.env if use_aec else module.parallel_env, **env_kwargs),
         num_envs=num_envs,
         device=device,
         seed=seed,

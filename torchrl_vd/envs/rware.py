@@ -24,7 +24,7 @@ specific to RWARE:
 
 from __future__ import annotations
 
-from torchrl_vd.envs.gymma import GymMATeamEnv, make_gymnasium_env, registered_ids
+from torchrl_vd.envs.gymma import GymMATeamEnv, gymnasium_team_env, registered_ids
 from torchrl_vd.envs.registry import register_env_family, unknown_task_error
 
 __all__ = ["make_rware_env", "rware_tasks"]
@@ -67,20 +67,8 @@ def make_rware_env(
         raise unknown_task_error("rware", task, known)
     if max_steps is not None:
         env_kwargs["max_steps"] = int(max_steps)
-
-    def env_fn():
-        return make_gymnasium_env(task, **env_kwargs)
-
-    return GymMATeamEnv(
-        env_fn,
-        num_envs=num_envs,
-        device=device,
-        seed=seed,
-        max_steps=max_steps,
-        team_reward=team_reward,
-        is_terminal=rware_never_terminal,
-        name=task,
-    )
+    return gymnasium_team_env(task, env_kwargs, num_envs=num_envs, device=device, seed=seed,
+                              max_steps=max_steps, team_reward=team_reward, is_terminal=rware_never_terminal)
 
 
 register_env_family(

@@ -45,16 +45,14 @@ import importlib.util
 
 import numpy as np
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torchrl.data import Categorical
-from torchrl.envs import EnvBase
 
+from torchrl_vd.envs.base import TeamEnvBase
 from torchrl_vd.envs.registry import GROUP, missing_dependency_error, register_env_family, unknown_task_error
-from torchrl_vd.envs.transforms import check_team_reward_mode, set_team_specs
+from torchrl_vd.envs.transforms import set_team_specs
 
 __all__ = ["SmaxTeamEnv", "make_smax_env", "smax_tasks"]
-
-_NEW_TD = getattr(TensorDict, "_new_unsafe", TensorDict)
 
 
 def _import_jaxmarl():
@@ -179,7 +177,7 @@ def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
     return jax.jit(step), jax.jit(reset_where), initial_states
 
 
-class SmaxTeamEnv(EnvBase):
+class SmaxTeamEnv(TeamEnvBase):
     """``num_envs`` SMAX battles stepped by one jitted ``jax.vmap``, in torchrl_vd's key layout.
 
     Args:
@@ -195,9 +193,8 @@ class SmaxTeamEnv(EnvBase):
                  team_reward: str = "mean", name: str | None = None):
         import jax
 
-        super().__init__(device=device, batch_size=torch.Size([int(num_envs)]), allow_done_after_reset=False)
-        self.num_envs = N = int(num_envs)
-        self.team_reward_mode = check_team_reward_mode(team_reward)
+        super().__init__(num_envs=num_envs, device=device, team_reward=team_reward)
+        N = self.num_envs
         self.raw_env = env = raw_env
         self.name = name or type(env).__name__
         if getattr(env, "action_type", "discrete") != "discrete":
@@ -257,17 +254,7 @@ class SmaxTeamEnv(EnvBase):
         if with_reward:
             group["reward"] = rew.view(N, n, 1)
             out["reward"] = team.view(N, 1)
-        out[GROUP] = _NEW_TD(group, batch_size=torch.Size([N, n]), device=dev)
-        td = _NEW_TD(out, batch_size=self.batch_size, device=dev)
-        # keep the action spec's mask in sync so that rand_action() only draws available actions
-        self.full_action_spec[GROUP, "action"].update_mask(group["action_mask"])
-        return td
-
-    def _step_proc_data(self, next_tensordict_out):
-        # _step emits every reward and done entry with its spec's shape and dtype already
-        if self.run_type_checks:
-            return super()._step_proc_data(next_tensordict_out)
-        return next_tensordict_out
+        return self._pack(group, out, torch.Size([N, n]))
 
     # ------------------------------------------------------------------ EnvBase API
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
@@ -284,11 +271,7 @@ class SmaxTeamEnv(EnvBase):
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get((GROUP, "action")).to("cpu", torch.int32).numpy()  # [N, n]
         if (action < 0).any() or (action >= self.n_actions).any():
-            e, j = np.argwhere((action < 0) | (action >= self.n_actions))[0].tolist()
-            raise ValueError(
-                f"{self.name}: action {int(action[e, j])} of agent {j} (env {e}) is out of its range "
-                f"[0, {self.n_actions})."
-            )
+            raise self._action_range_error(action, self.n_actions)
         self._keys, self._states, (floats, bools), prepared = self._step_fn(self._keys, self._states, action)
         out = self._unpack(floats, bools, with_reward=True)
         self._prepared = (*prepared, out["done"].view(-1).cpu().numpy().copy())  # [N]: which resets it holds
@@ -301,12 +284,8 @@ class SmaxTeamEnv(EnvBase):
         self._prepared = None  # prepared resets used the old keys
         return int(seed) + self.num_envs
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(env={self.name}, num_envs={self.num_envs}, n_agents={self.n_agents}, "
-            f"n_actions={self.n_actions}, obs_dim={self.obs_dim}, state_dim={self.state_dim}, "
-            f"max_steps={self.raw_env.max_steps}, device={self.device})"
-        )
+    def _repr_fields(self) -> dict:
+        return {"state_dim": self.state_dim, "max_steps": self.raw_env.max_steps}
 
 
 def make_smax_env(

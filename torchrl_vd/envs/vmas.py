@@ -37,6 +37,7 @@ from torchrl.data import Categorical, Composite, Unbounded
 from torchrl.envs.libs.vmas import VmasEnv
 from torchrl.envs.utils import MarlGroupMapType
 
+from torchrl_vd.envs.base import TrustedStepOutputs
 from torchrl_vd.envs.registry import (
     GROUP,
     missing_dependency_error,
@@ -92,7 +93,7 @@ def _is_vmas_obj(obj) -> bool:
     return not module.split(".", 1)[0] in _FOREIGN_MODULES
 
 
-class VmasTeamEnv(VmasEnv):
+class VmasTeamEnv(TrustedStepOutputs, VmasEnv):
     """A VMAS scenario with one homogeneous team of agents, in torchrl_vd's key layout.
 
     Args:
@@ -242,13 +243,6 @@ class VmasTeamEnv(VmasEnv):
         action = tensordict.get((GROUP, "action"))
         obs, rews, terminated, truncated, _infos = self._env.step(list(action.unsqueeze(-1).unbind(1)))
         return self._output(obs, terminated, truncated, rews)
-
-    def _step_proc_data(self, next_tensordict_out):
-        # _output already emits every reward and done entry with its spec's shape and dtype:
-        # EnvBase's completion pass has nothing to do (kept when type checks are asked for).
-        if self.run_type_checks:
-            return super()._step_proc_data(next_tensordict_out)
-        return next_tensordict_out
 
     # ------------------------------------------------------------------ reset
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictSequential
+from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.data import Categorical
 from torchrl.modules import EGreedyModule, QValueModule
@@ -456,7 +457,12 @@ class GRUAgent(AgentNet):
     def policy_module(self, group: str = GROUP) -> TensorDictModule:
         """One step of collection: reads ``(group, "observation")``, ``(group, "rnn_hidden")``, ``"is_init"``
         (and ``(group, "last_action")``), writes ``(group, "action_value")`` and ``("next", group, "rnn_hidden")``."""
-        in_keys = [(group, "observation"), (group, "rnn_hidden"), "is_init"]
+        return self._step_module(group)
+
+    def _step_module(self, group: str, *inputs: NestedKey) -> TensorDictModule:
+        """:meth:`forward` as a ``TensorDictModule``: reads the observation, hidden state and ``"is_init"``, then
+        ``inputs`` (a subclass's extra forward arguments), then (``last_action=True``) the previous actions."""
+        in_keys = [(group, "observation"), (group, "rnn_hidden"), "is_init", *inputs]
         if self.last_action:
             in_keys.append((group, "last_action"))
         out_keys = [(group, "action_value"), ("next", group, "rnn_hidden")]

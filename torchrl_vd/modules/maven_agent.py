@@ -128,11 +128,7 @@ class MavenAgent(GRUAgent):
     def policy_module(self, group: str = GROUP) -> TensorDictModule:
         """Reads obs, hidden, ``is_init``, the episode's z (``"noise"``) and, with ``last_action``, the
         previous actions; writes ``(group, "action_value")`` and ``("next", group, "rnn_hidden")``."""
-        in_keys = [(group, "observation"), (group, "rnn_hidden"), "is_init", NOISE]
-        if self.last_action:
-            in_keys.append((group, "last_action"))
-        out_keys = [(group, "action_value"), ("next", group, "rnn_hidden")]
-        return TensorDictModule(self, in_keys=in_keys, out_keys=out_keys)
+        return self._step_module(group, NOISE)
 
 
 __all__ = ["MavenAgent"]

@@ -503,6 +503,14 @@ class ValueDecompositionLoss(LossModule):
         """Dead/inactive agents contribute zero utility (and receive zero gradient)."""
         return chosen if alive is None else chosen * alive.unsqueeze(-1).to(chosen.dtype)
 
+    def next_target_utilities(self, b: Batch, q_next_online: torch.Tensor | None):
+        """The target agents' side of a TD target (call it under ``no_grad``): ``(Q̄(h_{t+1}, ·) [*B, n, A],
+        a*_{t+1} [*B, n], Q̄(h_{t+1}, a*_{t+1}) [*B, n, 1])``, a*_{t+1} from :meth:`greedy_next_actions` (the
+        online ``q_next_online`` with double Q), dead agents' utilities zero."""
+        _, q_next_t = self.utilities(b, target=True, need_current=False)  # [*B, n, A]
+        a_next = self.greedy_next_actions(b, q_next_online, q_next_t)  # [*B, n]
+        return q_next_t, a_next, self.zero_dead(self.gather(q_next_t, a_next), b.next_alive)  # [*B, n, 1]
+
     def td_target(self, b: Batch, next_value: torch.Tensor) -> torch.Tensor:
         """y = r + γ (1 − terminated) V̄(next) (TD0), or the TD(λ) return over the time axis. [*B, 1]."""
         next_value = next_value.detach()
@@ -530,16 +538,45 @@ class ValueDecompositionLoss(LossModule):
             return (pred - target).abs()
         return nn.functional.smooth_l1_loss(pred, target, reduction="none")
 
+    def td_loss(self, pred: torch.Tensor, target: torch.Tensor, b: Batch, weight: torch.Tensor | None = None):
+        """``(L_td, td_error)`` of a centralized value ``pred`` [*B, 1] and its TD target y [*B, 1]: L_td = the
+        masked mean (:meth:`reduce`) of [``weight`` ×] :meth:`distance` (pred, y), td_error = |pred − y| [*B]
+        (detached), the per-sample priority written at ``"td_error"``."""
+        dist = self.distance(pred, target)  # [*B, 1]
+        loss_td = self.reduce(dist if weight is None else weight * dist, b)
+        return loss_td, (pred - target).detach().abs().reshape(b.valid.shape)  # [*B]
+
     # ------------------------------------------------------------------ IGM support (igm.check_igm)
     def local_q_values(self, td: TensorDictBase) -> torch.Tensor:
         """Per-agent utilities Q(h_i, ·) [*B, n, A] at the current step, illegal actions masked."""
-        b = self.read_batch_for_eval(td)
-        q, _ = self.utilities(b, need_next=False)
+        b, q = self.eval_utilities(td)
         return self.masked(q, b.action_mask)
+
+    def eval_utilities(self, td: TensorDictBase) -> tuple[Batch, torch.Tensor]:
+        """The current step of ``td`` (:meth:`read_batch_for_eval`) and the online agents' utilities Q(h_i, ·)
+        [*B, n, A] there."""
+        b = self.read_batch_for_eval(td)
+        q, _ = self.utilities(b, need_next=False)  # [*B, n, A]
+        return b, q
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """The centralized value Q(h, z, a) [*B, K] of K joint actions, ``[K, n]`` or per sample ``[*B, K, n]``."""
         raise NotImplementedError  # abstract: each loss family defines its centralized value
+
+    def joint_inputs(self, q: torch.Tensor, joint_actions: torch.Tensor, state: torch.Tensor | None,
+                     alive: torch.Tensor | None = None):
+        """A mixer's inputs at K joint actions ``[K, n]`` or ``[*B, K, n]``, from utilities ``q`` [*B, n, A] and
+        ``state`` [*B, *S]: ``(Q(h_i, a_i) [*B, K, n, 1], joint actions [*B, K, n], state [*B, K, *S] or None)``;
+        with ``alive`` [*B, n], dead agents' utilities are zero."""
+        batch, (n, A) = q.shape[:-2], q.shape[-2:]
+        K = joint_actions.shape[-2]
+        acts = joint_actions.to(q.device).expand(*batch, K, n)  # [*B, K, n]
+        chosen = q.unsqueeze(-3).expand(*batch, K, n, A).gather(-1, acts.unsqueeze(-1))  # [*B, K, n, 1]
+        if alive is not None:
+            chosen = self.zero_dead(chosen, alive.unsqueeze(-2))  # alive [*B, 1, n]
+        if state is not None:
+            state = state.unsqueeze(len(batch)).expand(*batch, K, *state.shape[len(batch):])  # [*B, K, *S]
+        return chosen, acts, state
 
     def read_batch_for_eval(self, td: TensorDictBase) -> Batch:
         """Like :meth:`read_batch` but only the current-step entries are required."""

@@ -70,24 +70,15 @@ class MixingQLoss(ValueDecompositionLoss):
         chosen = self.zero_dead(self.gather(q, b.action), b.alive)  # [*B, n, 1]
         q_tot = self.mixer(chosen, self.mixer_state(b))  # [*B, 1]
         with torch.no_grad():
-            _, q_next_t = self.utilities(b, target=True, need_current=False)  # [*B, n, A]
-            a_next = self.greedy_next_actions(b, q_next, q_next_t)  # [*B, n]
-            chosen_next = self.zero_dead(self.gather(q_next_t, a_next), b.next_alive)  # [*B, n, 1]
+            chosen_next = self.next_target_utilities(b, q_next)[2]  # [*B, n, 1]
             v_next = self.target("mixer")(chosen_next, self.mixer_state(b, next=True))  # [*B, 1]
             y = self.td_target(b, v_next)  # [*B, 1]
-        loss_td = self.reduce(self.distance(q_tot, y), b)
-        td_error = (q_tot - y).detach().abs().reshape(b.valid.shape)  # [*B]
+        loss_td, td_error = self.td_loss(q_tot, y, b)
         return {"loss": loss_td, "loss_td": loss_td.detach()}, td_error
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """Q_tot(h, z, a) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""
-        b = self.read_batch_for_eval(td)
-        q, _ = self.utilities(b, need_next=False)  # [*B, n, A]
-        K = joint_actions.shape[-2]
-        acts = joint_actions.to(q.device).expand(*q.shape[:-2], K, q.shape[-2])  # [*B, K, n]
-        chosen = q.unsqueeze(-3).expand(*q.shape[:-2], K, *q.shape[-2:]).gather(-1, acts.unsqueeze(-1))  # [*B, K, n, 1]
-        state = self.mixer_state(b)
-        if state is not None:
-            state = state.unsqueeze(len(q.shape) - 2).expand(*q.shape[:-2], K, *state.shape[len(q.shape) - 2 :])  # [*B, K, *S]
+        b, q = self.eval_utilities(td)  # q: [*B, n, A]
+        chosen, _, state = self.joint_inputs(q, joint_actions, self.mixer_state(b))  # [*B, K, n, 1], [*B, K, *S]
         return self.mixer(chosen, state).squeeze(-1)  # [*B, K, 1] -> [*B, K]
 

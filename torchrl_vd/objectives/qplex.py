@@ -71,29 +71,18 @@ class QPlexLoss(ValueDecompositionLoss):
         greedy = self.greedy_values(q.detach(), b.action_mask, b.alive)  # [*B, n, 1]
         q_tot = self.mixer(chosen, greedy, b.state, b.action)  # [*B, 1]
         with torch.no_grad():
-            _, q_next_t = self.utilities(b, target=True, need_current=False)  # [*B, n, A]
-            a_next = self.greedy_next_actions(b, q_next, q_next_t)  # [*B, n]
-            chosen_next = self.zero_dead(self.gather(q_next_t, a_next), b.next_alive)  # [*B, n, 1]
+            q_next_t, a_next, chosen_next = self.next_target_utilities(b, q_next)  # [*B, n, A], [*B, n], [*B, n, 1]
             greedy_next = self.greedy_values(q_next_t, b.next_action_mask, b.next_alive)  # [*B, n, 1]
             v_next = self.target("mixer")(chosen_next, greedy_next, b.next_state, a_next)  # [*B, 1]
             y = self.td_target(b, v_next)  # [*B, 1]
-        loss_td = self.reduce(self.distance(q_tot, y), b)
-        td_error = (q_tot - y).detach().abs().reshape(b.valid.shape)  # [*B]
+        loss_td, td_error = self.td_loss(q_tot, y, b)
         return {"loss": loss_td, "loss_td": loss_td.detach()}, td_error
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """Q_tot(s, τ, u) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""
-        b = self.read_batch_for_eval(td)
-        q, _ = self.utilities(b, need_next=False)  # [*B, n, A]
-        batch, (n, A) = q.shape[:-2], q.shape[-2:]
-        K = joint_actions.shape[-2]
-        acts = joint_actions.to(q.device).expand(*batch, K, n)  # [*B, K, n]
-        alive = None if b.alive is None else b.alive.unsqueeze(-2)  # [*B, 1, n]
-        chosen = self.zero_dead(q.unsqueeze(-3).expand(*batch, K, n, A).gather(-1, acts.unsqueeze(-1)), alive)  # [*B, K, n, 1]
-        greedy = self.greedy_values(q, b.action_mask, b.alive).unsqueeze(-3).expand(*batch, K, n, 1)  # [*B, K, n, 1]
-        state = b.state
-        if state is not None:
-            state = state.unsqueeze(len(batch)).expand(*batch, K, *state.shape[len(batch):])  # [*B, K, *S]
+        b, q = self.eval_utilities(td)  # q: [*B, n, A]
+        chosen, acts, state = self.joint_inputs(q, joint_actions, b.state, b.alive)  # [*B, K, n, 1], [*B, K, n], [*B, K, *S]
+        greedy = self.greedy_values(q, b.action_mask, b.alive).unsqueeze(-3).expand_as(chosen)  # [*B, K, n, 1]
         return self.mixer(chosen, greedy, state, acts).squeeze(-1)  # [*B, K, 1] -> [*B, K]
 
 

@@ -184,8 +184,7 @@ class QTranLoss(ValueDecompositionLoss):
             h_next = self.agent_features(b.next_obs, q_next_t, h_next_t)  # [*B, n, H]
             q_jt_next = self.target("joint_q")(b.next_state, h_next, a_next, b.next_alive)  # [*B, 1]
             y = self.td_target(b, q_jt_next)  # [*B, 1]
-        loss_td = self.reduce(self.distance(q_jt, y), b)
-        td_error = (q_jt - y).detach().abs().reshape(b.valid.shape)  # [*B]
+        loss_td, td_error = self.td_loss(q_jt, y, b)
 
         # L_opt ({θ_i}, θ^v): Σ_i Q(h_i, a_i*) + V = Q_jt(h, z, a*), Q_jt detached
         loss_opt = self.reduce(self.distance(chosen_star.sum(-2) + v, q_jt_star), b)

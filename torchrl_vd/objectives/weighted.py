@@ -176,12 +176,11 @@ class WeightedQMixLoss(MixingQLoss):
             else:
                 full = q_tot < y  # [*B, 1]
             w = torch.full_like(q_tot, self.alpha).masked_fill(full, 1.0)  # [*B, 1]
-        loss_td = self.reduce(w * self.distance(q_tot, y), b)
+        loss_td, td_error = self.td_loss(q_tot, y, b, weight=w)
         loss_central = self.reduce(self.distance(q_star, y), b)
         loss = self.lambda_qmix * loss_td + self.lambda_central * loss_central
         valid = b.valid.to(w.dtype)  # [*B]
         weight_mean = (w.reshape(valid.shape) * valid).sum() / valid.sum().clamp_min(1.0)
-        td_error = (q_tot - y).detach().abs().reshape(b.valid.shape)  # [*B]
         terms = {"loss_td": loss_td, "loss_central": loss_central, "weight_mean": weight_mean}
         return {"loss": loss, **{k: t.detach() for k, t in terms.items()}}, td_error
 
@@ -193,14 +192,7 @@ class WeightedQMixLoss(MixingQLoss):
         """
         b = self.read_batch_for_eval(td)
         q_hat, _ = self.central_utilities(b, target=False, need_next=False)  # [*B, n, A]
-        batch, (n, A) = q_hat.shape[:-2], q_hat.shape[-2:]
-        K = joint_actions.shape[-2]
-        acts = joint_actions.to(q_hat.device).expand(*batch, K, n)  # [*B, K, n]
-        alive = None if b.alive is None else b.alive.unsqueeze(-2)  # [*B, 1, n]
-        chosen = self.zero_dead(q_hat.unsqueeze(-3).expand(*batch, K, n, A).gather(-1, acts.unsqueeze(-1)), alive)  # [*B, K, n, 1]
-        state = b.state
-        if state is not None:
-            state = state.unsqueeze(len(batch)).expand(*batch, K, *state.shape[len(batch):])  # [*B, K, *S]
+        chosen, _, state = self.joint_inputs(q_hat, joint_actions, b.state, b.alive)  # [*B, K, n, 1], [*B, K, *S]
         return self.central_mixer(chosen, state).squeeze(-1)  # [*B, K, 1] -> [*B, K]
 
 
