@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictParams
 from torch import nn
 from torch.utils._pytree import tree_map
@@ -63,7 +63,7 @@ from torchrl_vd.train.collectors import make_collector
 from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats
 from torchrl_vd.train.guards import StopSignal, check_finite
-from torchrl_vd.train.learner import EpsilonSchedule, Learner, _to_storage
+from torchrl_vd.train.learner import EpsilonSchedule, Learner, _to_storage, _validated_inputs
 from torchrl_vd.train.result import SeedsResult, TrainResult
 from torchrl_vd.train.run_files import (
     METRIC_COLUMNS,
@@ -137,8 +137,10 @@ class SeedStack:
             return self.template(td)["loss"]
 
     def loss(self, td: TensorDictBase) -> torch.Tensor:
-        """Each seed's objective on its own minibatch: ``td [N, *B]`` -> ``[N]`` (differentiable)."""
-        return torch.vmap(self._seed_loss)(self.params, td)
+        """Each seed's objective on its own minibatch: ``td [N, *B]`` -> ``[N]`` (differentiable). The inputs are
+        not validated here (data-dependent checks cannot run under vmap): :meth:`SeedLearner.add` validates them."""
+        with _validated_inputs(self.template):
+            return torch.vmap(self._seed_loss)(self.params, td)
 
     def _seed_act(self, online: tuple, inputs: tuple):
         with self.bound(online, self.modules[: len(self.names)]):
@@ -278,8 +280,7 @@ def train_seeds(cfg, *, train_one: Callable) -> SeedsResult:
     out = Path(cfg.out_dir or f"runs/{cfg.algo}-{cfg.env.replace('/', '_')}-seeds")
     check_run_dir(out, cfg.resume)
     out.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume:
-        atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+    atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))  # what `--resume out` reads
     t0 = time.perf_counter()
     if len(cfg.seeds) == 1:
         runs = [train_one(seed_config(cfg, cfg.seeds[0], out))]
@@ -325,10 +326,33 @@ def aggregate_summary(cfg, runs: list[TrainResult], wall: float) -> dict:
     return summary
 
 
+def build_seed_losses(runs: list) -> tuple:
+    """``(template parts, [loss of each seed], env info)`` for the seeds' single-run configs ``runs``.
+
+    Seed k's loss module is built exactly as ``train()`` builds it for seed k (``torch.manual_seed(k)``,
+    make the env of seed k, which may draw from the torch RNG, then the algorithm's parts), so its initial
+    networks equal the single run's bitwise. The template (whose parameters :class:`SeedStack` replaces) is
+    built first, so that the RNG afterwards is where the last seed's single run has it.
+    """
+    spec = get_algo(runs[0].algo)
+    parts = None
+    losses = []
+    for run in runs:
+        torch.manual_seed(run.seed)
+        info = describe_env(make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed,
+                                     **run.env_kwargs))
+        if parts is None:
+            parts = spec.parts(run, info)
+            parts.loss_module.to(run.device)
+            torch.manual_seed(run.seed)
+            make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed, **run.env_kwargs)
+        losses.append(spec.parts(run, info).loss_module.to(run.device))
+    return parts, losses, info
+
+
 def train_vectorized(cfg, out: Path) -> list[TrainResult]:
     """The vectorized many-seeds run (see the module docstring); one :class:`TrainResult` per seed."""
     seeds, n = cfg.seeds, len(cfg.seeds)
-    spec = get_algo(cfg.algo)
     cfg.check_runtime()
     set_default_threads(cfg.threads)
     runs = [seed_config(cfg, k, out) for k in seeds]
@@ -341,20 +365,14 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
                           RuntimeWarning, stacklevel=3)
         states = [None] * n
 
-    seed_losses = []
-    for run in runs:  # seed k's networks exactly as train() creates them: seed, make the env, build
-        torch.manual_seed(run.seed)
-        info = describe_env(make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed,
-                                     **run.env_kwargs))
-        seed_losses.append(spec.parts(run, info).loss_module.to(cfg.device))
-    parts = spec.parts(cfg, info)
-    stack = SeedStack(seed_losses, parts.loss_module.to(cfg.device))
+    parts, seed_losses, info = build_seed_losses(runs)
+    stack = SeedStack(seed_losses, parts.loss_module)
     template = stack.template
-    # the joint run: N x num_envs envs, N x frames_per_batch frames per batch (seed-major rows)
+    # the joint run: N x num_envs envs, N x frames_per_batch frames per batch (seed-major rows). The torch RNG
+    # continues from the last seed's network initialisation, as a single run's continues from its own.
     joint = dataclasses.replace(cfg, seeds=(), seed=seeds[0], num_envs=n * cfg.num_envs, frames=n * cfg.frames,
                                 frames_per_batch=n * cfg.frames_per_batch, eval_episodes=n * cfg.eval_episodes,
                                 out_dir=str(out), resume=None)
-    torch.manual_seed(seeds[0])
     env = build_env(joint, parts.env_transforms, template.agent_net)
     eval_env = build_env(joint, parts.env_transforms, template.agent_net, seed=seeds[0] + 10_000)
     learner = SeedLearner(cfg, stack, time_steps=cfg.frames_per_batch // cfg.num_envs)
