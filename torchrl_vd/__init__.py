@@ -22,7 +22,7 @@ from torchrl_vd.objectives import (
     WeightedQMixLoss,
     ZPolicyTrainer,
 )
-from torchrl_vd.train import AlgoParts, TrainConfig, TrainResult, evaluate, register_algo, train
+from torchrl_vd.train import AlgoParts, SeedsResult, TrainConfig, TrainResult, evaluate, register_algo, train
 from torchrl_vd.train.checkpoint import config_for_resume as train_config_for_resume
 
 __version__ = "0.2.0.dev0"
@@ -35,6 +35,7 @@ __all__ = [
     "WeightedQMixLoss",
     "AlgoParts",
     "TrainConfig",
+    "SeedsResult",
     "TrainResult",
     "register_algo",
     "train",

@@ -56,36 +56,17 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from torchrl_vd import reproduce_suites
+from torchrl_vd.train.config import SEEDS_FORMS, parse_seeds  # noqa: F401 (reproduce --seeds)
+from torchrl_vd.train.stats import t_interval
 
 if TYPE_CHECKING:
     from torchrl_vd import TrainConfig
 
 RESUME_IGNORED_KEYS = ("frames", "out_dir", "resume", "progress")  # config keys a suite may differ in from a run
 MIRRORED_FILES = ("summary.json", "metrics.csv", "config.json")  # what a Ray task sends back to the driver
-SEEDS_FORMS = "a range '0-3', a list '0,2,5', or both '0-2,7'"
 
 
 # ================================================================================== statistics
-def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its Student-t confidence interval, ``t_{(1+c)/2, n-1} * s / sqrt(n)``.
-
-    ``s`` is the sample standard deviation (ddof=1). With fewer than two values the half-width is nan
-    (and the mean is nan with none).
-    """
-    try:
-        from scipy import stats
-    except ImportError as err:
-        raise ImportError("t-intervals need SciPy: pip install 'torchrl-vd[reproduce]'") from err
-
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return math.nan, math.nan
-    if x.size == 1:
-        return float(x[0]), math.nan
-    half = stats.t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
-    return float(x.mean()), float(half)
-
-
 def iqm(scores) -> float:
     """Interquartile mean: the mean after cutting ``int(0.25 n)`` values from each end (rliable's
     ``aggregate_iqm``, i.e. ``scipy.stats.trim_mean(x, 0.25)`` over all scores)."""
@@ -329,18 +310,6 @@ def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None,
     if len(set(dirs)) != len(dirs):
         raise ValueError(f"Suite {name!r}: two entries share a run directory {dirs}; (task, algo) must be unique.")
     return Suite(f"{name}-quick" if shrink else name, raw["description"], METRICS[raw["metric"]], tuple(entries))
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``'0-3'`` -> [0, 1, 2, 3]; ``'0,2,5'`` -> [0, 2, 5]; ``'0-2,7'`` -> [0, 1, 2, 7] (sorted, unique)."""
-    seeds: set[int] = set()
-    for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise ValueError(f"Bad --seeds {text!r}: give {SEEDS_FORMS} (non-negative integers, ranges low-high).")
-        low = int(m.group(1))
-        seeds.update(range(low, int(m.group(2) if m.group(2) is not None else low) + 1))
-    return sorted(seeds)
 
 
 def _slug(name: str) -> str:

@@ -232,6 +232,9 @@ class AlgoSpec:
         agents: agent kinds it supports (``mlp``, ``gru``).
         collectors: collectors it supports.
         check: optional ``check(cfg, loss_options) -> list of error strings`` for cross-field rules.
+        vectorized_seeds: whether ``TrainConfig.seeds`` can train several seeds of it in one process
+            (train/seeds.py stacks the loss module's networks; parts trained outside the loss, such as
+            MAVEN's z-policy trainer, are not stacked).
     """
 
     name: str
@@ -243,6 +246,7 @@ class AlgoSpec:
     agents: tuple[str, ...] = ("mlp", "gru")
     collectors: tuple[str, ...] = COLLECTORS
     check: Callable[..., list[str]] | None = None
+    vectorized_seeds: bool = True
 
     def options(self, cfg) -> tuple[Any, Any]:
         """``(mixer_options, loss_options)`` from ``cfg.mixer_kwargs`` / ``cfg.loss_kwargs``, checked field by field."""
@@ -278,7 +282,7 @@ def register_algo(name: str, *, description: str, mixer_options: type = NoOption
                   loss_options: type = TDLossOptions, presets: dict[str, Any] | None = None, **supports):
     """Decorator adding ``build(cfg, info, mixer_options, loss_options) -> AlgoParts`` to the table as ``name``.
 
-    ``supports``: ``agents=``, ``collectors=``, ``check=`` (see :class:`AlgoSpec`).
+    ``supports``: ``agents=``, ``collectors=``, ``check=``, ``vectorized_seeds=`` (see :class:`AlgoSpec`).
     """
 
     def deco(build):
@@ -391,7 +395,8 @@ def _check_maven(cfg, opts: MavenOptions) -> list[str]:
 
 @register_algo("maven", description="MAVEN: z-conditioned QMIX, variational MI, hierarchical z-policy (Mahajan et al. 2019)",
                mixer_options=MavenMixerOptions, loss_options=MavenOptions,
-               presets={"agent": "gru", "last_action": True}, agents=("gru",), check=_check_maven)
+               presets={"agent": "gru", "last_action": True}, agents=("gru",), check=_check_maven,
+               vectorized_seeds=False)
 def build_maven(cfg, info: EnvInfo, mixer_opts: MavenMixerOptions, opts: MavenOptions) -> AlgoParts:
     """MAVEN's parts for ``train()``: MavenLoss, the NoiseTransform factory and the z-policy hook.
 

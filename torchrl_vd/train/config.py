@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,10 @@ import torch
 
 from torchrl_vd.train.algos import COLLECTORS, algorithms, get_algo
 from torchrl_vd.train.options import coerce
+
+#: Environment families whose envs are one batched simulator, so N seeds run as one env of N x num_envs.
+VECTORIZED_FAMILIES = ("matrix", "vmas")
+SEEDS_FORMS = "a range '0-3', a list '0,2,5', or both '0-2,7'"
 
 #: ``--set`` prefixes that reach into the algorithm's typed options (``mixer.NAME`` = ``mixer_kwargs.NAME``).
 OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
@@ -138,6 +143,11 @@ class TrainConfig:
     noise_dim, lambda_mi, ...). Checked against the algorithm's typed options (``torchrl-vd train --help``)."""
     seed: int = 0
     """Seed for torch, the environments and the replay sampler."""
+    seeds: tuple[int, ...] = ()
+    """Many seeds in one process (``--seeds 0-7`` or ``--seeds 0,3,5``): N independent runs trained together, one
+    run directory ``seed_<k>`` per seed under ``out_dir`` plus the aggregate (train/seeds.py); empty = just
+    ``seed``. Vectorized for the ``matrix`` and ``vmas`` families with ``collector='single'``; one seed runs
+    today's single run."""
     device: str = "cpu"
     """Device for envs, networks and replay storage (``cuda`` when available)."""
     threads: int = 0
@@ -172,6 +182,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
+        if isinstance(self.seeds, str):  # the CLI's "0-7" / "0,3,5"
+            self.seeds = tuple(parse_seeds(self.seeds))
+        self.seeds = tuple(int(s) for s in (self.seeds if isinstance(self.seeds, (list, tuple)) else [self.seeds]))
         # metrics.csv is always written; "csv" is still accepted from configs saved before 0.2
         self.loggers = tuple(name for name in self.loggers if name != "csv")
         self.validate()
@@ -231,8 +244,37 @@ class TrainConfig:
             errors.append(f"unknown loggers {sorted(bad_loggers)}; choose from tensorboard, wandb")
         if self.algo in algorithms():  # an unknown algo is train()'s error (it lists the registered ones)
             errors += get_algo(self.algo).problems(self)
+        errors += self._seeds_problems()
         if errors:
             raise ValueError("Invalid TrainConfig: " + "; ".join(errors) + ".")
+
+    def _seeds_problems(self) -> list[str]:
+        """What ``seeds`` cannot run (train/seeds.py vectorizes the env batch, the networks and the learner)."""
+        if not self.seeds:
+            return []
+        errors = []
+        if min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
+            errors.append(f"seeds must be distinct non-negative integers (got {list(self.seeds)})")
+        if len(self.seeds) < 2:
+            return errors  # one seed is today's single run (any algorithm, env and collector)
+        family = self.env.split("/", 1)[0]
+        fix = ("run the seeds as separate processes instead (one `torchrl-vd train --seed K` each, or "
+               "`torchrl-vd reproduce`)")
+        if family not in VECTORIZED_FAMILIES:
+            errors.append(f"seeds={list(self.seeds)}: many seeds in one process batch the seeds' environments in one "
+                          f"vectorized env, which the {VECTORIZED_FAMILIES} families provide; {self.env!r} is a "
+                          f"{family!r} env (one Python env per copy, no gain from batching): {fix}")
+        if self.agent == "gru":
+            errors.append(f"seeds={list(self.seeds)}: recurrent agents (agent='gru') are not vectorized over seeds yet "
+                          f"(torch.vmap has no batching rule for nn.GRU, and the unroll branches on the data): use "
+                          f"agent='mlp', or {fix}")
+        if self.collector != "single":
+            errors.append(f"seeds={list(self.seeds)} runs with collector='single' (the seeds already share one env "
+                          f"batch), got collector={self.collector!r}: set collector='single'")
+        if self.algo in algorithms() and not get_algo(self.algo).vectorized_seeds:
+            errors.append(f"seeds={list(self.seeds)}: algo {self.algo!r} trains extra parts outside its loss (MAVEN: "
+                          f"the z-policy and its REINFORCE trainer), which are not vectorized over seeds: {fix}")
+        return errors
 
     def _size_problems(self) -> list[str]:
         """Sizes that cannot work together (each message names the fix)."""
@@ -324,6 +366,8 @@ class TrainConfig:
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
                 raise ValueError(f"Unknown config key {top!r}.{hint} Valid keys: {', '.join(sorted(hints))}.")
             value = _parse(raw) if isinstance(raw, str) else raw
+            if top == "seeds" and isinstance(value, str):  # "0-7", "0,3,5" (JSON reads neither)
+                value = parse_seeds(value)
             if rest:
                 if not isinstance(d[top], dict):
                     raise ValueError(f"{top!r} is not a dict field; dotted keys only reach into dict fields.")
@@ -353,6 +397,23 @@ def check_device(device: str) -> None:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device={device!r}, but MPS (Apple GPUs) is not available on this machine: use "
                          "device='cpu'.")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``'0-3'`` -> [0, 1, 2, 3]; ``'0,2,5'`` -> [0, 2, 5]; ``'0-2,7'`` -> [0, 1, 2, 7] (sorted, unique).
+
+    Examples:
+        >>> parse_seeds("0-3"), parse_seeds("5, 0-2")
+        ([0, 1, 2, 3], [0, 1, 2, 5])
+    """
+    seeds: set[int] = set()
+    for part in str(text).split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ValueError(f"Bad --seeds {text!r}: give {SEEDS_FORMS} (non-negative integers, ranges low-high).")
+        low = int(m.group(1))
+        seeds.update(range(low, int(m.group(2) if m.group(2) is not None else low) + 1))
+    return sorted(seeds)
 
 
 def split_assignment(assignment: str) -> tuple[str, str]:

@@ -18,6 +18,10 @@ from torchrl_vd.train.environment import build_env, horizon
 from torchrl_vd.train.threads import set_default_threads
 
 
+NO_EVAL = {"eval_return": float("nan"), "igm_violation_rate": float("nan"), "igm_value_gap": float("nan")}
+"""The evaluation columns of a metrics row without an evaluation."""
+
+
 @torch.no_grad()
 def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None, *, igm_loss=None,
              igm_max_joint_actions: int = 256, igm_max_states: int = 256) -> dict:
@@ -29,6 +33,17 @@ def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None,
     With ``igm_loss`` (a loss exposing ``joint_q_values``), also the IGM gap on the evaluated states
     (:func:`igm_gap`): ``igm_violation_rate`` and ``igm_value_gap``.
     """
+    roll, returns, valid = greedy_rollout(policy, env, max_steps, seed)
+    out = return_stats(returns)
+    if igm_loss is not None:
+        out.update(igm_gap(igm_loss, roll, valid, igm_max_joint_actions, igm_max_states))
+    return out
+
+
+@torch.no_grad()
+def greedy_rollout(policy, env, max_steps: int | None = None, seed: int | None = None):
+    """One greedy episode per env of ``env``'s batch: ``(rollout [N, T], returns [N], valid [N, T])``, ``valid``
+    marking the steps up to and including each env's first ``done`` (:func:`evaluate`'s returns)."""
     steps = max_steps or horizon(env)
     if seed is not None:
         env.set_seed(seed)
@@ -38,10 +53,12 @@ def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None,
     done = roll["next", "done"].squeeze(-1)  # [N, T]
     first_done = done.long().cumsum(-1) - done.long()  # [N, T]: 0 up to and including the first done
     returns = (reward * (first_done == 0)).sum(-1)  # [N]
-    out = {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
-    if igm_loss is not None:
-        out.update(igm_gap(igm_loss, roll, first_done == 0, igm_max_joint_actions, igm_max_states))
-    return out
+    return roll, returns, first_done == 0
+
+
+def return_stats(returns: torch.Tensor) -> dict:
+    """``eval_return`` (mean) and ``eval_return_std`` of the greedy returns ``[episodes]``."""
+    return {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
 
 
 @torch.no_grad()

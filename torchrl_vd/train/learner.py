@@ -103,17 +103,29 @@ class Learner:
         """``n`` gradient steps on uniform minibatches; returns the detached losses."""
         losses = []
         with _validated_inputs(self.loss):  # every stored transition was validated by add()
-            for sample in _minibatches(self.replay_buffer, n):
-                out = self.loss(sample)
+            for sample in self.minibatches(n):
+                loss = self.objective(sample)
                 self.optimizer.zero_grad(set_to_none=True)
-                out["loss"].backward()
+                loss.backward(torch.ones_like(loss))  # (many seeds: [N] losses, each reaching only its own slice)
                 if self.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+                    self.clip_grads()
                 self.optimizer.step()
                 self.updater.step()
                 self.updates += 1
-                losses.append(out["loss"].detach())
+                losses.append(loss.detach())
         return losses
+
+    def minibatches(self, n: int):
+        """``n`` uniform minibatches from the replay buffer."""
+        return _minibatches(self.replay_buffer, n)
+
+    def objective(self, sample: TensorDictBase) -> torch.Tensor:
+        """The loss to minimise on ``sample``."""
+        return self.loss(sample)["loss"]
+
+    def clip_grads(self) -> None:
+        """Clip the global gradient norm at ``grad_clip``."""
+        torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:

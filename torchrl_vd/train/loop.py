@@ -1,4 +1,5 @@
-"""``train(TrainConfig) -> TrainResult``: the one training loop every algorithm shares.
+"""``train(TrainConfig) -> TrainResult``: the one training loop every algorithm shares (``TrainConfig.seeds``:
+many seeds in one process, train/seeds.py).
 
 The loop only wires the parts together, each in its own module: the algorithm table (algos.py) builds
 the loss and any extra pieces, the trainer's env wraps ``make_env`` (environment.py), a torchrl
@@ -13,58 +14,40 @@ import contextlib
 import functools
 import math
 import signal
-import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
-from tensordict import TensorDictBase
 
-from torchrl_vd.envs.registry import EnvInfo, describe_env, make_env
+from torchrl_vd.envs.registry import describe_env, make_env
 from torchrl_vd.modules.agents import make_agent_policies
-from torchrl_vd.train.algos import AlgoParts, get_algo
+from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import CHECKPOINT, learner_state, load_checkpoint, restore_modules, save_checkpoint
 from torchrl_vd.train.collectors import OverlapCollector, make_collector
 from torchrl_vd.train.config import TrainConfig
 from torchrl_vd.train.environment import build_env
-from torchrl_vd.train.evaluation import evaluate
+from torchrl_vd.train.evaluation import NO_EVAL, evaluate
+from torchrl_vd.train.guards import StopSignal, check_finite
 from torchrl_vd.train.learner import EpsilonSchedule, Learner
-from torchrl_vd.train.run_files import METRIC_COLUMNS, Progress, RunFiles, check_run_dir, rss_mb
+from torchrl_vd.train.run_files import METRIC_COLUMNS, Progress, RunFiles, check_run_dir, metric_row
+from torchrl_vd.train.result import SeedsResult, TrainResult
+from torchrl_vd.train.seeds import train_seeds
 from torchrl_vd.train.threads import set_default_threads
 
 
-@dataclass
-class TrainResult:
-    """What ``train`` returns.
+def train(cfg: TrainConfig) -> TrainResult | SeedsResult:
+    """Train ``cfg.algo`` on ``cfg.env``; write metrics.csv, summary.json, checkpoint and PNG to the run dir.
 
-    Attributes:
-        policy: greedy decentralized policy (obs -> ("agents", "action")), deterministic.
-        loss_module: the trained loss module (agent net, mixer / joint networks, targets).
-        env: the training environment.
-        metrics: one dict per collected batch (the rows of metrics.csv).
-        summary: frames, wall time, frames/s, final greedy evaluation return (summary.json).
-        out_dir: the run directory.
-        explore_policy: the ε-greedy collection policy.
-        parts: the algorithm's parts (loss, env transforms, extra modules, hooks).
-        info: what the trainer read off the env (n_agents, n_actions, shapes, masks).
+    With ``cfg.seeds``: one run per seed in one process (train/seeds.py), returning a :class:`SeedsResult`.
     """
-
-    policy: Any
-    loss_module: Any
-    env: Any
-    metrics: list[dict]
-    summary: dict
-    out_dir: Path
-    explore_policy: Any = None
-    parts: AlgoParts | None = None
-    info: EnvInfo | None = None
+    if cfg.seeds:
+        return train_seeds(cfg, train_one=_train_one)
+    return _train_one(cfg)
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train ``cfg.algo`` on ``cfg.env``; write metrics.csv, summary.json, checkpoint and PNG to the run dir."""
+def _train_one(cfg: TrainConfig) -> TrainResult:
+    """One run (``cfg.seed``)."""
     spec = get_algo(cfg.algo)  # the unknown-algo error, with close matches
     cfg.check_runtime()  # e.g. device="cuda" on a machine without CUDA
     set_default_threads(cfg.threads)
@@ -126,7 +109,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     frames_at_start = frames
     next_ckpt = (frames // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else math.inf
     bar = Progress(cfg, initial=frames)
-    stop = _StopSignal()
+    stop = StopSignal()
     ckpt_stats = {"checkpoints": 0, "checkpoint_time_s": 0.0}
 
     def checkpoint() -> None:
@@ -155,7 +138,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             t_collected = time.perf_counter()
             if batch.ndim == 3:  # multi-process collectors stack workers: [workers, num_envs, T]
                 batch = batch.reshape(-1, batch.shape[-1])  # [workers * num_envs, T]
-            _check_finite(batch, frames)
+            check_finite(batch, frames)
             frames += batch.numel()
             learner.add(batch)
             extra = parts.after_batch(batch, frames) if parts.after_batch else {}
@@ -167,29 +150,16 @@ def train(cfg: TrainConfig) -> TrainResult:
                 with _worker_errors(collector, cfg, out_dir):
                     collector.update_policy_weights_()  # new weights and ε to the workers
             # (collector="async" takes weights and ε when it starts the next batch, see OverlapCollector)
-            done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
-            ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
             evaluation = dict(NO_EVAL)
             if frames >= next_eval:
                 evaluation = {k: v for k, v in run_eval().items() if k in NO_EVAL}  # the metrics.csv columns
                 next_eval += cfg.eval_every
             elapsed = time.perf_counter() - t0
-            row = {
-                "frames": frames,
-                "updates": learner.updates,
-                "eps": eps,
-                "loss": torch.stack(losses).mean().item() if losses else float("nan"),
-                "train_return": ep_returns.mean().item() if ep_returns.numel() else float("nan"),
-                "episodes": int(ep_returns.numel()),
-                **evaluation,
-                "fps": (frames - frames_at_start) / elapsed,
-                "time": elapsed,
-                "collect_time": t_collected - t_iter,
-                "update_time": t_updated - t_collected,
-                "cpu_time": time.process_time() - cpu0 + getattr(collector, "worker_cpu_s", 0.0),
-                "rss_mb": rss_mb(),
-                **extra,
-            }
+            row = metric_row(batch, frames=frames, updates=learner.updates, eps=eps,
+                             loss=torch.stack(losses).mean() if losses else None, evaluation=evaluation,
+                             fps=(frames - frames_at_start) / elapsed, elapsed=elapsed,
+                             times=(t_iter, t_collected, t_updated),
+                             cpu_time=time.process_time() - cpu0 + getattr(collector, "worker_cpu_s", 0.0), extra=extra)
             metrics.append(row)
             files.log(row)
             bar.update(batch.numel(), row)
@@ -232,10 +202,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     except Exception as err:  # a plotting failure must never lose a finished run
         summary["plot_error"] = repr(err)
     return TrainResult(greedy, loss, env, metrics, summary, out_dir, explore, parts, info)
-
-
-NO_EVAL = {"eval_return": float("nan"), "igm_violation_rate": float("nan"), "igm_value_gap": float("nan")}
-"""The evaluation columns of a metrics row without an evaluation."""
 
 
 class _NoCollector:
@@ -301,36 +267,3 @@ def _exitcode(proc):
         return proc.exitcode
     except (ValueError, AssertionError):  # a closed Process (torchrl closes the workers it stops), not our child
         return getattr(proc, "_popen", None) and proc._popen.returncode
-
-
-class _StopSignal:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the current batch and stops."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.requested:  # second signal: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def restore(self):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
-def _check_finite(batch: TensorDictBase, frames_before: int) -> None:
-    """Refuse NaN/inf rewards or observations from the env, naming the env index and step where they appeared."""
-    for key in (("next", "reward"), ("next", "agents", "observation"), ("next", "state")):
-        x = batch.get(key, None)
-        if x is not None and x.is_floating_point() and not torch.isfinite(x).all():
-            env_idx, t = (~torch.isfinite(x)).nonzero()[0, :2].tolist()
-            raise ValueError(
-                f"Non-finite {'/'.join(key[1:])} from env {env_idx} at step {t} of the batch starting at frame "
-                f"{frames_before} (value {x[env_idx, t].flatten()[~torch.isfinite(x[env_idx, t].flatten())][0].item()}); "
-                "not training on it. Check the environment (or its reward function) at that step."
-            )

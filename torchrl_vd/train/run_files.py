@@ -131,6 +131,32 @@ METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes"
                   "igm_value_gap", "fps", "time", "collect_time", "update_time", "cpu_time", "rss_mb"]
 
 
+def metric_row(batch, *, frames: int, updates: int, eps: float, loss, evaluation: dict, fps: float, elapsed: float,
+               times: tuple[float, float, float], cpu_time: float, extra: dict | None = None) -> dict:
+    """One metrics.csv row for a collected ``batch [num_envs, T]``: its finished episodes' mean return, the
+    mean ``loss`` of the batch's updates (a tensor, None without updates), ``evaluation`` (the eval columns)
+    and where the wall time went (``times`` = batch start, collected, updated; perf_counter seconds)."""
+    done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
+    ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
+    t_iter, t_collected, t_updated = times
+    return {
+        "frames": frames,
+        "updates": updates,
+        "eps": eps,
+        "loss": loss.item() if loss is not None else float("nan"),
+        "train_return": ep_returns.mean().item() if ep_returns.numel() else float("nan"),
+        "episodes": int(ep_returns.numel()),
+        **evaluation,
+        "fps": fps,
+        "time": elapsed,
+        "collect_time": t_collected - t_iter,
+        "update_time": t_updated - t_collected,
+        "cpu_time": cpu_time,
+        "rss_mb": rss_mb(),
+        **(extra or {}),
+    }
+
+
 def rss_mb() -> float:
     """Resident memory of this process in MiB (Linux /proc; nan elsewhere), for long-run health checks."""
     try:

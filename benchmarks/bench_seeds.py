@@ -1,0 +1,150 @@
+"""Many seeds in one process (issue #18): seed-frames/s of one N-seed process vs N sequential single runs.
+
+For each workload and each N, two measurements, each a whole process (start-up, env and network
+construction, training, final evaluation and files) timed from spawn to exit:
+
+* ``vectorized``: one process ``train(TrainConfig(seeds=0..N-1))``;
+* ``sequential``: N processes ``train(TrainConfig(seed=k))`` one after the other (``--sequential-max``
+  caps how many are run; the time of the others is the mean of those run: every seed does the same work).
+
+seed-frames/s = N x frames per seed / wall seconds; the speedup is vectorized over sequential.
+Targets (issue #18): balance 8 seeds >= 4x, matrix 8 seeds >= 8x, issue-#9 config >= 1.5x.
+
+Workloads:
+
+* ``balance``: VMAS balance (3 agents, 100-step episodes) with the library's default networks and learner
+  (TrainConfig defaults: MLP 64x64, 32 envs x 100 steps per batch, 50 updates of batch 128);
+* ``matrix``: the QTRAN matrix game with the TrainConfig defaults (32 envs, 3200 frames and 50 updates per batch);
+* ``issue9``: the issue-#9 config: VMAS balance 4 agents, 60 envs x 100 steps, 200 updates per batch of
+  128, MLP 2x256 (bench_e2e.py's). Its FLOP-bound ceiling is printed: the FLOPs of one QMIX update
+  (agents forward + backward on the current step, two forward passes on the next, mixer) against this
+  machine's measured fp32 matmul rate give the most updates/s, hence seed-frames/s, any number of
+  vectorized seeds could reach when the learner is the bottleneck.
+
+Every row prints ``cat /proc/loadavg`` (numbers from a loaded box are not comparable; take the final
+table on a quiet one).
+
+    python benchmarks/bench_seeds.py                                   # full table (see README; ~1-2 h on 2 cores)
+    python benchmarks/bench_seeds.py --workloads matrix --ns 1,2 --iters 1 --sequential-max 1   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = {
+    "balance": dict(algo="qmix", env="vmas/balance", env_kwargs={"max_steps": 100}),
+    "matrix": dict(algo="qmix", env="matrix/qtran"),
+    "issue9": dict(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100}, num_envs=60,
+                   frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256)),
+}
+
+
+def loadavg() -> str:
+    return Path("/proc/loadavg").read_text().strip()
+
+
+def worker(spec: dict) -> None:
+    """One training process: ``iters`` batches per seed of ``spec["workload"]``, seeds or one seed."""
+    import torch
+
+    import torchrl_vd as vd
+
+    torch.set_num_threads(1)
+    base = dict(WORKLOADS[spec["workload"]])
+    fpb = base.get("frames_per_batch", vd.TrainConfig.frames_per_batch)
+    cfg = vd.TrainConfig(**base, frames=spec["iters"] * fpb, progress=False, checkpoint_every=0, igm_eval=False,
+                         eval_episodes=4, out_dir=spec["out"], **({"seeds": tuple(range(spec["n"]))} if spec["vectorized"]
+                                                               else {"seed": spec["seed"]}))
+    vd.train(cfg)
+    print(json.dumps({"frames_per_seed": cfg.frames}))
+
+
+def run(spec: dict) -> tuple[float, int]:
+    """Wall seconds of one worker process, and its frames per seed."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
+                          cwd=ROOT)
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])["frames_per_seed"]
+
+
+def matmul_flops() -> float:
+    """This machine's fp32 matmul rate (1 thread, 512x512x512, best of 5)."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(20):
+            a @ b
+        best = min(best, (time.perf_counter() - t) / 20)
+    return 2 * 512**3 / best
+
+
+def qmix_update_flops(n_agents=4, obs_dim=16, n_actions=9, hidden=(256, 256), batch=128, state_dim=64, embed=32,
+                      hyper=64) -> float:
+    """FLOPs of one QMIX gradient step (double Q): agents fwd+bwd (3x fwd) on the current step, fwd on the next
+    step online and target; the mixer's hypernetworks likewise (online fwd+bwd, target fwd)."""
+    sizes = [obs_dim, *hidden, n_actions]
+    agent_fwd = 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * n_agents * batch
+    mixer_fwd = 2 * batch * (state_dim * hyper + hyper * embed * n_agents + state_dim * hyper + hyper * embed
+                             + state_dim * embed + state_dim * embed + embed) + 2 * batch * (n_agents * embed + embed)
+    return 3 * agent_fwd + 2 * agent_fwd + 3 * mixer_fwd + mixer_fwd
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--workloads", default="balance,matrix,issue9")
+    p.add_argument("--ns", default="1,2,4,8,16,32,64", help="numbers of seeds")
+    p.add_argument("--iters", type=int, default=5, help="collected batches per seed")
+    p.add_argument("--sequential-max", type=int, default=4, help="single runs actually run per row (mean x N)")
+    p.add_argument("--out", default="/tmp/torchrl_vd_bench_seeds")
+    args = p.parse_args()
+    if args.worker:
+        return worker(json.loads(args.worker))
+    import shutil
+
+    out = Path(args.out)
+    print("| workload | N | sequential s | vectorized s | seq seed-frames/s | vec seed-frames/s | speedup | loadavg |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    for workload in args.workloads.split(","):
+        single_s = None
+        for n in [int(x) for x in args.ns.split(",")]:
+            shutil.rmtree(out, ignore_errors=True)
+            runs = min(n, args.sequential_max)
+            seq = [run({"workload": workload, "iters": args.iters, "vectorized": False, "seed": k, "n": 1,
+                        "out": str(out / f"single{k}")}) for k in range(runs)]
+            seq_s = sum(w for w, _ in seq) / runs * n
+            vec_s, frames = run({"workload": workload, "iters": args.iters, "vectorized": True, "n": n,
+                                 "out": str(out / "vec")})
+            single_s = single_s or seq_s / n
+            print(f"| {workload} | {n} | {seq_s:.1f} | {vec_s:.1f} | {n * frames / seq_s:.0f} | {n * frames / vec_s:.0f} "
+                  f"| {seq_s / vec_s:.2f}x | {loadavg()} |", flush=True)
+        if workload == "issue9":
+            import torchrl_vd as vd
+
+            info = vd.describe_env(vd.make_env("vmas/balance", num_envs=1, **WORKLOADS["issue9"]["env_kwargs"]))
+            flops = qmix_update_flops(info.n_agents, int(info.obs_shape[0]), info.n_actions, state_dim=int(info.state_shape[0]))
+            rate = matmul_flops()
+            fpb, updates = WORKLOADS["issue9"]["frames_per_batch"], WORKLOADS["issue9"]["updates_per_batch"]
+            ceiling = rate / flops * fpb / updates  # seed-frames/s if the learner ran at the matmul rate
+            print(f"\nissue9 FLOP-bound ceiling: {flops / 1e6:.1f} MFLOP per update, matmul {rate / 1e9:.1f} GFLOP/s "
+                  f"-> {rate / flops:.0f} updates/s -> {ceiling:.0f} seed-frames/s (learner only; the single run "
+                  f"measured {args.iters * fpb / single_s:.0f}, so at most {ceiling / (args.iters * fpb / single_s):.1f}x "
+                  f"from vectorizing seeds) | {loadavg()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
