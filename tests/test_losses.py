@@ -134,6 +134,8 @@ def test_dead_agents_contribute_no_utility_and_get_no_gradient():
     td["next", "agents", "alive"] = torch.tensor([[True, False]])
     # Q_tot = 1 (agent 2 dead); y = 1 + 0.5 * 4 = 3 -> (1 - 3)^2 = 4
     assert loss(td)["loss"].item() == pytest.approx(4.0)
+    # the joint value the IGM check reads is the one trained: Q_tot(taken action) = 1, agent 2 counts 0
+    assert loss.joint_q_values(td, td["agents", "action"][0].unsqueeze(0)).item() == pytest.approx(1.0)
 
 
 def test_target_max_honours_next_action_mask():

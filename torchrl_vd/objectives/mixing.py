@@ -77,8 +77,9 @@ class MixingQLoss(ValueDecompositionLoss):
         return {"loss": loss_td, "loss_td": loss_td.detach()}, td_error
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
-        """Q_tot(h, z, a) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""
+        """Q_tot(h, z, a) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer);
+        dead agents' utilities are zero, as in the TD loss."""
         b, q = self.eval_utilities(td)  # q: [*B, n, A]
-        chosen, _, state = self.joint_inputs(q, joint_actions, self.mixer_state(b))  # [*B, K, n, 1], [*B, K, *S]
+        chosen, _, state = self.joint_inputs(q, joint_actions, self.mixer_state(b), b.alive)  # [*B, K, n, 1], [*B, K, *S]
         return self.mixer(chosen, state).squeeze(-1)  # [*B, K, 1] -> [*B, K]
 
