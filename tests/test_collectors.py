@@ -30,6 +30,9 @@ UNIFORM_TOL = 1.5
 def test_worker_collectors_train_and_receive_weights(tmp_path, collector):
     if collector == "ray":
         ray = pytest.importorskip("ray")
+        from torchrl_vd.train.threads import ray_workers_at_normal_priority
+
+        ray_workers_at_normal_priority()  # as the trainer's own Ray start: niced-15 workers starve under load
         ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     try:
         result = vd.train(linear_game_cfg(collector, str(tmp_path / collector)))

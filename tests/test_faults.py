@@ -329,6 +329,8 @@ _WORKER_KILL = textwrap.dedent("""
                          collector=collector, num_workers=2, progress=False, out_dir=out, hidden=(16,))
     if collector == "ray":
         import ray
+        from torchrl_vd.train.threads import ray_workers_at_normal_priority
+        ray_workers_at_normal_priority()
         ray.init(num_cpus=2, include_dashboard=False)
 
     def killer():
