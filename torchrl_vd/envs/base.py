@@ -105,7 +105,7 @@ class SerialTeamEnv(TeamEnvBase):
     _initial: list | None = None  # the reset outputs held from construction (see _raw_resets)
 
     def _raw_reset(self, i: int):
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each adapter resets its i-th raw env copy
 
     # ------------------------------------------------------------------ outputs
     def _state(self, views: dict) -> np.ndarray:
