@@ -211,7 +211,7 @@ class _NoCollector:
         return iter(())
 
     def shutdown(self) -> None:
-        pass
+        pass  # nothing was started: the run only writes its ending
 
 
 def _watch_workers(collector, cfg, out_dir: Path):
@@ -256,7 +256,7 @@ def _describe_exit(code: int) -> str:
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
-            pass
+            pass  # a signal number Python has no name for: report the raw code below
     return f"exit code {code}"
 
 

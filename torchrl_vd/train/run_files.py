@@ -23,7 +23,7 @@ def fsync_dir(directory: Path) -> None:
     try:
         os.fsync(fd)
     except OSError:
-        pass
+        pass  # file systems that cannot fsync a directory: the rename itself is still atomic
     finally:
         os.close(fd)
 
