@@ -15,6 +15,7 @@ Workloads:
 * ``balance``: VMAS balance (3 agents, 100-step episodes) with the library's default networks and learner
   (TrainConfig defaults: MLP 64x64, 32 envs x 100 steps per batch, 50 updates of batch 128);
 * ``matrix``: the QTRAN matrix game with the TrainConfig defaults (32 envs, 3200 frames and 50 updates per batch);
+* ``gru``: GRU agents (QMIX) on the m-step game, m = 10, with tests/test_maven.py's learner (``WORKLOADS``);
 * ``issue9``: the issue-#9 config: VMAS balance 4 agents, 60 envs x 100 steps, 200 updates per batch of
   128, MLP 2x256 (bench_e2e.py's). Its FLOP-bound ceiling is printed: the FLOPs of one QMIX update
   (agents forward + backward on the current step, two forward passes on the next, mixer) against this
@@ -43,6 +44,11 @@ WORKLOADS = {
     "matrix": dict(algo="qmix", env="matrix/qtran"),
     "issue9": dict(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100}, num_envs=60,
                    frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256)),
+    # recurrent agents: tests/test_maven.py's m-step learner (GRU 64, 16 envs x one 10-step episode per batch,
+    # one update of 32 sequences per episode) with QMIX; the vectorized run unrolls the GRU cell by cell
+    "gru": dict(algo="qmix", env="matrix/m-step", env_kwargs={"steps": 10}, agent="gru", hidden=(64,), num_envs=16,
+                frames_per_batch=160, updates_per_batch=16, batch_size=320, buffer_size=10_000, optimizer="rmsprop",
+                lr=5e-4, target_update=200),
 }
 
 

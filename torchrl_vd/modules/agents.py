@@ -192,17 +192,24 @@ class _GRULayer(nn.Module):
     is 1.2-1.6x faster (forward+backward) than a Python loop over ``nn.GRUCell`` steps and 2-3x
     faster than a hand-written cell on a 1-thread CPU (benchmarks/bench_gru.py). Per-agent parameters
     run one ``nn.GRU`` per agent.
+
+    ``vmappable=True`` runs the same GRU as :meth:`unrolled`, a Python loop of the cell equations in
+    plain tensor ops: ``torch.vmap`` has no batching rule for ``nn.GRU`` (``aten::gru``), and many seeds
+    in one process (train/seeds.py) run the agents under ``vmap`` over stacked parameters.
     """
 
     def __init__(self, n_agents: int, in_features: int, hidden_size: int, share_params: bool):
         super().__init__()
         self.n_agents, self.hidden_size, self.share_params = n_agents, hidden_size, share_params
+        self.vmappable = False
         if share_params:
             self.gru = nn.GRU(in_features, hidden_size, batch_first=True)
         else:
             self.grus = nn.ModuleList(nn.GRU(in_features, hidden_size, batch_first=True) for _ in range(n_agents))
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        if self.vmappable:
+            return self.unrolled(x, h0)
         K, L, n, E = x.shape
         if self.share_params:
             rows = x.transpose(1, 2).reshape(K * n, L, E)  # [K*n, L, E]: one row per (sequence, agent)
@@ -210,6 +217,44 @@ class _GRULayer(nn.Module):
             return y.reshape(K, n, L, self.hidden_size).transpose(1, 2)  # [K, L, n, H]
         ys = [gru(x[:, :, i], h0[:, i].unsqueeze(0))[0] for i, gru in enumerate(self.grus)]  # n x [K, L, H]
         return torch.stack(ys, dim=2)  # [K, L, n, H]
+
+    def _weights(self) -> tuple[torch.Tensor, ...]:
+        """``(W_ih [n?, 3H, E], b_ih [n?, 3H], W_hh [n?, 3H, H], b_hh [n?, 3H])``: the ``nn.GRU`` weights, with a
+        leading agent dimension for per-agent parameters (rows in torch's gate order r, z, n)."""
+        names = ("weight_ih_l0", "bias_ih_l0", "weight_hh_l0", "bias_hh_l0")
+        if self.share_params:
+            return tuple(getattr(self.gru, name) for name in names)
+        return tuple(torch.stack([getattr(gru, name) for gru in self.grus]) for name in names)  # [n, ...] each
+
+    def unrolled(self, x: torch.Tensor, h0: torch.Tensor, is_init: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` as a loop over time of the GRU cell (torch's ``nn.GRU`` equations, Cho et al. 2014):
+
+            r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz)
+            ñ = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h' = (1 − z) ⊙ ñ + z ⊙ h
+
+        ``x [K, L, n, E]``, ``h0 [K, n, H]``, optional ``is_init [K, L]`` (h is zeroed before step t where
+        ``is_init[:, t]``) -> ``[K, L, n, H]``. Equal to the fused call to float rounding
+        (tests/test_vectorized_seeds.py); no data-dependent control flow, so ``torch.vmap`` runs it.
+        """
+        w_ih, b_ih, w_hh, b_hh = self._weights()
+        if self.share_params:
+            gi = torch.nn.functional.linear(x, w_ih, b_ih)  # [K, L, n, 3H]: the input part of every step at once
+        else:
+            gi = torch.einsum("klne,nge->klng", x, w_ih) + b_ih  # [K, L, n, 3H]
+        h, ys = h0, []
+        for t in range(x.shape[1]):
+            if is_init is not None:
+                h = h.masked_fill(is_init[:, t, None, None], 0.0)  # [K, n, H]: episode starts from zero
+            if self.share_params:
+                gh = torch.nn.functional.linear(h, w_hh, b_hh)  # [K, n, 3H]
+            else:
+                gh = torch.einsum("knh,ngh->kng", h, w_hh) + b_hh  # [K, n, 3H]
+            i_r, i_z, i_n = gi[:, t].chunk(3, dim=-1)  # 3 x [K, n, H]
+            h_r, h_z, h_n = gh.chunk(3, dim=-1)  # 3 x [K, n, H]
+            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+            h = (1 - z) * torch.tanh(i_n + r * h_n) + z * h  # [K, n, H]
+            ys.append(h)
+        return torch.stack(ys, dim=1)  # [K, L, n, H]
 
     def step(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One step for any batch: ``x [*B, n, E]``, ``h [*B, n, H]`` -> ``h' [*B, n, H]``."""
@@ -297,6 +342,17 @@ class GRUAgent(AgentNet):
         self.feature_size = self.hidden_size  # h_i = the GRU state (pymarl's mac.hidden_states)
         self.register_buffer("_eye", torch.eye(n_agents), persistent=False)
 
+    @property
+    def vmappable(self) -> bool:
+        """Whether the GRU runs as a loop of cell steps without data-dependent branches (``_GRULayer.unrolled``),
+        which ``torch.vmap`` can run: many seeds in one process set it (train/seeds.py); the default, False,
+        keeps the faster fused ``nn.GRU`` calls. Both compute the same values to float rounding."""
+        return self.rnn.vmappable
+
+    @vmappable.setter
+    def vmappable(self, value: bool) -> None:
+        self.rnn.vmappable = bool(value)
+
     # ------------------------------------------------------------------ building blocks
     def _encode(self, obs: torch.Tensor, last_action: torch.Tensor | None) -> torch.Tensor:
         """GRU inputs ``[*B, n, E]`` from observations ``[*B, n, F]`` (+ previous action, + agent id)."""
@@ -345,6 +401,8 @@ class GRUAgent(AgentNet):
         (benchmarks/bench_gru.py times both strategies; the model picks the faster one there).
         """
         B, T, n, _ = x.shape
+        if self.vmappable:  # one cell step per t, resets masked in (no branch on the data: torch.vmap runs it)
+            return self.rnn.unrolled(x, h0, is_init)  # [B, T, n, H]
         if is_init is not None:
             h0 = h0.masked_fill(is_init[:, 0, None, None], 0.0)  # [B, n, H]
         if is_init is None or T == 1 or not bool(is_init[:, 1:].any()):
@@ -437,13 +495,20 @@ class GRUAgent(AgentNet):
             return ((q, h), (None, None)) if features else (q, None)
         B, T = obs.shape[:2]
         # Steps whose h^{t+1} is not the unroll's next state: the last one, episode starts, other inputs.
-        extra = torch.ones(B, T, dtype=torch.bool, device=obs.device)  # [B, T]
         same = (next_obs[:, :-1] == obs[:, 1:]).flatten(2).all(-1)  # [B, T-1]
         if self.last_action:
-            same &= (next_last_action[:, :-1] == last_action[:, 1:]).flatten(2).all(-1)
+            same = same & (next_last_action[:, :-1] == last_action[:, 1:]).flatten(2).all(-1)
         if is_init is not None:
-            same &= ~is_init.reshape(B, T)[:, 1:].bool()
-        extra[:, :-1] = ~same
+            same = same & ~is_init.reshape(B, T)[:, 1:].bool()
+        extra = torch.cat((~same, same.new_ones(B, 1)), dim=1)  # [B, T] (out of place: torch.vmap runs it)
+        if self.vmappable:  # the extra step at every t, then a select: no data-dependent shapes under torch.vmap
+            h_all = self.rnn.step(self._encode(next_obs, next_last_action), h)  # [B, T, n, H]
+            pick = extra[:, :, None, None]  # [B, T, 1, 1]
+            q_next = torch.where(pick, self.head(h_all), torch.cat((q[:, 1:], q[:, -1:]), dim=1))  # [B, T, n, A]
+            if features:
+                h_next = torch.where(pick, h_all, torch.cat((h[:, 1:], h[:, -1:]), dim=1))  # [B, T, n, H]
+                return ((q, h) if need_current else (None, None)), (q_next, h_next)
+            return (q if need_current else None), q_next
         idx = extra.nonzero(as_tuple=True)  # ([K], [K])
         nla = None if next_last_action is None else next_last_action[idx]
         h_extra = self.rnn.step(self._encode(next_obs[idx], nla), h[idx])  # [K, n, H]

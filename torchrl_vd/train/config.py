@@ -264,10 +264,6 @@ class TrainConfig:
             errors.append(f"seeds={list(self.seeds)}: many seeds in one process batch the seeds' environments in one "
                           f"vectorized env, which the {VECTORIZED_FAMILIES} families provide; {self.env!r} is a "
                           f"{family!r} env (one Python env per copy, no gain from batching): {fix}")
-        if self.agent == "gru":
-            errors.append(f"seeds={list(self.seeds)}: recurrent agents (agent='gru') are not vectorized over seeds yet "
-                          f"(torch.vmap has no batching rule for nn.GRU, and the unroll branches on the data): use "
-                          f"agent='mlp', or {fix}")
         if self.collector != "single":
             errors.append(f"seeds={list(self.seeds)} runs with collector='single' (the seeds already share one env "
                           f"batch), got collector={self.collector!r}: set collector='single'")

@@ -33,8 +33,10 @@ VMAS balance) took 4.8 ms for one seed and 14.8 ms vmapped over 4 seeds; the per
 is paid once for all seeds, the maths stays per seed (batched matmuls).
 
 Supported: every registered algorithm whose trained parts live in its loss module (all but MAVEN,
-whose z-policy trainer is refused with the fix), MLP agents, on the ``matrix`` and ``vmas`` families
-with ``collector="single"``; other families are refused before any work starts (TrainConfig.validate).
+whose z-policy trainer is refused with the fix), MLP and GRU agents, on the ``matrix`` and ``vmas``
+families with ``collector="single"``; other families are refused before any work starts
+(TrainConfig.validate). GRU agents are switched to ``vmappable`` (:class:`SeedStack`): their GRU runs cell by
+cell, without the fused ``nn.GRU`` call (no vmap batching rule) or the unroll's data-dependent branches.
 """
 
 from __future__ import annotations
@@ -116,6 +118,9 @@ class SeedStack:
         self.online = tuple(template._modules[f"{n}_params"] for n in self.names)
         self.params = self.online + tuple(template._modules[f"target_{n}_params"] for n in self.names)
         self.modules = tuple(getattr(template, n) for n in self.names) + tuple(template.target(n) for n in self.names)
+        for module in (sub for net in self.modules for sub in net.modules()):
+            if hasattr(module, "vmappable"):  # recurrent agents: the GRU as cell steps, which torch.vmap can run
+                module.vmappable = True
 
     @contextlib.contextmanager
     def bound(self, params: tuple, modules: tuple | None = None):
