@@ -16,6 +16,7 @@ Workloads:
   (TrainConfig defaults: MLP 64x64, 32 envs x 100 steps per batch, 50 updates of batch 128);
 * ``matrix``: the QTRAN matrix game with the TrainConfig defaults (32 envs, 3200 frames and 50 updates per batch);
 * ``gru``: GRU agents (QMIX) on the m-step game, m = 10, with tests/test_maven.py's learner (``WORKLOADS``);
+* ``pettingzoo``: the ``pettingzoo`` preset on simple_spread (GRU QMIX; raw Python envs, stepped in turn);
 * ``issue9``: the issue-#9 config: VMAS balance 4 agents, 60 envs x 100 steps, 200 updates per batch of
   128, MLP 2x256 (bench_e2e.py's). Its FLOP-bound ceiling is printed: the FLOPs of one QMIX update
   (agents forward + backward on the current step, two forward passes on the next, mixer) against this
@@ -49,6 +50,10 @@ WORKLOADS = {
     "gru": dict(algo="qmix", env="matrix/m-step", env_kwargs={"steps": 10}, agent="gru", hidden=(64,), num_envs=16,
                 frames_per_batch=160, updates_per_batch=16, batch_size=320, buffer_size=10_000, optimizer="rmsprop",
                 lr=5e-4, target_update=200),
+    # the `pettingzoo` preset (GRU 64, 32 envs x 25 steps, 32 updates of 32 episodes): N x 32 raw mpe2 envs in one
+    # adapter, stepped in turn; vectorizing seeds batches the learner, not the env
+    "pettingzoo": dict(algo="qmix", env="pettingzoo/simple_spread_v3", agent="gru", hidden=(64,), frames_per_batch=800,
+                       batch_size=800, updates_per_batch=32, buffer_size=125_000, eps_frames=50_000, target_update=200),
 }
 
 

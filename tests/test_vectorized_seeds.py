@@ -198,6 +198,27 @@ def test_recurrent_vectorized_seeds_learn_the_m_step_game(tmp_path):
         assert evaluate_run(run.out_dir)["eval_return"] == 4.0
 
 
+@pytest.mark.parametrize("env", ["pettingzoo/simple_spread_v3", "lbf/Foraging-8x8-2p-2f-coop-v3"])
+def test_python_env_families_run_vectorized_seeds_with_their_presets(tmp_path, env):
+    """PettingZoo and LBF (one raw Python env per copy): N x num_envs raw envs in one adapter, the family's preset
+    (PettingZoo: GRU agents; LBF: MLP), every seed its own run directory; seed k's initial networks equal its single run's."""
+    cfg = vd.TrainConfig.preset("qmix", env, seeds=(0, 1), num_envs=2, frames_per_batch=2 * 25, frames=2 * 25 * 2,
+                                batch_size=50, updates_per_batch=2, eval_episodes=1, progress=False,
+                                checkpoint_every=0, out_dir=str(tmp_path / "many"), env_kwargs={"max_steps": 25})
+    assert cfg.agent == ("gru" if env.startswith("pettingzoo") else "mlp")  # the families' presets
+    runs = [seed_config(cfg, k, tmp_path / "many") for k in cfg.seeds]
+    parts, losses, info = build_seed_losses(runs)
+    stack = SeedStack(losses, parts.loss_module)
+    for k, run in enumerate(runs):  # stacked seed k = the loss a single run of seed k builds
+        torch.manual_seed(run.seed)
+        single = build_seed_losses([run])[1][0].state_dict()
+        assert all(torch.equal(single[key], stack.seed_state_dict(k)[key]) for key in single)
+    many = vd.train(cfg)
+    assert len(many.summary["final_eval_return_per_seed"]) == 2 and many.summary["frames"] == 100
+    for run in many.runs:
+        assert [int(r["frames"]) for r in rows(run.out_dir)] == [50, 100]
+
+
 def test_per_seed_clipping_equals_torchs_clip_on_each_seed_alone():
     grads = [torch.randn(3, 4, 5), torch.randn(3, 7)]
     params = [torch.zeros_like(g, requires_grad=True) for g in grads]
@@ -290,8 +311,8 @@ def test_cli_seeds_syntax_and_refusals():
     args = _parser().parse_args(["train", "--seeds", "0-2,7"])
     assert vd.TrainConfig().with_overrides({"seeds": args.cfg_seeds}).seeds == (0, 1, 2, 7)
     assert vd.TrainConfig().with_overrides(["seeds=[1, 3]"]).seeds == (1, 3)
-    with pytest.raises(ValueError, match="matrix', 'vmas'.*run the seeds as separate processes"):
-        vd.TrainConfig(env="pettingzoo/simple_spread_v3", seeds=(0, 1))
+    with pytest.raises(ValueError, match="matrix', 'vmas'.*'smax/3m'.*run the seeds as separate processes"):
+        vd.TrainConfig(env="smax/3m", seeds=(0, 1))
     with pytest.raises(ValueError, match="algo 'maven'.*z-policy.*run the seeds as separate processes"):
         vd.TrainConfig.preset("maven", "matrix/m-step", seeds=(0, 1))
     with pytest.raises(ValueError, match="collector='single'"):

@@ -16,8 +16,11 @@ import torch
 from torchrl_vd.train.algos import COLLECTORS, algorithms, get_algo
 from torchrl_vd.train.options import coerce
 
-#: Environment families whose envs are one batched simulator, so N seeds run as one env of N x num_envs.
-VECTORIZED_FAMILIES = ("matrix", "vmas")
+#: Environment families whose adapter holds any number of env copies in one EnvBase, so N seeds run as one env
+#: of N x num_envs: batched simulators (matrix, VMAS) and the adapters stepping N x num_envs raw Python envs in
+#: turn (PettingZoo, LBF, RWARE: the learner, not the env, is what vectorizing seeds speeds up there). SMAX is
+#: batched too but not listed: jax is an optional extra this repository's tests do not install.
+VECTORIZED_FAMILIES = ("matrix", "vmas", "pettingzoo", "lbf", "rware")
 SEEDS_FORMS = "a range '0-3', a list '0,2,5', or both '0-2,7'"
 
 #: ``--set`` prefixes that reach into the algorithm's typed options (``mixer.NAME`` = ``mixer_kwargs.NAME``).
@@ -262,8 +265,8 @@ class TrainConfig:
                "`torchrl-vd reproduce`)")
         if family not in VECTORIZED_FAMILIES:
             errors.append(f"seeds={list(self.seeds)}: many seeds in one process batch the seeds' environments in one "
-                          f"vectorized env, which the {VECTORIZED_FAMILIES} families provide; {self.env!r} is a "
-                          f"{family!r} env (one Python env per copy, no gain from batching): {fix}")
+                          f"env adapter, which the {VECTORIZED_FAMILIES} families provide; {self.env!r} is a "
+                          f"{family!r} env: {fix}")
         if self.collector != "single":
             errors.append(f"seeds={list(self.seeds)} runs with collector='single' (the seeds already share one env "
                           f"batch), got collector={self.collector!r}: set collector='single'")

@@ -33,8 +33,8 @@ VMAS balance) took 4.8 ms for one seed and 14.8 ms vmapped over 4 seeds; the per
 is paid once for all seeds, the maths stays per seed (batched matmuls).
 
 Supported: every registered algorithm whose trained parts live in its loss module (all but MAVEN,
-whose z-policy trainer is refused with the fix), MLP and GRU agents, on the ``matrix`` and ``vmas``
-families with ``collector="single"``; other families are refused before any work starts
+whose z-policy trainer is refused with the fix), MLP and GRU agents, on the ``matrix``, ``vmas``, ``pettingzoo``,
+``lbf`` and ``rware`` families with ``collector="single"``; other families are refused before any work starts
 (TrainConfig.validate). GRU agents are switched to ``vmappable`` (:class:`SeedStack`): their GRU runs cell by
 cell, without the fused ``nn.GRU`` call (no vmap batching rule) or the unroll's data-dependent branches.
 """
