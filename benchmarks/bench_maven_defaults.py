@@ -1,6 +1,6 @@
 """MAVEN on the m-step game (m = 10, 105k frames, 5 seeds): the authors' defaults beside this library's earlier ones.
 
-    python benchmarks/bench_maven_defaults.py both OUT [--workers 1]   # interleaved: authors s0, earlier s0, ...
+    python benchmarks/bench_maven_defaults.py both OUT [--workers 1] [--seeds 0-4]   # authors s0, earlier s0, ...
     python benchmarks/bench_maven_defaults.py authors OUT               # MavenOptions' defaults (authors' m-step)
     python benchmarks/bench_maven_defaults.py earlier OUT               # tests/test_maven.py EARLIER_MAVEN
 
@@ -23,6 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_maven as tm  # noqa: E402  (the shared m-step setup)
 
+from torchrl_vd.train.config import parse_seeds  # noqa: E402
+
 CONFIGS = {"authors": {"last_action": True}, "earlier": tm.EARLIER_MAVEN}
 
 
@@ -37,14 +39,15 @@ def main() -> None:
     parser.add_argument("which", choices=["both", *CONFIGS], nargs="?", default="both")
     parser.add_argument("out", nargs="?", default=None)
     parser.add_argument("--workers", type=int, default=1, help="runs at once (one process each)")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", default="0-4", help="seeds to run: a range '0-4' or a list '3,4'")
     args = parser.parse_args()
     out = Path(args.out or f"runs/maven-mstep-{args.which}")
     out.mkdir(parents=True, exist_ok=True)
     rows_file = out / "rows.jsonl"
     names = list(CONFIGS) if args.which == "both" else [args.which]
     done = {(r["config"], r["seed"]) for r in _finished(rows_file)}
-    todo = [(name, s) for s in range(args.seeds) for name in names if (name, s) not in done]
+    seeds = parse_seeds(args.seeds)
+    todo = [(name, s) for s in seeds for name in names if (name, s) not in done]
     # one job per run; each row is written as soon as its run ends, so a stopped driver loses at most the runs
     # in flight
     for start in range(0, len(todo), args.workers):
