@@ -26,7 +26,7 @@ import torchrl_vd as vd
 from torchrl_vd.cli import _parser
 from torchrl_vd.train.evaluation import evaluate_run
 from torchrl_vd.train.learner import Learner
-from torchrl_vd.train.seeds import SeedLearner, SeedStack, build_seed_losses, seed_config, train_vectorized
+from torchrl_vd.train.seeds import SeedLearner, SeedStack, build_seed_parts, seed_config, train_vectorized
 
 VDN_FIT = torch.tensor([[-6.22, -4.89, -4.89], [-4.89, -3.56, -3.56], [-4.89, -3.56, -3.56]])  # test_train.py
 TIMING = {"fps", "time", "collect_time", "update_time", "cpu_time", "rss_mb"}
@@ -47,8 +47,8 @@ def rows(run_dir):
 
 def stacked_learner(cfg, out):
     runs = [seed_config(cfg, k, Path(out)) for k in cfg.seeds]
-    parts, losses, info = build_seed_losses(runs)
-    stack = SeedStack(losses, parts.loss_module)
+    parts, seed_parts, info = build_seed_parts(runs)
+    stack = SeedStack([p.loss_module for p in seed_parts], parts.loss_module)
     return stack, SeedLearner(cfg, stack, time_steps=cfg.frames_per_batch // cfg.num_envs)
 
 
@@ -68,6 +68,12 @@ def collected(cfg, n, seed=0):
         previous = torch.cat((torch.zeros_like(action[:, :1]), action[:, :-1]), 1).masked_fill(start.unsqueeze(-1), 0.0)
         roll.set(("agents", "last_action"), previous)
         roll.set(("next", "agents", "last_action"), action)
+    if cfg.algo == "maven":  # NoiseTransform's z (one per episode: redrawn where an episode starts), in both halves
+        z = torch.randint(16, roll.shape[:1]).repeat_interleave(roll.shape[1]).reshape(roll.shape)  # [N*E, T]
+        z = torch.where(roll["is_init"].squeeze(-1), z.roll(1, 1), z)
+        noise = torch.nn.functional.one_hot(z, 16).float()  # [N*E, T, Z]
+        roll.set("noise", noise)
+        roll.set(("next", "noise"), noise)
     return roll.reshape(n, cfg.num_envs, -1)  # [N, E, T]
 
 
@@ -107,7 +113,7 @@ def test_changing_one_seed_leaves_the_others_bitwise_unchanged(tmp_path, algo):
         assert any(not torch.equal(after[k][0], base_after[k][0]) for k in after)
 
 
-@pytest.mark.parametrize("algo", ["vdn", "qmix", "qtran", "qplex", "cw-qmix"])
+@pytest.mark.parametrize("algo", ["vdn", "qmix", "qtran", "qplex", "cw-qmix", "maven"])
 def test_recurrent_agents_changing_one_seed_leaves_the_others_bitwise_unchanged(tmp_path, algo):
     """GRU agents under vmap (the cell-step GRU, ``vmappable``): sequences [N, B, L] with episode starts inside."""
     cfg = small_cfg(tmp_path, algo=algo, env="matrix/m-step", env_kwargs={"steps": 3}, agent="gru",
@@ -170,7 +176,8 @@ def test_vmappable_gru_equals_the_fused_gru_and_each_seeds_single_loss(tmp_path,
     cfg = small_cfg(tmp_path, algo="qmix", env="matrix/m-step", env_kwargs={"steps": 3}, agent="gru", num_envs=4,
                     frames_per_batch=24, frames=48, batch_size=12, seeds=(0, 1), share_params=share_params)
     runs = [seed_config(cfg, k, tmp_path) for k in cfg.seeds]
-    parts, losses, info = build_seed_losses(runs)
+    parts, seed_parts, info = build_seed_parts(runs)
+    losses = [p.loss_module for p in seed_parts]
     singles = [l.state_dict() for l in losses]
     stack = SeedStack(losses, parts.loss_module)
     learner = SeedLearner(cfg, stack, time_steps=6)
@@ -179,7 +186,7 @@ def test_vmappable_gru_equals_the_fused_gru_and_each_seeds_single_loss(tmp_path,
     vec = learner.objective(sample)  # [N]
     for k in range(2):
         parts.loss_module.agent_net.vmappable = False
-        alone = build_seed_losses(runs)[1][k]
+        alone = build_seed_parts(runs)[1][k].loss_module
         alone.load_state_dict(singles[k])
         assert abs(alone(sample[k])["loss"].item() - vec[k].item()) < 1e-5 * max(1.0, abs(vec[k].item()))
 
@@ -199,6 +206,33 @@ def test_recurrent_vectorized_seeds_learn_the_least_squares_fit_of_the_qtran_gam
         assert (table - VDN_FIT).abs().max() < 0.45, table
         assert run.summary["final_eval_return"] == 0.0  # the fit's greedy joint action pays 0, as the MLP runs'
     assert evaluate_run(many.runs[1].out_dir)["eval_return"] == 0.0  # each seed's GRU run reloads alone
+
+
+def test_maven_seeds_each_train_their_own_z_policy_and_reload_alone(tmp_path):
+    """MAVEN vectorized: the stacked loss (agents, mixer, discriminator), one z-policy and REINFORCE trainer per
+    seed fed only its own episodes, every seed's z-policy choosing z for its own envs (:class:`SeedNets`); each
+    seed's run directory holds a single run's checkpoint (z-policy included) that reloads alone."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_maven import mstep_config
+
+    from torchrl_vd.train.seeds import SeedNets
+
+    # eval_z="mode": z = argmax π_z(s_0), so the greedy return of the deterministic game is a function of the networks
+    cfg = mstep_config("maven", 4, 0, 16 * 4 * 8, tmp_path / "many").with_overrides(
+        {"seeds": (0, 1), "loss_kwargs": {"eval_z": "mode"}})
+    many = vd.train(cfg)
+    z = [run.parts.extra_modules["z_policy"][0].module for run in many.runs]  # each seed's ZPolicyNet
+    assert not torch.equal(z[0].net[0].weight, z[1].net[0].weight)  # trained apart (and initialised per seed)
+    for run in many.runs:
+        rows_k = rows(run.out_dir)
+        assert {"loss_rl", "z_entropy"} <= set(rows_k[-1]) and rows_k[-1]["loss_rl"] not in ("", "nan")
+        reloaded = evaluate_run(run.out_dir)  # the checkpoint's networks and z-policy, alone
+        assert reloaded["eval_return"] == run.summary["final_eval_return"]
+    joint = SeedNets(z)  # seed k's rows through seed k's network, exactly
+    s0 = torch.randn(6, z[0].state_dim)
+    assert torch.equal(joint(s0), torch.cat([z[0](s0[:3]), z[1](s0[3:])]))
 
 
 def test_per_seed_clipping_equals_torchs_clip_on_each_seed_alone():
@@ -295,8 +329,7 @@ def test_cli_seeds_syntax_and_refusals():
     assert vd.TrainConfig().with_overrides(["seeds=[1, 3]"]).seeds == (1, 3)
     with pytest.raises(ValueError, match="matrix', 'vmas'.*'smax/3m'.*run the seeds as separate processes"):
         vd.TrainConfig(env="smax/3m", seeds=(0, 1))
-    with pytest.raises(ValueError, match="algo 'maven'.*z-policy.*run the seeds as separate processes"):
-        vd.TrainConfig.preset("maven", "matrix/m-step", seeds=(0, 1))
+    vd.TrainConfig.preset("maven", "matrix/m-step", seeds=(0, 1))  # every registered algorithm runs vectorized
     with pytest.raises(ValueError, match="collector='single'"):
         vd.TrainConfig(env="matrix/qtran", collector="async", seeds=(0, 1))
     with pytest.raises(ValueError, match="Bad --seeds"):

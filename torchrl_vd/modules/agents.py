@@ -185,6 +185,19 @@ class MLPAgent(AgentNet):
         return self.net[-1](h)
 
 
+def gru_gates(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """One GRU update from its two affine parts (torch's ``nn.GRU``/``nn.GRUCell`` equations, Cho et al. 2014):
+    ``gi = W_i x + b_i`` and ``gh = W_h h + b_h`` ``[..., 3H]`` (gate order r, z, n), ``h [..., H]``:
+
+        r = σ(gi_r + gh_r),  z = σ(gi_z + gh_z),  ñ = tanh(gi_n + r ⊙ gh_n),  h' = (1 − z) ⊙ ñ + z ⊙ h
+
+    Plain tensor ops, so ``torch.vmap`` runs it (it has no batching rule for ``aten::gru``)."""
+    i_r, i_z, i_n = gi.chunk(3, dim=-1)  # 3 x [..., H]
+    h_r, h_z, h_n = gh.chunk(3, dim=-1)  # 3 x [..., H]
+    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+    return (1 - z) * torch.tanh(i_n + r * h_n) + z * h
+
+
 class _GRULayer(nn.Module):
     """One GRU layer over agent-batched sequences: ``x [K, L, n, E]``, ``h0 [K, n, H]`` -> ``[K, L, n, H]``.
 
@@ -227,10 +240,7 @@ class _GRULayer(nn.Module):
         return tuple(torch.stack([getattr(gru, name) for gru in self.grus]) for name in names)  # [n, ...] each
 
     def unrolled(self, x: torch.Tensor, h0: torch.Tensor, is_init: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`forward` as a loop over time of the GRU cell (torch's ``nn.GRU`` equations, Cho et al. 2014):
-
-            r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz)
-            ñ = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h' = (1 − z) ⊙ ñ + z ⊙ h
+        """:meth:`forward` as a loop over time of the GRU cell (:func:`gru_gates`, torch's ``nn.GRU`` equations).
 
         ``x [K, L, n, E]``, ``h0 [K, n, H]``, optional ``is_init [K, L]`` (h is zeroed before step t where
         ``is_init[:, t]``) -> ``[K, L, n, H]``. Equal to the fused call to float rounding
@@ -249,10 +259,7 @@ class _GRULayer(nn.Module):
                 gh = torch.nn.functional.linear(h, w_hh, b_hh)  # [K, n, 3H]
             else:
                 gh = torch.einsum("knh,ngh->kng", h, w_hh) + b_hh  # [K, n, 3H]
-            i_r, i_z, i_n = gi[:, t].chunk(3, dim=-1)  # 3 x [K, n, H]
-            h_r, h_z, h_n = gh.chunk(3, dim=-1)  # 3 x [K, n, H]
-            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-            h = (1 - z) * torch.tanh(i_n + r * h_n) + z * h  # [K, n, H]
+            h = gru_gates(gi[:, t], gh, h)  # [K, n, H]
             ys.append(h)
         return torch.stack(ys, dim=1)  # [K, L, n, H]
 

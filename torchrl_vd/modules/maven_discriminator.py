@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from torchrl_vd.modules.agents import gru_gates
 from torchrl_vd.modules.maven_agent import _time_major
 
 
@@ -36,6 +37,7 @@ class MavenDiscriminator(nn.Module):
         self.noise_dim, self.hidden, self.recurrent = int(noise_dim), int(hidden), bool(recurrent)
         in_dim = self.n_agents * self.n_actions + self.state_dim
         self.rnn = nn.GRUCell(in_dim, self.hidden) if self.recurrent else None
+        self.vmappable = False  # True: the GRU cell in plain tensor ops (gru_gates), for torch.vmap (train/seeds.py)
         if int(layers) < 1:
             raise ValueError(f"MavenDiscriminator needs at least one hidden layer, got layers={layers}.")
         widths = [self.hidden if self.recurrent else in_dim] + [self.hidden] * int(layers)
@@ -61,7 +63,12 @@ class MavenDiscriminator(nn.Module):
             for t in range(T):
                 if init is not None:
                     g = g.masked_fill(init[:, t], 0.0)
-                g = self.rnn(x[:, t], g)  # [B, hidden]
+                if self.vmappable:  # nn.GRUCell has no vmap batching rule (a slow per-sample fallback)
+                    rnn = self.rnn
+                    g = gru_gates(nn.functional.linear(x[:, t], rnn.weight_ih, rnn.bias_ih),
+                                  nn.functional.linear(g, rnn.weight_hh, rnn.bias_hh), g)  # [B, hidden]
+                else:
+                    g = self.rnn(x[:, t], g)  # [B, hidden]
                 gs.append(g)
             x = torch.stack(gs, 1)  # [B, T, hidden]
         logits = self.head(x)  # [B, T, Z]

@@ -233,8 +233,9 @@ class AlgoSpec:
         collectors: collectors it supports.
         check: optional ``check(cfg, loss_options) -> list of error strings`` for cross-field rules.
         vectorized_seeds: whether ``TrainConfig.seeds`` can train several seeds of it in one process
-            (train/seeds.py stacks the loss module's networks; parts trained outside the loss, such as
-            MAVEN's z-policy trainer, are not stacked).
+            (train/seeds.py stacks the loss module's networks, runs each seed's ``after_batch`` on that
+            seed's data and its extra modules on its own envs, which fits MAVEN's z-policy; an algorithm
+            whose extra parts cannot be split so registers False and is refused with the fix).
     """
 
     name: str
@@ -395,8 +396,7 @@ def _check_maven(cfg, opts: MavenOptions) -> list[str]:
 
 @register_algo("maven", description="MAVEN: z-conditioned QMIX, variational MI, hierarchical z-policy (Mahajan et al. 2019)",
                mixer_options=MavenMixerOptions, loss_options=MavenOptions,
-               presets={"agent": "gru", "last_action": True}, agents=("gru",), check=_check_maven,
-               vectorized_seeds=False)
+               presets={"agent": "gru", "last_action": True}, agents=("gru",), check=_check_maven)
 def build_maven(cfg, info: EnvInfo, mixer_opts: MavenMixerOptions, opts: MavenOptions) -> AlgoParts:
     """MAVEN's parts for ``train()``: MavenLoss, the NoiseTransform factory and the z-policy hook.
 

@@ -271,8 +271,8 @@ class TrainConfig:
             errors.append(f"seeds={list(self.seeds)} runs with collector='single' (the seeds already share one env "
                           f"batch), got collector={self.collector!r}: set collector='single'")
         if self.algo in algorithms() and not get_algo(self.algo).vectorized_seeds:
-            errors.append(f"seeds={list(self.seeds)}: algo {self.algo!r} trains extra parts outside its loss (MAVEN: "
-                          f"the z-policy and its REINFORCE trainer), which are not vectorized over seeds: {fix}")
+            errors.append(f"seeds={list(self.seeds)}: algo {self.algo!r} is registered with vectorized_seeds=False "
+                          f"(parts the many-seeds trainer cannot split per seed): {fix}")
         return errors
 
     def _size_problems(self) -> list[str]:

@@ -32,8 +32,12 @@ MLP). Measured on this 2-core box (loaded, load 5): a QMIX 64x64 step (forward +
 VMAS balance) took 4.8 ms for one seed and 14.8 ms vmapped over 4 seeds; the per-call Python overhead
 is paid once for all seeds, the maths stays per seed (batched matmuls).
 
-Supported: every registered algorithm whose trained parts live in its loss module (all but MAVEN,
-whose z-policy trainer is refused with the fix), MLP and GRU agents, on the ``matrix``, ``vmas``, ``pettingzoo``,
+MAVEN: its loss (agents, mixer, and the discriminator, a plain submodule stacked in place) is stacked as
+any other; each seed keeps its own z-policy and REINFORCE trainer (``AlgoParts.after_batch`` on that seed's
+rows of the batch, its own Adam and episode buffer: 100 tiny steps per batch, not worth vmapping), and the
+envs draw z from every seed's z-policy at once (:class:`SeedNets`, synced after each trainer step).
+
+Supported: every registered algorithm, MLP and GRU agents, on the ``matrix``, ``vmas``, ``pettingzoo``,
 ``lbf`` and ``rware`` families with ``collector="single"``; other families are refused before any work starts
 (TrainConfig.validate). GRU agents are switched to ``vmappable`` (:class:`SeedStack`): their GRU runs cell by
 cell, without the fused ``nn.GRU`` call (no vmap batching rule) or the unroll's data-dependent branches.
@@ -42,7 +46,9 @@ cell, without the fused ``nn.GRU`` call (no vmap batching rule) or the unroll's 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -52,7 +58,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictParams
 from torch import nn
 from torch.utils._pytree import tree_map
@@ -98,6 +104,9 @@ class SeedStack:
     registers, and what ``SoftUpdate``/``HardUpdate``, the optimizer and ``state_dict`` see) become the
     stacked tensors; its networks (``loss.<name>`` and the target copies) are bound to one seed's slice
     per call (:meth:`bound`), inside ``torch.vmap`` (:meth:`loss`, :meth:`act`) or for one seed (:meth:`seed`).
+    Plain submodules of the loss (MAVEN's discriminator: trained, no target copy) get stacked parameters
+    installed in place (so ``parameters()`` and ``state_dict`` see ``[N, ...]`` under the single run's keys)
+    and are bound per call the same way.
 
     Args:
         losses: the N seeds' loss modules, each built as a single run of that seed builds it.
@@ -105,21 +114,28 @@ class SeedStack:
     """
 
     def __init__(self, losses: list, template):
+        if not template.delay_value:
+            raise ValueError(f"{type(template).__name__}(delay_value=False) has no target parameters to stack; "
+                             "many seeds in one process need delay_value=True (train() builds it so).")
         keys = list(template._modules)
-        others = [k for k in keys if not k.endswith("_params")]
-        if others or not template.delay_value:
-            raise ValueError(f"{type(template).__name__} keeps trained parts outside its networks' parameters "
-                             f"({others or 'delay_value=False'}); many seeds in one process stack only those.")
+        functional = [k for k in keys if k.endswith("_params")]
+        plain = [k for k in keys if not k.endswith("_params")]
         self.n = len(losses)
-        self.template = template
-        self.names = [k[: -len("_params")] for k in keys if not k.startswith("target_")]
-        for key in keys:
+        self.template, self.losses = template, list(losses)
+        self.names = [k[: -len("_params")] for k in functional if not k.startswith("target_")]
+        for key in functional:
             template._modules[key] = _stack_params([loss._modules[key] for loss in losses])
-        self.online = tuple(template._modules[f"{n}_params"] for n in self.names)
+        stacked_plain = []
+        for key in plain:  # e.g. MAVEN's discriminator: its parameters stacked and installed in the module itself
+            stacked = _stack_params([TensorDict.from_module(loss._modules[key]) for loss in losses])
+            stacked.to_module(template._modules[key])
+            stacked_plain.append(stacked)
+        self.online = tuple(template._modules[f"{n}_params"] for n in self.names) + tuple(stacked_plain)
+        online_modules = tuple(getattr(template, n) for n in self.names) + tuple(template._modules[k] for k in plain)
         self.params = self.online + tuple(template._modules[f"target_{n}_params"] for n in self.names)
-        self.modules = tuple(getattr(template, n) for n in self.names) + tuple(template.target(n) for n in self.names)
+        self.modules = online_modules + tuple(template.target(n) for n in self.names)
         for module in (sub for net in self.modules for sub in net.modules()):
-            if hasattr(module, "vmappable"):  # recurrent agents: the GRU as cell steps, which torch.vmap can run
+            if hasattr(module, "vmappable"):  # recurrent nets: the GRU as cell steps, which torch.vmap can run
                 module.vmappable = True
 
     @contextlib.contextmanager
@@ -148,7 +164,7 @@ class SeedStack:
             return torch.vmap(self._seed_loss)(self.params, td)
 
     def _seed_act(self, online: tuple, inputs: tuple):
-        with self.bound(online, self.modules[: len(self.names)]):
+        with self.bound(online, self.modules[: len(self.online)]):
             return self.template.agent_net(*inputs)
 
     def act(self, *inputs):
@@ -157,15 +173,29 @@ class SeedStack:
         out = torch.vmap(self._seed_act)(self.online, split)  # [N, E, ...]
         return tree_map(lambda y: y.reshape(-1, *y.shape[2:]), out)  # [N*E, ...]
 
-    def seed_state_dict(self, k: int) -> dict:
-        """Seed ``k``'s loss-module state, in a single run's format (its checkpoint's ``loss_module``)."""
-        return {key: v[k].clone() for key, v in self.template.state_dict().items()}
-
-    def load_seed_state_dicts(self, states: list[dict]) -> None:
-        """Write N single-run loss-module states into the stacked parameters (in place)."""
+    def _state(self, module) -> dict:
         with warnings.catch_warnings():  # torchrl warns on any access to target params without an updater
             warnings.filterwarnings("ignore", message="No target network updater")
-            self.template.load_state_dict({key: torch.stack([s[key] for s in states]) for key in states[0]})
+            return module.state_dict()
+
+    def seed_state_dict(self, k: int) -> dict:
+        """Seed ``k``'s loss-module state, in a single run's format (its checkpoint's ``loss_module``): the stacked
+        entries' slice k, and seed k's own loss module for the loss's unstacked buffers (MAVEN's last L_RL,
+        which seed k's z-policy trainer reports there)."""
+        own = self._state(self.losses[k])
+        return {key: v[k].clone() if v.ndim == own[key].ndim + 1 else own[key].clone()
+                for key, v in self._state(self.template).items()}
+
+    def load_seed_state_dicts(self, states: list[dict]) -> None:
+        """Write N single-run loss-module states into the stacked parameters (in place), and the unstacked
+        buffers into each seed's own loss module."""
+        stacked = self._state(self.template)
+        for loss, state in zip(self.losses, states):
+            loss.load_state_dict({key: v for key, v in state.items() if stacked[key].ndim == v.ndim}, strict=False)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No target network updater")
+            self.template.load_state_dict({key: torch.stack([s[key] for s in states]) for key in states[0]
+                                           if stacked[key].ndim == states[0][key].ndim + 1}, strict=False)
 
 
 def _stack_params(params: list[TensorDictParams]) -> TensorDictParams:
@@ -331,28 +361,101 @@ def aggregate_summary(cfg, runs: list[TrainResult], wall: float) -> dict:
     return summary
 
 
-def build_seed_losses(runs: list) -> tuple:
-    """``(template parts, [loss of each seed], env info)`` for the seeds' single-run configs ``runs``.
+def build_seed_parts(runs: list) -> tuple:
+    """``(template parts, [parts of each seed], env info)`` for the seeds' single-run configs ``runs``.
 
-    Seed k's loss module is built exactly as ``train()`` builds it for seed k (``torch.manual_seed(k)``,
-    make the env of seed k, which may draw from the torch RNG, then the algorithm's parts), so its initial
-    networks equal the single run's bitwise. The template (whose parameters :class:`SeedStack` replaces) is
-    built first, so that the RNG afterwards is where the last seed's single run has it.
+    Seed k's parts (loss module, and extra modules such as MAVEN's z-policy) are built exactly as ``train()``
+    builds them for seed k (``torch.manual_seed(k)``, make the env of seed k, which may draw from the torch
+    RNG, then the algorithm's parts), so its initial networks equal the single run's bitwise. The template
+    (whose loss parameters :class:`SeedStack` replaces) is built first, so that the RNG afterwards is where
+    the last seed's single run has it.
     """
     spec = get_algo(runs[0].algo)
-    parts = None
-    losses = []
+    template = None
+    seed_parts = []
     for run in runs:
         torch.manual_seed(run.seed)
         info = describe_env(make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed,
                                      **run.env_kwargs))
-        if parts is None:
-            parts = spec.parts(run, info)
-            parts.loss_module.to(run.device)
+        if template is None:
+            template = spec.parts(run, info)
+            template.loss_module.to(run.device)
             torch.manual_seed(run.seed)
             make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed, **run.env_kwargs)
-        losses.append(spec.parts(run, info).loss_module.to(run.device))
-    return parts, losses, info
+        parts = spec.parts(run, info)
+        parts.loss_module.to(run.device)
+        seed_parts.append(parts)
+    return template, seed_parts, info
+
+
+class SeedNets(nn.Module):
+    """N modules of one architecture as one module on a seed-major batch ``[N*E, ...]``: ``torch.vmap`` over
+    their stacked parameters, seed k's rows through seed k's parameters (e.g. MAVEN's z-policy network
+    choosing each env's z at reset). The N modules keep training on their own (seed k's optimizer steps
+    its module); :meth:`sync` copies their current parameters into the stack."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.n = len(nets)
+        object.__setattr__(self, "nets", list(nets))  # not submodules: the stack is a read-only copy of them
+        self.template = copy.deepcopy(nets[0])
+        self.sync()
+
+    def sync(self) -> None:
+        """The N modules' current parameters and buffers into the stack ``[N, ...]``."""
+        self.params = torch.stack([TensorDict.from_module(net).data for net in self.nets])  # [N, ...]
+
+    def _one(self, params, x: torch.Tensor):
+        old = params.to_module(self.template, return_swap=True)
+        try:
+            return self.template(x)
+        finally:
+            old.to_module(self.template)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        split = x.reshape(self.n, -1, *x.shape[1:])  # [N, E, ...]
+        out = torch.vmap(self._one)(self.params, split)  # [N, E, ...]
+        return out.reshape(-1, *out.shape[2:])  # [N*E, ...]
+
+
+def joint_extra_modules(seed_parts: list) -> dict:
+    """The seeds' extra modules (MAVEN: ``z_policy``) as one module each on the joint env batch: a copy of seed
+    0's whose parameter-holding network runs as :class:`SeedNets` over every seed's. A module without
+    parameters (the uniform z-policy) is the same for every seed and is used as it is."""
+    joint = {}
+    for name, module in seed_parts[0].extra_modules.items():
+        if not any(True for _ in module.parameters()):
+            joint[name] = module
+            continue
+        if not isinstance(getattr(module[0] if hasattr(module, "__getitem__") else None, "module", None), nn.Module):
+            raise ValueError(f"Extra module {name!r} ({type(module).__name__}) is not shaped like make_z_policy's "
+                             "(a sequence whose first entry wraps the network with parameters): register the "
+                             "algorithm with vectorized_seeds=False, or run the seeds as separate processes.")
+        inner = [parts.extra_modules[name][0].module for parts in seed_parts]  # make_z_policy's logits network
+        joint[name] = copy.deepcopy(module)
+        joint[name][0].module = SeedNets(inner)
+    return joint
+
+
+def _sync(joint: dict) -> None:
+    """Copy each seed's extra modules' current parameters into the joint ones (after their own updates)."""
+    for module in joint.values():
+        for sub in module.modules():
+            if isinstance(sub, SeedNets):
+                sub.sync()
+
+
+def _joint_transforms(parts, joint: dict) -> list:
+    """``parts.env_transforms`` with the template's extra modules swapped for the joint ones (the factories are
+    ``functools.partial`` objects, e.g. ``NoiseTransform(z_policy, ...)``)."""
+    swap = {id(parts.extra_modules[name]): module for name, module in joint.items()}
+    out = []
+    for factory in parts.env_transforms:
+        if isinstance(factory, functools.partial):
+            factory = functools.partial(factory.func, *[swap.get(id(a), a) for a in factory.args],
+                                        **{k: swap.get(id(v), v) for k, v in factory.keywords.items()})
+        out.append(factory)
+    return out
 
 
 def train_vectorized(cfg, out: Path) -> list[TrainResult]:
@@ -370,16 +473,19 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
                           RuntimeWarning, stacklevel=3)
         states = [None] * n
 
-    parts, seed_losses, info = build_seed_losses(runs)
+    parts, seed_parts, info = build_seed_parts(runs)
+    seed_losses = [p.loss_module for p in seed_parts]
     stack = SeedStack(seed_losses, parts.loss_module)
     template = stack.template
+    joint_extra = joint_extra_modules(seed_parts)  # MAVEN: every seed's z-policy on the joint env batch
+    transforms = _joint_transforms(parts, joint_extra)
     # the joint run: N x num_envs envs, N x frames_per_batch frames per batch (seed-major rows). The torch RNG
     # continues from the last seed's network initialisation, as a single run's continues from its own.
     joint = dataclasses.replace(cfg, seeds=(), seed=seeds[0], num_envs=n * cfg.num_envs, frames=n * cfg.frames,
                                 frames_per_batch=n * cfg.frames_per_batch, eval_episodes=n * cfg.eval_episodes,
                                 out_dir=str(out), resume=None)
-    env = build_env(joint, parts.env_transforms, template.agent_net)
-    eval_env = build_env(joint, parts.env_transforms, template.agent_net, seed=seeds[0] + 10_000)
+    env = build_env(joint, transforms, template.agent_net)
+    eval_env = build_env(joint, transforms, template.agent_net, seed=seeds[0] + 10_000)
     learner = SeedLearner(cfg, stack, time_steps=cfg.frames_per_batch // cfg.num_envs)
     epsilon = EpsilonSchedule.from_config(cfg)
     greedy, explore = make_agent_policies(SeedAgents(stack), action_mask=info.has_action_mask, eps_init=cfg.eps_start,
@@ -390,6 +496,10 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
     if states[0] is not None:
         stack.load_seed_state_dicts([s["loss_module"] for s in states])
         learner.load_seed_states([learner_state(s) for s in states])
+        for state, seed_part in zip(states, seed_parts):
+            for name, module in seed_part.extra_modules.items():
+                module.load_state_dict(state["extra_modules"][name])
+        _sync(joint_extra)
         frames, next_eval = states[0]["frames"], states[0]["next_eval"]
         if frames >= cfg.frames and (out / "summary.json").exists():
             raise ValueError(f"The runs in {cfg.resume} already reached {frames} frames (frames={cfg.frames}); "
@@ -419,7 +529,8 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
         collector.reset()
         for k, run in enumerate(runs):
             files[k].sync()
-            save_checkpoint(Path(run.out_dir) / CHECKPOINT, cfg=run, extra_modules={}, frames=frames,
+            save_checkpoint(Path(run.out_dir) / CHECKPOINT, cfg=run, extra_modules=seed_parts[k].extra_modules,
+                            frames=frames,
                             learner=types.SimpleNamespace(state_dict=lambda k=k: learner.seed_state_dict(k)),
                             metrics_rows=rows_before + len(metrics[k]), next_eval=next_eval)
         ckpt_stats["checkpoints"] += 1
@@ -449,6 +560,8 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
             batch = batch.reshape(n, cfg.num_envs, batch.shape[-1])  # [N, num_envs, T]
             frames += batch[0].numel()
             learner.add(batch)
+            extra = [p.after_batch(batch[k], frames) if p.after_batch else {} for k, p in enumerate(seed_parts)]
+            _sync(joint_extra)  # (MAVEN: each seed's z-policy stepped on its own episodes)
             losses = learner.update(cfg.updates_per_batch) if frames >= cfg.learning_starts else []  # [N] each
             t_updated = time.perf_counter()
             eps = epsilon(frames)
@@ -463,7 +576,8 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
                 row = metric_row(batch[k], frames=frames, updates=learner.updates, eps=eps,
                                  loss=None if loss is None else loss[k], evaluation=evaluation[k],
                                  fps=(frames - frames_at_start) / elapsed, elapsed=elapsed,
-                                 times=(t_iter, t_collected, t_updated), cpu_time=time.process_time() - cpu0)
+                                 times=(t_iter, t_collected, t_updated), cpu_time=time.process_time() - cpu0,
+                                 extra=extra[k])
                 metrics[k].append(row)
                 files[k].log(row)
             bar.update(batch.numel(), metrics[0][-1])
@@ -501,7 +615,7 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
         policy, seed_explore = make_agent_policies(seed_losses[k].agent_net, action_mask=info.has_action_mask,
                                                    group=info.group)
         results.append(TrainResult(policy, seed_losses[k], env, metrics[k], summary, Path(run.out_dir), seed_explore,
-                                   parts, info))
+                                   seed_parts[k], info))
         try:
             from torchrl_vd.train.plot import plot_runs
 
@@ -512,5 +626,5 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
     return results
 
 
-__all__ = ["SeedAgents", "SeedLearner", "SeedStack", "clip_grad_norm_per_seed_", "seed_dir", "train_seeds",
-           "train_vectorized"]
+__all__ = ["SeedAgents", "SeedLearner", "SeedNets", "SeedStack", "build_seed_parts", "clip_grad_norm_per_seed_",
+           "joint_extra_modules", "seed_dir", "train_seeds", "train_vectorized"]
