@@ -26,6 +26,7 @@ import test_maven as tm  # noqa: E402  (the shared m-step setup)
 from torchrl_vd.train.config import parse_seeds  # noqa: E402
 
 CONFIGS = {"authors": {"last_action": True}, "earlier": tm.EARLIER_MAVEN}
+FRAMES = 105_000  # REFERENCE.md's t_max for the m-step game
 
 
 def _finished(rows_file: Path) -> list[dict]:
@@ -52,14 +53,21 @@ def main() -> None:
     # in flight
     for start in range(0, len(todo), args.workers):
         chunk = todo[start:start + args.workers]
-        jobs = [("maven", 10, s, 105_000, out / f"{name}-{s}", CONFIGS[name]) for name, s in chunk]
+        jobs = [("maven", 10, s, FRAMES, out / f"{name}-{s}", CONFIGS[name]) for name, s in chunk]
         for job in jobs:  # a run stopped half-way has no row: start it again (the trainer refuses a used run dir)
             shutil.rmtree(job[4], ignore_errors=True)
         rows = tm._run_many(jobs) if len(jobs) > 1 else [tm._run_job(jobs[0])]
+        stopped = False
         with rows_file.open("a") as f:
             for (name, _), row in zip(chunk, rows):
+                if row["frames"] < FRAMES:  # stopped by a signal (the trainer checkpoints and returns): no row
+                    stopped = True
+                    continue
                 f.write(json.dumps({"config": name, **row}) + "\n")
                 print(json.dumps({"config": name, **row}), flush=True)
+        if stopped:
+            print("stopped by a signal: rerun the same command to continue", flush=True)
+            return
     rows = _finished(rows_file)
     for name in names:
         mine = [r for r in rows if r["config"] == name]

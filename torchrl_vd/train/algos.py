@@ -112,8 +112,9 @@ class MavenOptions(TDLossOptions):
     the run their paper plots: noise_dim 16, rnn_discrim, mi_loss 1, bandit_iters 100).
 
     ``z_epsilon``, ``z_objective="entropy"``, ``z_lr=1e-3``, ``eval_z="mode"``, ``discrim_layers=1`` and
-    ``mixer.hypernet_layers=2`` give this library's earlier defaults (measured beside the authors' in
-    benchmarks/bench_maven_defaults.py: the m-step game, m = 10, 5 seeds)."""
+    ``mixer.hypernet_layers=2`` give this library's earlier defaults. Measured beside the authors' (the m-step
+    game, m = 10, 105k frames, 5 seeds, GRU discriminator; benchmarks/RESULTS.md §11): median greedy return 10
+    (the trap) for both, one seed of five at the optimum 13 for each, so no deviation is kept."""
 
     noise_dim: int = 16
     """Number of latent values z (REFERENCE m-step config: 16; SMAC: 2)."""
