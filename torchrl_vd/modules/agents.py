@@ -508,21 +508,25 @@ class GRUAgent(AgentNet):
         if is_init is not None:
             same = same & ~is_init.reshape(B, T)[:, 1:].bool()
         extra = torch.cat((~same, same.new_ones(B, 1)), dim=1)  # [B, T] (out of place: torch.vmap runs it)
+        def shifted(x: torch.Tensor) -> torch.Tensor:  # [B, T, ...]: the unroll's own next step (last one repeated)
+            return torch.cat((x[:, 1:], x[:, -1:]), dim=1)
+
         if self.vmappable:  # the extra step at every t, then a select: no data-dependent shapes under torch.vmap
-            h_all = self.rnn.step(self._encode(next_obs, next_last_action), h)  # [B, T, n, H]
+            h_new = self.rnn.step(self._encode(next_obs, next_last_action), h)  # [B, T, n, H]
             pick = extra[:, :, None, None]  # [B, T, 1, 1]
-            q_next = torch.where(pick, self.head(h_all), torch.cat((q[:, 1:], q[:, -1:]), dim=1))  # [B, T, n, A]
-            if features:
-                h_next = torch.where(pick, h_all, torch.cat((h[:, 1:], h[:, -1:]), dim=1))  # [B, T, n, H]
-                return ((q, h) if need_current else (None, None)), (q_next, h_next)
-            return (q if need_current else None), q_next
-        idx = extra.nonzero(as_tuple=True)  # ([K], [K])
-        nla = None if next_last_action is None else next_last_action[idx]
-        h_extra = self.rnn.step(self._encode(next_obs[idx], nla), h[idx])  # [K, n, H]
-        q_next = torch.cat((q[:, 1:], q[:, -1:]), dim=1).index_put(idx, self.head(h_extra))  # [B, T, n, A]
+
+            def merge(x: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+                return torch.where(pick, new, shifted(x))  # [B, T, n, ·]
+        else:  # the extra step only where it is needed
+            idx = extra.nonzero(as_tuple=True)  # ([K], [K])
+            nla = None if next_last_action is None else next_last_action[idx]
+            h_new = self.rnn.step(self._encode(next_obs[idx], nla), h[idx])  # [K, n, H]
+
+            def merge(x: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+                return shifted(x).index_put(idx, new)  # [B, T, n, ·]
+        q_next = merge(q, self.head(h_new))  # [B, T, n, A]
         if features:
-            h_next = torch.cat((h[:, 1:], h[:, -1:]), dim=1).index_put(idx, h_extra)  # [B, T, n, H]
-            return ((q, h) if need_current else (None, None)), (q_next, h_next)
+            return ((q, h) if need_current else (None, None)), (q_next, merge(h, h_new))
         return (q if need_current else None), q_next
 
     # ------------------------------------------------------------------ torchrl plumbing
