@@ -137,6 +137,25 @@ def last_logged(run_dir: Path, column: str = "train_return", n: int = 10) -> flo
     return float(np.mean(values[-n:])) if values else math.nan
 
 
+def _eval_returns(run_dir: Path) -> list[float]:
+    """The greedy evaluation returns logged during training (metrics.csv ``eval_return``, non-empty rows)."""
+    from torchrl_vd.train.plot import read_metrics
+
+    return [v for v in read_metrics(run_dir).get("eval_return", []) if not math.isnan(v)]
+
+
+def max_eval_return(run_dir: Path) -> float:
+    """The highest greedy evaluation return logged during training (EPyMARL's "maximum return", per seed)."""
+    values = _eval_returns(run_dir)
+    return float(max(values)) if values else math.nan
+
+
+def mean_eval_return(run_dir: Path) -> float:
+    """The mean of every greedy evaluation return logged during training (EPyMARL's "average return")."""
+    values = _eval_returns(run_dir)
+    return float(np.mean(values)) if values else math.nan
+
+
 @dataclass(frozen=True)
 class Metric:
     """How one finished run becomes one number (``value(run_dir)``), and what that number means."""
@@ -153,6 +172,12 @@ METRICS = {
     "last10_train_return": Metric(
         "last10_train_return", "mean of the last 10 logged train_return values of metrics.csv (ε-greedy "
         "episodes; MARLlib's convention)", last_logged),
+    "max_eval_return": Metric(
+        "max_eval_return", "highest greedy evaluation return logged during training (metrics.csv eval_return, "
+        "every eval_every frames; EPyMARL's maximum return)", max_eval_return),
+    "mean_eval_return": Metric(
+        "mean_eval_return", "mean of the greedy evaluation returns logged during training (metrics.csv "
+        "eval_return; EPyMARL's average return)", mean_eval_return),
 }
 
 

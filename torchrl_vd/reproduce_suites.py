@@ -177,6 +177,24 @@ VMAS = {
     ],
 }
 
+# --------------------------------------------------------------------------------------------- lbf
+# EPyMARL's LBF benchmark task (Papoudakis et al., NeurIPS 2021 datasets track): Foraging-8x8-2p-2f-coop, 50-step
+# episodes, the family preset (EPyMARL's QMIX/VDN defaults, torchrl_vd/train/config.py). The reference is
+# filled in below from the paper once its table is sourced; until then the entries show "none published".
+EPYMARL_LBF_REFERENCES: dict[tuple[str, str], dict] = {}
+LBF = {
+    "description": "LBF Foraging-8x8-2p-2f-coop, QMIX and VDN with EPyMARL's config vs EPyMARL's published returns",
+    "metric": "max_eval_return",
+    "quick": {"frames": 1_000, "seeds": [0], "overrides": {"eval_every": 500, "eval_episodes": 4,
+                                                            "checkpoint_every": 0}},
+    "entries": [
+        {"task": "lbf/Foraging-8x8-2p-2f-coop-v3", "algo": algo, "overrides": {"checkpoint_every": 200_000},
+         "seeds": [0, 1, 2], "frames": 2_000_000, "scale": 1.0,
+         "reference": EPYMARL_LBF_REFERENCES.get(("lbf/Foraging-8x8-2p-2f-coop-v3", algo))}
+        for algo in ("qmix", "vdn")
+    ],
+}
+
 # ------------------------------------------------------------------------------------------- quick
 # A few thousand frames per run, 8 runs: exercises the harness end to end (tests/test_reproduce.py).
 QUICK_MATRIX = {"num_envs": 32, "frames_per_batch": 256, "updates_per_batch": 16, "batch_size": 64,
@@ -204,4 +222,4 @@ QUICK = {
     ],
 }
 
-SUITES = {"mpe": MPE, "vmas": VMAS, "quick": QUICK}
+SUITES = {"mpe": MPE, "vmas": VMAS, "lbf": LBF, "quick": QUICK}
