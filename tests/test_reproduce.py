@@ -65,6 +65,32 @@ def test_verdict():
     assert rp.verdict(math.nan, ref) == "no runs"
 
 
+def _eval_rows(run_dir: Path, rows: list[tuple[int, float, float]]) -> Path:
+    """A run directory whose metrics.csv logs (frames, train_return, eval_return) rows (nan: not evaluated)."""
+    run_dir.mkdir(parents=True)
+    lines = ["frames,train_return,eval_return"] + [f"{f},{t},{e}" for f, t, e in rows]
+    (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
+    return run_dir
+
+
+def test_eval_return_metrics_on_known_curves(tmp_path):
+    nan = math.nan
+    a = _eval_rows(tmp_path / "a", [(500, 0, nan), (1000, 0, 0.2), (1500, 0, nan), (2000, 0, 0.9), (3000, 0, 0.5)])
+    b = _eval_rows(tmp_path / "b", [(1000, 0, 0.6), (2000, 0, 0.1), (3000, 0, 0.7)])
+    # seed means per evaluation step: 1000 -> 0.4, 2000 -> 0.5, 3000 -> 0.6: step 3000 is EPyMARL's pick,
+    # not each seed's own best (0.9 at 2000 for a, 0.7 at 3000 for b)
+    metric = rp.METRICS["epymarl_max_return"]
+    assert metric.per_seed([a, b]) == [0.5, 0.7]
+    assert metric.per_seed([a]) == [0.9]
+    c = _eval_rows(tmp_path / "c", [(1000, 0, 0.3)])  # only the step every seed logged counts
+    assert metric.per_seed([a, c]) == [0.2, 0.3]
+    none = _eval_rows(tmp_path / "none", [(1000, 0.5, nan)])
+    assert all(math.isnan(v) for v in metric.per_seed([a, none]))
+    mean = rp.METRICS["mean_eval_return"]
+    assert mean.per_seed([a, b]) == [pytest.approx((0.2 + 0.9 + 0.5) / 3), pytest.approx((0.6 + 0.1 + 0.7) / 3)]
+    assert rp.METRICS["last10_train_return"].per_seed([b]) == [0.0]
+
+
 # -------------------------------------------------------------------------------------- suites and args
 def test_parse_seeds():
     assert rp.parse_seeds("0-3") == [0, 1, 2, 3]

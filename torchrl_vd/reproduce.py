@@ -144,10 +144,24 @@ def _eval_returns(run_dir: Path) -> list[float]:
     return [v for v in read_metrics(run_dir).get("eval_return", []) if not math.isnan(v)]
 
 
-def max_eval_return(run_dir: Path) -> float:
-    """The highest greedy evaluation return logged during training (EPyMARL's "maximum return", per seed)."""
-    values = _eval_returns(run_dir)
-    return float(max(values)) if values else math.nan
+def _eval_curve(run_dir: Path) -> dict[int, float]:
+    """frames -> greedy evaluation return, for every evaluation logged during training (metrics.csv)."""
+    from torchrl_vd.train.plot import read_metrics
+
+    m = read_metrics(run_dir)
+    return {int(f): v for f, v in zip(m.get("frames", []), m.get("eval_return", [])) if not math.isnan(v)}
+
+
+def best_eval_step_returns(run_dirs: list[Path]) -> list[float]:
+    """EPyMARL's "maximum return" (Papoudakis et al. 2021, Sec. 4): "the evaluation timestep during training
+    in which the algorithm achieves the highest average evaluation returns across [the] seeds"; each seed's
+    evaluation return at that timestep (the frames every seed logged; NaN for all when there is none)."""
+    curves = [_eval_curve(d) for d in run_dirs]
+    common = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    if not common:
+        return [math.nan] * len(run_dirs)
+    best = max(common, key=lambda f: float(np.mean([c[f] for c in curves])))  # first of equal means
+    return [c[best] for c in curves]
 
 
 def mean_eval_return(run_dir: Path) -> float:
@@ -162,7 +176,15 @@ class Metric:
 
     name: str
     description: str
-    value: Callable[[Path], float]
+    value: Callable[[Path], float] | None
+    across_seeds: Callable[[list[Path]], list[float]] | None = None
+    """When set, the per-seed values depend on every seed's run (e.g. a timestep chosen on the seeds' mean)."""
+
+    def per_seed(self, run_dirs: list[Path]) -> list[float]:
+        """One value per run directory, in order."""
+        if self.across_seeds is not None:
+            return self.across_seeds(list(run_dirs))
+        return [self.value(d) for d in run_dirs]
 
 
 METRICS = {
@@ -172,9 +194,10 @@ METRICS = {
     "last10_train_return": Metric(
         "last10_train_return", "mean of the last 10 logged train_return values of metrics.csv (ε-greedy "
         "episodes; MARLlib's convention)", last_logged),
-    "max_eval_return": Metric(
-        "max_eval_return", "highest greedy evaluation return logged during training (metrics.csv eval_return, "
-        "every eval_every frames; EPyMARL's maximum return)", max_eval_return),
+    "epymarl_max_return": Metric(
+        "epymarl_max_return", "EPyMARL's maximum return: each seed's greedy evaluation return (metrics.csv "
+        "eval_return, every eval_every frames) at the evaluation timestep whose mean over the seeds is highest",
+        None, best_eval_step_returns),
     "mean_eval_return": Metric(
         "mean_eval_return", "mean of the greedy evaluation returns logged during training (metrics.csv "
         "eval_return; EPyMARL's average return)", mean_eval_return),
@@ -524,7 +547,8 @@ def aggregate(suite: Suite, runs: list[RunSpec], reps: int = 5_000, iqm_backend:
     rows = []
     for e in suite.entries:
         mine = [r for r in runs if r.entry is e]
-        per_seed = {r.seed: suite.metric.value(r.run_dir) * e.scale for r in mine if finished(r)}
+        done = [r for r in mine if finished(r)]
+        per_seed = {r.seed: v * e.scale for r, v in zip(done, suite.metric.per_seed([r.run_dir for r in done]))}
         values = [v for v in per_seed.values() if not math.isnan(v)]
         mean, half = t_interval(values)
         iqm_value, iqm_low, iqm_high, backend = iqm_interval(values, reps=reps, backend=iqm_backend)

@@ -7,7 +7,9 @@ Plain data, so that env settings, presets and reference numbers are finalized in
 * ``description``: one line.
 * ``metric``: how one run becomes one number, a name in ``torchrl_vd.reproduce.METRICS``
   (``final_eval_return``: summary.json's greedy evaluation; ``last10_train_return``: the mean of the
-  last 10 logged ``train_return`` values of metrics.csv, MARLlib's convention).
+  last 10 logged ``train_return`` values of metrics.csv, MARLlib's convention; ``epymarl_max_return``: each
+  seed's greedy evaluation return at the evaluation step whose mean over the seeds is highest, EPyMARL's
+  "maximum return"; ``mean_eval_return``: the mean of a seed's evaluations, EPyMARL's "average return").
 * ``quick``: the ``--quick`` smoke version of a long suite, ``{"frames": int, "seeds": [...],
   "overrides": {...}}`` applied to every entry (its runs go to ``OUT/<suite>-quick``), or None when
   the suite is already short.
@@ -179,12 +181,16 @@ VMAS = {
 
 # --------------------------------------------------------------------------------------------- lbf
 # EPyMARL's LBF benchmark task (Papoudakis et al., NeurIPS 2021 datasets track): Foraging-8x8-2p-2f-coop, 50-step
-# episodes, the family preset (EPyMARL's QMIX/VDN defaults, torchrl_vd/train/config.py). The reference is
-# filled in below from the paper once its table is sourced; until then the entries show "none published".
+# episodes, the family preset (EPyMARL's QMIX/VDN defaults, torchrl_vd/train/config.py). EPyMARL's budget and
+# evaluation (uoe-agents/epymarl src/config/envs/gymma.yaml at 4bcbb1c: t_max 2,050,000, 100 greedy test episodes
+# every 50k steps) and its "maximum return" metric (the paper, Sec. 4). LBF normalises rewards (lbforaging's
+# environment.py, normalize_reward=True): clearing every food gives a team return of 1.0 per episode.
+# The paper's QMIX/VDN table cells could not be retrieved here (only the paper's first page is readable through
+# this project's search tools), so the entries carry no reference until someone copies them in with the source.
 EPYMARL_LBF_REFERENCES: dict[tuple[str, str], dict] = {}
 LBF = {
     "description": "LBF Foraging-8x8-2p-2f-coop, QMIX and VDN with EPyMARL's config vs EPyMARL's published returns",
-    "metric": "max_eval_return",
+    "metric": "epymarl_max_return",
     "quick": {"frames": 1_000, "seeds": [0], "overrides": {"eval_every": 500, "eval_episodes": 4,
                                                             "checkpoint_every": 0}},
     "entries": [
