@@ -142,11 +142,36 @@ def test_async_collector_config_is_validated():
 
 def test_async_collector_names_the_fix_for_an_unpicklable_env(tmp_path, monkeypatch):
     from torchrl_vd.train import loop
+    from torchrl_vd.train.collectors import OverlapCollector
 
     build_env = loop.build_env
     monkeypatch.setattr(loop, "build_env", lambda *a, **k: build_env(*a, **k))  # a lambda cannot reach a worker
+    monkeypatch.setattr(OverlapCollector, "start_method", "spawn")  # a forked worker needs no pickling
     with pytest.raises(ValueError, match="must be picklable.*collector='single'"):
         vd.train(linear_game_cfg("async", str(tmp_path / "run")))
+
+
+def test_async_worker_forks_when_safe_and_both_start_methods_train_alike(tmp_path, monkeypatch):
+    """The worker forks in a single-threaded CPU process (no second import of torch/torchrl/the simulator) and
+    spawns when another thread runs; either way it seeds itself the same, so the runs are identical."""
+    import threading
+
+    from torchrl_vd.train.collectors import OverlapCollector
+
+    with monkeypatch.context() as m:  # earlier tests may leave threads behind (Ray's): count them as told
+        m.setattr(threading, "active_count", lambda: 1)
+        assert OverlapCollector._start_method("cuda:0") == "spawn"
+        assert OverlapCollector._start_method("cpu") == "fork"
+        m.setattr(threading, "active_count", lambda: 2)
+        assert OverlapCollector._start_method("cpu") == "spawn"
+    runs = {}
+    for method in ("fork", "spawn"):
+        monkeypatch.setattr(OverlapCollector, "start_method", method)
+        result = vd.train(linear_game_cfg("async", str(tmp_path / method)))
+        runs[method] = ([r["train_return"] for r in result.metrics], [r["loss"] for r in result.metrics],
+                        {k: v.clone() for k, v in result.loss_module.state_dict().items()})
+    assert runs["fork"][:2] == runs["spawn"][:2]
+    assert all(torch.equal(runs["fork"][2][k], runs["spawn"][2][k]) for k in runs["fork"][2])
 
 
 def test_async_ctrl_c_checkpoints_and_the_run_resumes(tmp_path):

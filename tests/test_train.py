@@ -1,6 +1,7 @@
 """train(): published matrix-game outcomes, exact resume, run-dir contents, CLI, config validation."""
 
 import csv
+import importlib
 import json
 import subprocess
 import sys
@@ -99,6 +100,37 @@ def test_resumed_run_reproduces_the_uninterrupted_metrics(tmp_path, env, kwargs)
     full, part = _metric_rows(tmp_path / "full"), _metric_rows(tmp_path / "part")
     assert len(full) == len(part) == 8
     assert full == part
+
+
+@pytest.mark.parametrize("seeds", [None, (0, 1)])
+def test_an_evaluation_after_the_last_batch_is_the_final_one(tmp_path, monkeypatch, seeds):
+    """eval_every dividing frames: the evaluation logged after the last batch is summary.json's final one, not
+    repeated (same weights, env and seed); otherwise the final evaluation runs once more after training."""
+    from torchrl_vd.train import evaluation
+
+    calls = []
+    real = evaluation.evaluate if seeds is None else evaluation.return_stats
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    module = importlib.import_module("torchrl_vd.train.loop" if seeds is None else "torchrl_vd.train.seeds")
+    monkeypatch.setattr(module, "evaluate" if seeds is None else "return_stats", counted)
+    base = dict(algo="vdn", env="matrix/m-step", env_kwargs={"steps": 4}, num_envs=8, frames=8 * 4 * 4,
+                frames_per_batch=32, batch_size=32, updates_per_batch=2, progress=False, eval_episodes=2,
+                seeds=seeds)
+    for every, expected in ((64, 2), (96, 2)):  # evaluations at 64, 128 (= final) / at 96, then a final one
+        calls.clear()
+        result = vd.train(vd.TrainConfig(**base, eval_every=every, out_dir=str(tmp_path / str(every))))
+        n = 1 if seeds is None else len(seeds)
+        assert len(calls) == expected * n
+        runs = [result] if seeds is None else result.runs
+        for run in runs:
+            logged = [r["eval_return"] for r in run.metrics if r["eval_return"] == r["eval_return"]]
+            assert len(logged) == 2 if every == 64 else len(logged) == 1
+            if every == 64:
+                assert run.summary["final_eval_return"] == logged[-1]
 
 
 def test_cli_train_writes_the_run_directory_and_eval_plot_work(tmp_path, capsys):
@@ -202,3 +234,39 @@ def test_sigint_writes_a_checkpoint_and_the_run_resumes(tmp_path):
     rows = _metric_rows(out)
     assert int(rows[-1]["frames"]) == summary["frames"] + 512
     assert [int(r["frames"]) for r in rows] == list(range(256, summary["frames"] + 513, 256))
+
+
+# ------------------------------------------------------------------------------- PNGs beside the final evaluation
+def test_beside_runs_in_a_forked_child_or_here_when_forking_is_unsafe(tmp_path, monkeypatch):
+    import os
+
+    from torchrl_vd.train import threads
+
+    where = tmp_path / "pid"
+    monkeypatch.setattr(threads, "fork_is_safe", lambda device="cpu": True)  # earlier tests may leave threads
+    wait = threads.beside(lambda: where.write_text(str(os.getpid())))
+    wait()
+    assert int(where.read_text()) != os.getpid()  # a child wrote it
+    with pytest.raises(RuntimeError, match="forked child failed"):
+        threads.beside(lambda: 1 / 0)()
+    monkeypatch.setattr(threads, "fork_is_safe", lambda device="cpu": False)
+    threads.beside(lambda: where.write_text(str(os.getpid())))()
+    assert int(where.read_text()) == os.getpid()  # drawn here, at once
+
+
+@pytest.mark.parametrize("forkable", [True, False])
+def test_learning_curves_are_drawn_beside_and_failures_are_named(tmp_path, monkeypatch, forkable):
+    from torchrl_vd.train import threads
+    from torchrl_vd.train.plot import draw_beside
+
+    monkeypatch.setattr(threads, "fork_is_safe", lambda device="cpu": forkable)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("frames,train_return,eval_return\n100,1.0,nan\n200,2.0,3.0\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    good, bad = tmp_path / "out" / "curve.png", blocker / "curve.png"  # bad: its folder is a file
+    errors = draw_beside([([run], good, "t"), ([run], bad, "t")])()
+    assert good.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(errors) == [str(bad)]
+    assert errors[str(bad)].startswith(("FileExistsError", "NotADirectoryError"))  # mkdir of a file's path

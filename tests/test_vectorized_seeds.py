@@ -77,9 +77,10 @@ def collected(cfg, n, seed=0):
     return roll.reshape(n, cfg.num_envs, -1)  # [N, E, T]
 
 
-@pytest.mark.parametrize("algo", ["qmix", "qtran", "qplex", "ow-qmix"])
-def test_changing_one_seed_leaves_the_others_bitwise_unchanged(tmp_path, algo):
-    cfg = small_cfg(tmp_path, algo=algo, seeds=(0, 1, 2), target_update=0.05)
+@pytest.mark.parametrize("algo, extra", [("qmix", {}), ("qtran", {}), ("qplex", {}), ("ow-qmix", {}),
+                                         ("vdn", {"standardise_rewards": True})])  # per-seed reward statistics
+def test_changing_one_seed_leaves_the_others_bitwise_unchanged(tmp_path, algo, extra):
+    cfg = small_cfg(tmp_path, algo=algo, seeds=(0, 1, 2), target_update=0.05, **extra)
     batch = collected(cfg, 3)
     results = {}
     for case in ("base", "data", "params"):

@@ -190,7 +190,7 @@ def learner_state(state: dict) -> dict:
     if buffer is not None and buffer["data"] is not None:
         buffer = {**buffer, "data": TensorDict(buffer["data"], batch_size=buffer["batch_size"])}
     return {"optimizer": state["optimizer"], "replay_buffer": buffer, "updates": state["updates"],
-            "updater_counter": state["updater_counter"]}
+            "updater_counter": state["updater_counter"], "reward_stats": state.get("reward_stats")}
 
 
 def load_checkpoint(run_dir: str | Path, *, missing_ok: bool = False) -> dict | None:

@@ -17,7 +17,7 @@ from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 
 from torchrl_vd.train.learner import EpsilonSchedule
-from torchrl_vd.train.threads import ray_workers_at_normal_priority
+from torchrl_vd.train.threads import fork_is_safe, ray_workers_at_normal_priority
 
 
 def make_collector(cfg, env, env_fn, policy, total_frames: int):
@@ -57,13 +57,25 @@ class OverlapCollector:
     """
 
     echo_weights = False  # tests: the worker returns the weights it acted with next to each batch
+    start_method = "auto"  # "fork", "spawn", or "auto": see _start_method
+
+    @classmethod
+    def _start_method(cls, device: str) -> str:
+        """``fork`` where it is safe (:func:`~torchrl_vd.train.threads.fork_is_safe`), else ``spawn`` (torchrl's
+        default). A spawned worker imports torch, torchrl and the simulator again before it can build its env:
+        3-7 s of CPU on this project's 2-core box, all of it before the first batch (benchmarks/RESULTS.md §6);
+        a forked one starts from this process's modules at once."""
+        if cls.start_method != "auto":
+            return cls.start_method
+        return "fork" if fork_is_safe(device) else "spawn"
 
     def __init__(self, cfg, env_fn, policy, frames0: int, seed: int, epsilon: EpsilonSchedule):
         import copy
 
         from tensordict import TensorDict
 
-        ctx = torch.multiprocessing.get_context("spawn")  # torchrl's default too; fork is unsafe with threads
+        self.start_method = self._start_method(cfg.device)
+        ctx = torch.multiprocessing.get_context(self.start_method)
         self.cfg, self.policy, self.frames0, self.epsilon = cfg, policy, frames0, epsilon
         self.total = cfg.frames - frames0
         self.frames = 0  # collected by this collector
@@ -72,7 +84,8 @@ class OverlapCollector:
         self.worker_cpu_s = 0.0  # the worker's CPU seconds spent collecting (train() adds it to cpu_time)
         self.history: list[dict] = []  # with echo_weights: what was sent and what the worker acted with
         # Copies for the worker (env_fn holds the agent for its env transforms): pickling for spawn moves
-        # tensors to shared memory in place, so the learner's own parameters must never be pickled.
+        # tensors to shared memory in place, so the learner's own parameters must never be pickled (a fork
+        # copies this process: the worker then uses its own copies too).
         worker_env_fn, worker_policy = copy.deepcopy((env_fn, policy))
         self._weights = TensorDict.from_module(policy).data.clone().share_memory_()  # the double buffer
         self._conn, child = ctx.Pipe()

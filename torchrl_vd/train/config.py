@@ -41,10 +41,10 @@ OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
 # envs/gymma.yaml): feed-forward agents (use_rnn False: fc 64 -> ReLU -> fc 64 -> ReLU -> Q) with agent id,
 # Adam 5e-4, grad clip 10, γ 0.99, double Q, ε 1 -> 0.05 over 50k steps, one gradient step on 32 episodes per
 # collected episode, hard target copy every 200 updates, buffer 5000 episodes, 100 greedy test episodes every
-# 50k steps. Vectorized here as 10 envs = 10 episodes per batch and 10 gradient steps; 32 episodes = 32 x T
-# transitions for feed-forward agents. Not reproduced: standardise_rewards (EPyMARL's running reward scaling).
+# 50k steps, standardise_rewards True. Vectorized here as 10 envs = 10 episodes per batch and 10 gradient steps;
+# 32 episodes = 32 x T transitions for feed-forward agents.
 _EPYMARL = dict(agent="mlp", hidden=(64, 64), agent_id=True, optimizer="adam", lr=5e-4, grad_clip=10.0,
-                double_q=True, eps_start=1.0, eps_end=0.05, eps_frames=50_000, target_update=200, num_envs=10,
+                double_q=True, standardise_rewards=True, eps_start=1.0, eps_end=0.05, eps_frames=50_000, target_update=200, num_envs=10,
                 updates_per_batch=10, eval_every=50_000, eval_episodes=100)
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     "vmas": dict(num_envs=60, frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256),
@@ -107,6 +107,10 @@ class TrainConfig:
     (BenchMARL's Adam: 1e-6)."""
     grad_clip: float = 10.0
     """Global gradient-norm clip (pymarl: 10); 0 disables."""
+    standardise_rewards: bool = False
+    """Standardise the team reward of every sampled minibatch by running statistics of the sampled rewards,
+    ``(r - mean) / sqrt(var)``, updated with each minibatch before it is used (EPyMARL's ``standardise_rewards``,
+    its default for QMIX and VDN; pymarl has none). The LBF and RWARE presets turn it on."""
     gamma: float = 0.99
     """Discount γ."""
     td_lambda: float | None = None
@@ -185,6 +189,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
+        if self.seeds is None:  # "no vectorized seeds", as the default ()
+            self.seeds = ()
         if isinstance(self.seeds, str):  # the CLI's "0-7" / "0,3,5"
             self.seeds = tuple(parse_seeds(self.seeds))
         self.seeds = tuple(int(s) for s in (self.seeds if isinstance(self.seeds, (list, tuple)) else [self.seeds]))

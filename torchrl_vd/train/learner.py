@@ -19,7 +19,10 @@ from torchrl.data.replay_buffers.samplers import RandomSampler
 from torchrl.objectives import HardUpdate
 from torchrl.objectives.utils import ValueEstimators
 
+from torchrl_vd.keys import REWARD
 from torchrl_vd.objectives.utils import FusedSoftUpdate
+
+TEAM_REWARD = ("next", REWARD)  # the team reward of a stored transition [*B, 1]
 
 
 class EpsilonSchedule:
@@ -50,6 +53,43 @@ class EpsilonSchedule:
         if frames >= self.frames:  # also frames=0 schedules; exactly `end`, not start + 1.0 * (end - start)
             return self.end
         return self.start + frames / self.frames * (self.end - self.start)
+
+
+class RunningRewardStats:
+    """Running mean and variance of the sampled team rewards, and the rewards standardised by them.
+
+    EPyMARL's ``standardise_rewards`` (uoe-agents/epymarl src/components/standarize_stream.py, its
+    ``RunningMeanStd``, from semitable/fast-marl; used in src/learners/q_learner.py): before each gradient step
+    the statistics absorb the minibatch's rewards (Chan et al.'s parallel update: count starts at 1e-4, mean at
+    0, var at 1; the batch variance is torch's unbiased ``var``), then the step uses ``(r - mean) / sqrt(var)``.
+    EPyMARL's minibatches of whole episodes also count the zero rewards of the padding after an episode ends;
+    the transitions and sequences stored here have no padding.
+
+    ``lead``: leading dimensions with their own statistics (``(N,)``: N vectorized seeds, one each).
+    """
+
+    def __init__(self, lead: tuple[int, ...] = (), device=None):
+        self.mean = torch.zeros(*lead, 1, device=device)  # [*lead, 1]
+        self.var = torch.ones(*lead, 1, device=device)  # [*lead, 1]
+        self.count = 1e-4
+        self.lead = len(lead)
+
+    def __call__(self, reward: torch.Tensor) -> torch.Tensor:
+        """Update with ``reward`` ``[*lead, *rows, 1]``, then return it standardised (same shape)."""
+        rows = reward.reshape(*reward.shape[:self.lead], -1)  # [*lead, R]: every sampled reward of each lead
+        batch_mean, batch_var, n = rows.mean(-1, keepdim=True), rows.var(-1, keepdim=True), rows.shape[-1]
+        delta = batch_mean - self.mean  # [*lead, 1]
+        total = self.count + n
+        m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
+        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
+        view = (*self.mean.shape[:-1], *[1] * (reward.ndim - self.lead))  # broadcast over the rows
+        return (reward - self.mean.reshape(view)) / self.var.sqrt().reshape(view)
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), float(state["count"])
 
 
 class Learner:
@@ -90,6 +130,11 @@ class Learner:
             batch_size=max(1, cfg.batch_size // self.seq_len),
         )
         self.updates = 0
+        self.reward_stats = RunningRewardStats(self.stat_lead(), device=cfg.device) if cfg.standardise_rewards else None
+
+    def stat_lead(self) -> tuple[int, ...]:
+        """Leading dimensions of a minibatch that keep their own reward statistics (none for one run)."""
+        return ()
 
     def add(self, batch: TensorDictBase) -> None:
         """Store a collected batch ``[num_envs, T]``, validating each transition once as it enters
@@ -104,6 +149,9 @@ class Learner:
         losses = []
         with _validated_inputs(self.loss):  # every stored transition was validated by add()
             for sample in self.minibatches(n):
+                if self.reward_stats is not None:
+                    sample = sample.clone(recurse=False)  # a new reward entry, never written into the buffer
+                    sample.set(TEAM_REWARD, self.reward_stats(sample.get(TEAM_REWARD)))
                 loss = self.objective(sample)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward(torch.ones_like(loss))  # (many seeds: [N] losses, each reaching only its own slice)
@@ -136,6 +184,7 @@ class Learner:
             "replay_buffer": _buffer_state(self.replay_buffer),
             "updates": self.updates,
             "updater_counter": getattr(self.updater, "counter", None),
+            "reward_stats": None if self.reward_stats is None else self.reward_stats.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -145,6 +194,8 @@ class Learner:
         self.updates = int(state["updates"])
         if state["updater_counter"] is not None:
             self.updater.counter = state["updater_counter"]
+        if self.reward_stats is not None and state.get("reward_stats") is not None:
+            self.reward_stats.load_state_dict(state["reward_stats"])
 
 
 @contextlib.contextmanager

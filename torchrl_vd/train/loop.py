@@ -30,6 +30,7 @@ from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import NO_EVAL, evaluate
 from torchrl_vd.train.guards import StopSignal, check_finite
 from torchrl_vd.train.learner import EpsilonSchedule, Learner
+from torchrl_vd.train.plot import draw_beside
 from torchrl_vd.train.run_files import METRIC_COLUMNS, Progress, RunFiles, check_run_dir, metric_row
 from torchrl_vd.train.result import SeedsResult, TrainResult
 from torchrl_vd.train.seeds import train_seeds
@@ -130,6 +131,7 @@ def _train_one(cfg: TrainConfig) -> TrainResult:
         return {**NO_EVAL, **out}
 
     interrupted = False
+    last_eval: tuple[int, dict] | None = None  # (frames, result) of the latest evaluation during training
     try:
         egreedy.eps.fill_(epsilon(frames))
         t_iter = time.perf_counter()  # collect_time/update_time: where each batch's wall time went
@@ -152,7 +154,8 @@ def _train_one(cfg: TrainConfig) -> TrainResult:
             # (collector="async" takes weights and ε when it starts the next batch, see OverlapCollector)
             evaluation = dict(NO_EVAL)
             if frames >= next_eval:
-                evaluation = {k: v for k, v in run_eval().items() if k in NO_EVAL}  # the metrics.csv columns
+                last_eval = (frames, run_eval())
+                evaluation = {k: v for k, v in last_eval[1].items() if k in NO_EVAL}  # the metrics.csv columns
                 next_eval += cfg.eval_every
             elapsed = time.perf_counter() - t0
             row = metric_row(batch, frames=frames, updates=learner.updates, eps=eps,
@@ -177,7 +180,11 @@ def _train_one(cfg: TrainConfig) -> TrainResult:
         collector.shutdown()
         files.close()
     wall = time.perf_counter() - t0
-    final = run_eval()
+    png = out_dir / "learning_curve.png"
+    png_written = draw_beside([([out_dir], png, f"{cfg.algo} on {cfg.env}")])  # during the final evaluation
+    # The greedy policy is evaluated once per set of weights: an evaluation after the last batch's updates
+    # (eval_every dividing frames) is the final one, on the same env and seed.
+    final = last_eval[1] if last_eval is not None and last_eval[0] == frames else run_eval()
     summary = {
         "algo": cfg.algo,
         "env": cfg.env,
@@ -195,12 +202,9 @@ def _train_one(cfg: TrainConfig) -> TrainResult:
         **ckpt_stats,  # periodic checkpoints: how many, and the wall time they took (of wall_time_s)
     }
     files.write_summary(summary)
-    try:
-        from torchrl_vd.train.plot import plot_runs  # matplotlib is imported only when the PNG is drawn
-
-        plot_runs([out_dir], out_dir / "learning_curve.png", title=f"{cfg.algo} on {cfg.env}")
-    except Exception as err:  # a plotting failure must never lose a finished run
-        summary["plot_error"] = repr(err)
+    plot_errors = png_written()
+    if plot_errors:  # a plotting failure must never lose a finished run
+        summary["plot_error"] = plot_errors[str(png)]
     return TrainResult(greedy, loss, env, metrics, summary, out_dir, explore, parts, info)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 DPI = 110  # every PNG the library and the tutorials write
 
@@ -140,3 +140,39 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
                     ylabel="violation rate / value gap", title=f"{title or 'learning curve'}: IGM gap at evaluations",
                     styles=igm_styles, figsize=(7, 4.2))
     return path
+
+
+def draw_beside(jobs: Sequence[tuple[Sequence[str | Path], str | Path, str]]) -> Callable[[], dict[str, str]]:
+    """Start drawing ``plot_runs(runs, png, title)`` for every ``(runs, png, title)`` of ``jobs`` in a forked
+    child (:func:`~torchrl_vd.train.threads.beside`), so the PNGs cost no wall time while the caller runs its
+    final evaluation; returns ``finish()``, which waits for them and returns ``{png: error}`` for those that
+    failed (drawn again in this process to name the error; empty when all were written). Where forking is not
+    safe the PNGs are drawn at once, here. Matplotlib is imported (about 0.3-0.5 s) only by the drawing code.
+    """
+    from torchrl_vd.train.threads import beside
+
+    def draw_all() -> None:
+        for runs, png, title in jobs:
+            plot_runs(list(runs), png, title=title)
+
+    try:
+        wait = beside(draw_all)
+    except Exception:  # drawn here and failed: finish() draws each again to name its error
+        wait = None
+
+    def finish() -> dict[str, str]:
+        if wait is not None:
+            try:
+                wait()
+                return {}
+            except RuntimeError:
+                pass
+        errors = {}
+        for runs, png, title in jobs:
+            try:
+                plot_runs(list(runs), png, title=title)
+            except Exception as err:  # a plotting failure must never lose a finished run
+                errors[str(png)] = repr(err)
+        return errors
+
+    return finish

@@ -72,6 +72,7 @@ from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats
 from torchrl_vd.train.guards import StopSignal, check_finite
 from torchrl_vd.train.learner import EpsilonSchedule, Learner, _to_storage, _validated_inputs
+from torchrl_vd.train.plot import draw_beside
 from torchrl_vd.train.result import SeedsResult, TrainResult
 from torchrl_vd.train.run_files import (
     METRIC_COLUMNS,
@@ -242,8 +243,11 @@ class SeedLearner(Learner):
     the buffer (``[capacity, N]``), per-seed minibatches, the vmapped loss and per-seed clipping."""
 
     def __init__(self, cfg, stack: SeedStack, *, time_steps: int):
-        super().__init__(cfg, stack.template, time_steps=time_steps)
         self.stack = stack
+        super().__init__(cfg, stack.template, time_steps=time_steps)
+
+    def stat_lead(self) -> tuple[int, ...]:
+        return (self.stack.n,)  # each seed standardises its rewards by its own statistics
 
     def add(self, batch: TensorDictBase) -> None:
         """Store a collected batch ``[N, num_envs, T]`` as ``[num_envs*T, N]`` (sequences ``[num_envs*T/L, N, L]``)."""
@@ -286,6 +290,9 @@ class SeedLearner(Learner):
                               "writer": self.replay_buffer._writer.state_dict()},
             "updates": self.updates,
             "updater_counter": getattr(self.updater, "counter", None),
+            "reward_stats": None if self.reward_stats is None else {
+                "mean": self.reward_stats.mean[k].clone(), "var": self.reward_stats.var[k].clone(),
+                "count": self.reward_stats.count},
         }
 
     def load_seed_states(self, states: list[dict]) -> None:
@@ -300,6 +307,10 @@ class SeedLearner(Learner):
                               "writer": states[0]["replay_buffer"]["writer"]},
             "updates": states[0]["updates"],
             "updater_counter": states[0]["updater_counter"],
+            "reward_stats": None if states[0].get("reward_stats") is None else {
+                "mean": torch.stack([s["reward_stats"]["mean"] for s in states]),  # [N, 1]
+                "var": torch.stack([s["reward_stats"]["var"] for s in states]),  # [N, 1]
+                "count": states[0]["reward_stats"]["count"]},
         })
 
 
@@ -553,6 +564,7 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
     interrupted = False
     try:
         egreedy.eps.fill_(epsilon(frames))
+        last_eval: tuple[int, list[dict]] | None = None  # (frames, per-seed results) of the latest evaluation
         t_iter, cpu0 = time.perf_counter(), time.process_time()
         for batch in collector if collector is not None else ():  # [N*num_envs, T]
             t_collected = time.perf_counter()
@@ -568,7 +580,8 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
             egreedy.eps.fill_(eps)
             evaluation = [dict(NO_EVAL)] * n
             if frames >= next_eval:
-                evaluation = [{key: v for key, v in e.items() if key in NO_EVAL} for e in run_eval()]
+                last_eval = (frames, run_eval())
+                evaluation = [{key: v for key, v in e.items() if key in NO_EVAL} for e in last_eval[1]]
                 next_eval += cfg.eval_every
             elapsed = time.perf_counter() - t0
             loss = torch.stack(losses).mean(0) if losses else None  # [N]
@@ -597,7 +610,10 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
         for f in files:
             f.close()
     wall = time.perf_counter() - t0
-    finals = run_eval()
+    pngs = [Path(run.out_dir) / "learning_curve.png" for run in runs]
+    pngs_written = draw_beside([([run.out_dir], png, f"{cfg.algo} on {cfg.env}, seed {run.seed}")
+                                for run, png in zip(runs, pngs)])  # during the final evaluation
+    finals = last_eval[1] if last_eval is not None and last_eval[0] == frames else run_eval()  # (as train())
     results = []
     for k, run in enumerate(runs):
         summary = {
@@ -616,13 +632,10 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
                                                    group=info.group)
         results.append(TrainResult(policy, seed_losses[k], env, metrics[k], summary, Path(run.out_dir), seed_explore,
                                    seed_parts[k], info))
-        try:
-            from torchrl_vd.train.plot import plot_runs
-
-            plot_runs([run.out_dir], Path(run.out_dir) / "learning_curve.png",
-                      title=f"{cfg.algo} on {cfg.env}, seed {run.seed}")
-        except Exception as err:  # a plotting failure must never lose a finished run
-            summary["plot_error"] = repr(err)
+    plot_errors = pngs_written()
+    for png, result in zip(pngs, results):
+        if str(png) in plot_errors:  # a plotting failure must never lose a finished run
+            result.summary["plot_error"] = plot_errors[str(png)]
     return results
 
 

@@ -1,9 +1,12 @@
 """Scheduling on this machine: torch's thread count (PERF-NOTES: OpenMP spin-waits on 2 loaded cores cost
-4-15x) and the priority of the Ray workers a local Ray instance starts."""
+4-15x), when a child process may be forked, running a function beside this process, and the priority of the
+Ray workers a local Ray instance starts."""
 
 from __future__ import annotations
 
 import os
+import threading
+from typing import Callable
 
 import torch
 
@@ -26,3 +29,43 @@ def ray_workers_at_normal_priority() -> None:
     processes got 55-70%). A value the user exported is kept; a cluster joined through ``RAY_ADDRESS`` keeps
     its own setting (the variable is read by each node's raylet when it starts)."""
     os.environ.setdefault("RAY_worker_niceness", "0")
+
+
+def fork_is_safe(device: str = "cpu") -> bool:
+    """Whether this process may ``fork`` a child that runs Python and torch: the platform forks, no other
+    thread runs (a lock another thread holds at the fork stays locked in the child forever) and no CUDA
+    context exists (CUDA does not survive a fork). A forked child starts from this process's imported
+    modules, where a spawned one imports torch, torchrl and the simulator again (3-7 s of CPU here)."""
+    return (hasattr(os, "fork") and threading.active_count() == 1 and str(device).startswith("cpu")
+            and not torch.cuda.is_initialized())
+
+
+def beside(fn: Callable[[], object]) -> Callable[[], None]:
+    """Run ``fn()`` in a forked child while this process goes on; returns ``wait()``, which joins the child.
+
+    Where forking is not safe (:func:`fork_is_safe`), ``fn()`` runs here and now and ``wait()`` does nothing.
+    ``wait()`` raises ``RuntimeError`` if the child failed (its traceback went to stderr), so the caller can
+    run ``fn()`` again in this process to get the exception itself.
+    """
+    if not fork_is_safe():
+        fn()
+        return lambda: None
+    pid = os.fork()
+    if pid == 0:  # the child: run fn, never return into the caller's code
+        code = 0
+        try:
+            fn()
+        except BaseException:  # noqa: BLE001 - report and leave with a failure status, whatever it was
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+
+    def wait() -> None:
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"the forked child failed (exit status {os.waitstatus_to_exitcode(status)})")
+
+    return wait

@@ -1,0 +1,120 @@
+"""``standardise_rewards`` (train/learner.py ``RunningRewardStats``): equal to EPyMARL's ``RunningMeanStd`` as its
+Q-learner uses it, per-seed statistics for vectorized seeds, the learner's wiring and exact resume."""
+
+import pytest
+import torch
+
+import torchrl_vd as vd
+from torchrl_vd.train.learner import RunningRewardStats
+
+
+class EPyMARLRunningMeanStd:
+    """uoe-agents/epymarl src/components/standarize_stream.py (Apache-2.0), for testing only: the running
+    statistics its q_learner.py updates with ``batch["reward"][:, :-1]`` and applies as
+    ``(rewards - rew_ms.mean) / th.sqrt(rew_ms.var)`` when ``standardise_rewards`` is on."""
+
+    def __init__(self, epsilon=1e-4, shape=()):
+        self.mean = torch.zeros(shape, dtype=torch.float32)
+        self.var = torch.ones(shape, dtype=torch.float32)
+        self.count = epsilon
+
+    def update(self, arr):
+        arr = arr.reshape(-1, arr.size(-1))
+        batch_mean = torch.mean(arr, dim=0)
+        batch_var = torch.var(arr, dim=0)
+        batch_count = arr.shape[0]
+        delta = batch_mean - self.mean
+        tot_count = self.count + batch_count
+        new_mean = self.mean + delta * batch_count / tot_count
+        m_a = self.var * self.count
+        m_b = batch_var * batch_count
+        m_2 = m_a + m_b + torch.square(delta) * self.count * batch_count / (self.count + batch_count)
+        self.mean, self.var, self.count = new_mean, m_2 / (self.count + batch_count), batch_count + self.count
+
+
+def sparse_rewards(g, shape):
+    """LBF-like team rewards: mostly 0, sometimes 0.25 or 0.5."""
+    r = torch.zeros(shape)
+    hit = torch.rand(shape, generator=g) < 0.05
+    return torch.where(hit, torch.randint(1, 3, shape, generator=g).float() * 0.25, r)
+
+
+@pytest.mark.parametrize("shape", [(32, 1), (8, 6, 1)])  # transitions [B, 1]; sequences [B, L, 1]
+def test_standardised_rewards_equal_epymarls(shape):
+    g = torch.Generator().manual_seed(0)
+    ours, ref = RunningRewardStats(), EPyMARLRunningMeanStd(shape=(1,))
+    for _ in range(50):
+        r = sparse_rewards(g, shape)
+        ref.update(r)
+        expected = (r - ref.mean) / torch.sqrt(ref.var)
+        got = ours(r)
+        assert got.shape == r.shape
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.mean.reshape(1), ref.mean, rtol=1e-6, atol=0)
+    torch.testing.assert_close(ours.var.reshape(1), ref.var, rtol=1e-6, atol=0)
+    assert ours.count == pytest.approx(ref.count)
+
+
+def test_first_update_on_known_numbers():
+    stats = RunningRewardStats()
+    out = stats(torch.tensor([[0.0], [0.0], [0.0], [1.0]]))  # batch mean 0.25, unbiased var 0.25
+    n, c = 4, 1e-4
+    mean = 0.25 * n / (c + n)
+    var = (1.0 * c + 0.25 * n + 0.25 ** 2 * c * n / (c + n)) / (c + n)
+    assert stats.mean.item() == pytest.approx(mean, rel=1e-6) and stats.var.item() == pytest.approx(var, rel=1e-6)
+    assert out[3].item() == pytest.approx((1 - mean) / var ** 0.5, rel=1e-6)
+
+
+def test_each_seed_has_its_own_statistics():
+    g = torch.Generator().manual_seed(1)
+    seeds = RunningRewardStats((3,))
+    singles = [RunningRewardStats() for _ in range(3)]
+    for _ in range(10):
+        r = sparse_rewards(g, (3, 16, 1)) * torch.tensor([1.0, 4.0, -2.0]).reshape(3, 1, 1)  # [N, B, 1]
+        out = seeds(r)
+        for k in range(3):
+            torch.testing.assert_close(out[k], singles[k](r[k]), rtol=0, atol=1e-6)
+
+
+def _cfg(tmp_path, name, **kw):
+    base = dict(algo="vdn", env="matrix/m-step", env_kwargs={"steps": 4}, num_envs=8, frames=8 * 4 * 8,
+                frames_per_batch=32, batch_size=32, updates_per_batch=2, progress=False, eval_episodes=2,
+                standardise_rewards=True, checkpoint_every=128, eval_every=128, out_dir=str(tmp_path / name))
+    base.update(kw)
+    return vd.TrainConfig(**base)
+
+
+def test_the_learner_feeds_the_loss_standardised_rewards_and_leaves_the_buffer_alone(tmp_path, monkeypatch):
+    from torchrl_vd.train import learner as learner_mod
+
+    calls, seen = [], []
+    standardise, objective = RunningRewardStats.__call__, learner_mod.Learner.objective
+
+    def spy_stats(self, reward):
+        out = standardise(self, reward)
+        calls.append((reward.clone(), out))
+        return out
+
+    def spy_objective(self, sample):
+        seen.append(sample["next", "reward"])
+        return objective(self, sample)
+
+    monkeypatch.setattr(RunningRewardStats, "__call__", spy_stats)
+    monkeypatch.setattr(learner_mod.Learner, "objective", spy_objective)
+    vd.train(_cfg(tmp_path, "run", frames=128))
+    assert len(calls) == len(seen) == 8  # 4 batches x 2 updates
+    assert all(out is s for (_, out), s in zip(calls, seen))  # the loss gets the standardised rewards
+    raw = torch.cat([r for r, _ in calls]).unique()
+    assert torch.equal(raw, raw.round()) and len(raw) > 1  # the game's integer payoffs: the buffer keeps them raw
+    ref = EPyMARLRunningMeanStd(shape=(1,))
+    for r, out in calls:  # the same sequence of statistics as EPyMARL's
+        ref.update(r)
+        torch.testing.assert_close(out, (r - ref.mean) / torch.sqrt(ref.var), rtol=0, atol=1e-5)
+
+
+def test_resume_continues_the_statistics_exactly(tmp_path):
+    full = vd.train(_cfg(tmp_path, "full"))
+    vd.train(_cfg(tmp_path, "part", frames=128))
+    resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")).with_overrides({"frames": 256}))
+    assert [r["loss"] for r in resumed.metrics] == [r["loss"] for r in full.metrics[4:]]
+    assert resumed.summary["final_eval_return"] == full.summary["final_eval_return"]
