@@ -4,8 +4,9 @@ The issue-#9 config on both sides (VMAS balance, 4 agents, 60 envs x 100 steps, 
 batch, ReLU MLP 2x256, QMIX embed 32, BenchMARL's learner: Adam 5e-5, clip 5, Polyak 0.005, ε 0.8 -> 0.01
 over a third of the frames, no double Q on either side). Each side is timed from spawn to exit:
 
-* ours: ``torchrl-vd train`` with ``reproduce_suites.VMAS_TRAIN`` (+ ``collector=async``, 16 final evaluation
-  episodes), as a user runs it: metrics.csv, summary.json, the final checkpoint and learning_curve.png;
+* ours: ``torchrl-vd train`` with ``reproduce_suites.VMAS_TRAIN`` (+ ``collector=async``, no evaluation during
+  training and 16 final evaluation episodes, as BenchMARL's side), as a user runs it: metrics.csv, summary.json,
+  the final checkpoint and learning_curve.png;
 * BenchMARL: ``_benchmarl_worker.py`` (its ``Experiment.run()`` with loggers, checkpoints and periodic
   evaluation off, then 16 evaluation episodes), in its own venv (``benchmarks/setup_benchmarl.sh``).
 
@@ -32,7 +33,7 @@ from torchrl_vd import reproduce_suites as rs  # noqa: E402  (plain data)
 def ours_cmd(frames: int, out: str) -> list[str]:
     cfg = {**rs.VMAS_TRAIN, **rs.VMAS_ALGO["qmix"], "env_kwargs": rs.VMAS_ENV["vmas/balance"],
            "collector": "async", "eval_episodes": 16, "eps_frames": frames // 3, "buffer_size": frames,
-           "checkpoint_every": 0}
+           "checkpoint_every": 0, "eval_every": 0}  # BenchMARL's periodic evaluation is off too: one at the end
     cmd = [str(ROOT / ".venv/bin/torchrl-vd"), "train", "--algo", "qmix", "--env", "vmas/balance",
            "--frames", str(frames), "--out", out, "--quiet"]
     for key, value in cfg.items():
@@ -58,8 +59,9 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=60_000)
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args()
-    print("| round | side | whole process s | frames/s (whole process) | loop frames/s | load before |")
-    print("|---|---|---|---|---|---|", flush=True)
+    print("| round | side | whole process s | outside the loop s | frames/s (whole process) | loop frames/s | "
+          "load before |")
+    print("|---|---|---|---|---|---|---|", flush=True)
     ratios = []
     for r in range(a.rounds):
         sides = ["ours", "benchmarl"] if r % 2 == 0 else ["benchmarl", "ours"]
@@ -70,13 +72,15 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as d:
                     wall, _ = timed(ours_cmd(a.frames, f"{d}/run"))
                     summary = json.loads((Path(d) / "run" / "summary.json").read_text())
-                loop = summary["frames_per_s"]
+                loop, loop_s = summary["frames_per_s"], summary["wall_time_s"]
             else:
                 wall, out = timed(benchmarl_cmd(a.frames))
                 res = json.loads([line for line in out.splitlines() if line.startswith("RESULT ")][-1][7:])
-                loop = a.frames / res["wall_s"] if "wall_s" in res else float("nan")
+                loop_s = res.get("wall_s", float("nan"))
+                loop = a.frames / loop_s
             walls[side] = wall
-            print(f"| {r} | {side} | {wall:.1f} | {a.frames / wall:.0f} | {loop:.0f} | {load} |", flush=True)
+            print(f"| {r} | {side} | {wall:.1f} | {wall - loop_s:.1f} | {a.frames / wall:.0f} | {loop:.0f} | {load} |",
+                  flush=True)
         ratios.append(walls["benchmarl"] / walls["ours"])
     ratios.sort()
     print(f"\nwhole-process speed ratio ours vs BenchMARL per round: {[round(x, 2) for x in ratios]}, "

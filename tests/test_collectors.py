@@ -158,11 +158,17 @@ def test_async_worker_forks_when_safe_and_both_start_methods_train_alike(tmp_pat
 
     from torchrl_vd.train.collectors import OverlapCollector
 
+    from torchrl_vd.train import threads
+
     with monkeypatch.context() as m:  # earlier tests may leave threads behind (Ray's): count them as told
         m.setattr(threading, "active_count", lambda: 1)
+        m.setattr(threads, "thread_count", lambda: threads.TORCH_IMPORT_THREADS)
         assert OverlapCollector._start_method("cuda:0") == "spawn"
         assert OverlapCollector._start_method("cpu") == "fork"
-        m.setattr(threading, "active_count", lambda: 2)
+        m.setattr(threading, "active_count", lambda: 2)  # a Python thread
+        assert OverlapCollector._start_method("cpu") == "spawn"
+        m.setattr(threading, "active_count", lambda: 1)
+        m.setattr(threads, "thread_count", lambda: threads.TORCH_IMPORT_THREADS + 19)  # native ones (JAX's pool)
         assert OverlapCollector._start_method("cpu") == "spawn"
     runs = {}
     for method in ("fork", "spawn"):

@@ -118,3 +118,33 @@ def test_resume_continues_the_statistics_exactly(tmp_path):
     resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")).with_overrides({"frames": 256}))
     assert [r["loss"] for r in resumed.metrics] == [r["loss"] for r in full.metrics[4:]]
     assert resumed.summary["final_eval_return"] == full.summary["final_eval_return"]
+
+
+def test_reward_scale_multiplies_the_learning_reward_before_standardising(tmp_path, monkeypatch):
+    """reward_scale (JaxMARL's REW_SCALE): the loss sees r x scale (then standardised when asked); logged
+    returns stay in the env's units."""
+    from torchrl_vd.train import learner as learner_mod
+
+    seen = []
+    objective = learner_mod.Learner.objective
+
+    def spy(self, sample):
+        seen.append(sample["next", "reward"].clone())
+        return objective(self, sample)
+
+    monkeypatch.setattr(learner_mod.Learner, "objective", spy)
+    plain = vd.train(_cfg(tmp_path, "plain", frames=64, standardise_rewards=False))
+    raw = torch.cat(seen)
+    seen.clear()
+    torch.manual_seed(0)
+    scaled = vd.train(_cfg(tmp_path, "scaled", frames=64, standardise_rewards=False, reward_scale=10.0))
+    assert torch.equal(torch.cat(seen), raw * 10)  # the same draws (same seed), rewards x 10
+    assert [r["train_return"] for r in scaled.metrics] == [r["train_return"] for r in plain.metrics]
+    seen.clear()
+    vd.train(_cfg(tmp_path, "both", frames=64, reward_scale=10.0))
+    ref = EPyMARLRunningMeanStd(shape=(1,))
+    for r, got in zip(raw.split(32), seen):
+        ref.update(r * 10)
+        torch.testing.assert_close(got, (r * 10 - ref.mean) / torch.sqrt(ref.var), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="reward_scale must be a finite number > 0"):
+        vd.TrainConfig(reward_scale=0)

@@ -187,6 +187,41 @@ def test_training_smoke(tmp_path):
     assert 0.0 <= result.summary["final_eval_return"] <= 2.0  # damage dealt (<= 1) + win bonus (1)
 
 
+def test_win_rates_are_logged_per_batch_at_evaluations_and_in_the_summary(tmp_path):
+    """Training and greedy win rates (metrics.csv win_rate / eval_win_rate, summary final_eval_win_rate) equal
+    the battles the rows' episodes won, counted again from a rollout of the same greedy policy."""
+    from torchrl_vd.train.evaluation import greedy_rollout
+
+    cfg = vd.TrainConfig(algo="vdn", env="smax/3m", num_envs=N_ENVS, frames=N_ENVS * 80, frames_per_batch=N_ENVS * 40,
+                         batch_size=32, updates_per_batch=1, eps_frames=60, progress=False, eval_every=N_ENVS * 80,
+                         out_dir=str(tmp_path / "run"), eval_episodes=N_ENVS, hidden=(32,))
+    result = vd.train(cfg)
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header[-2:] == ["win_rate", "eval_win_rate"]
+    for row in result.metrics:
+        assert math.isnan(row["win_rate"]) if row["episodes"] == 0 else 0.0 <= row["win_rate"] <= 1.0
+    final = result.summary["final_eval_win_rate"]
+    assert final == result.metrics[-1]["eval_win_rate"]  # the evaluation after the last batch is the final one
+    from torchrl_vd.train.environment import build_env
+
+    eval_env = build_env(cfg, result.parts.env_transforms, result.loss_module.agent_net, num_envs=N_ENVS,
+                         seed=cfg.seed + 10_000)
+    roll, _, valid = greedy_rollout(result.policy, eval_env, seed=cfg.seed + 10_000)
+    won = [bool((roll["next", "battle_won"][i].squeeze(-1) & valid[i]).any()) for i in range(N_ENVS)]
+    assert final == sum(won) / N_ENVS
+
+
+def test_vectorized_seeds_run_on_smax(tmp_path):
+    """Three seeds of one battle each: the joint env has the tests' 3 battles (the same compilation)."""
+    cfg = vd.TrainConfig(algo="qmix", env="smax/3m", num_envs=1, frames=60, frames_per_batch=20, batch_size=16,
+                         updates_per_batch=1, eps_frames=20, progress=False, seeds=(0, 1, 2), eval_episodes=1,
+                         out_dir=str(tmp_path / "seeds"), hidden=(16,))
+    result = vd.train(cfg)
+    assert [r.summary["frames"] for r in result.runs] == [60, 60, 60]
+    assert all("final_eval_win_rate" in r.summary and "win_rate" in r.metrics[0] for r in result.runs)
+    assert result.summary["final_eval_win_rate"] == sum(r.summary["final_eval_win_rate"] for r in result.runs) / 3
+
+
 def test_reset_of_running_copies_keeps_the_others(env):
     """A ``_reset`` mask that is not the last step's finished copies (a user's reset) takes the vmapped reset
     path: the masked copies start a new battle, the others keep their state and key."""
@@ -202,3 +237,11 @@ def test_reset_of_running_copies_keeps_the_others(env):
     assert np.asarray(env._states.state.step).tolist() == [3, 0, 3]
     keys = np.asarray(env._keys)
     assert (keys[[0, 2]] == before_keys[[0, 2]]).all() and not (keys[1] == before_keys[1]).all()
+
+
+def test_no_fork_once_jax_runs_threads(env):
+    """JAX's thread pool (started by the env fixture's compilation) makes a fork unsafe: children spawn."""
+    from torchrl_vd.train.threads import TORCH_IMPORT_THREADS, fork_is_safe, thread_count
+
+    env.rollout(2)
+    assert thread_count() > TORCH_IMPORT_THREADS and not fork_is_safe()

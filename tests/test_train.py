@@ -270,3 +270,27 @@ def test_learning_curves_are_drawn_beside_and_failures_are_named(tmp_path, monke
     assert good.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(errors) == [str(bad)]
     assert errors[str(bad)].startswith(("FileExistsError", "NotADirectoryError"))  # mkdir of a file's path
+
+
+# ------------------------------------------------------------------------------------------------- win rates
+def test_win_rates_count_the_won_episodes():
+    """win_rate (a collected batch's finished episodes) and eval_win_rate (each env's first episode) on a
+    hand-made batch of 3 envs x 4 steps; envs without ("next", "battle_won") log neither."""
+    from tensordict import TensorDict
+
+    from torchrl_vd.train.evaluation import win_stats
+    from torchrl_vd.train.run_files import metric_row
+
+    done = torch.tensor([[0, 1, 0, 1], [0, 0, 0, 1], [1, 0, 0, 0]], dtype=torch.bool)  # 4 finished episodes
+    won = torch.tensor([[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]], dtype=torch.bool)  # 2 of them won
+    batch = TensorDict({"next": {"done": done.unsqueeze(-1), "episode_reward": torch.ones(3, 4, 1),
+                                 "battle_won": won.unsqueeze(-1)}}, batch_size=[3, 4])
+    row = metric_row(batch, frames=12, updates=0, eps=1.0, loss=None, evaluation={}, fps=1.0, elapsed=1.0,
+                     times=(0.0, 0.0, 0.0), cpu_time=0.0)
+    assert row["win_rate"] == 0.5 and row["episodes"] == 4
+    valid = (done.long().cumsum(-1) - done.long()) == 0  # up to and including the first done
+    assert win_stats(batch, valid) == {"eval_win_rate": pytest.approx(2 / 3)}  # envs 0 and 1 won their first
+    del batch["next", "battle_won"]
+    assert win_stats(batch, valid) == {}
+    assert "win_rate" not in metric_row(batch, frames=12, updates=0, eps=1.0, loss=None, evaluation={}, fps=1.0,
+                                        elapsed=1.0, times=(0.0, 0.0, 0.0), cpu_time=0.0)

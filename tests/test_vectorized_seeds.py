@@ -328,8 +328,8 @@ def test_cli_seeds_syntax_and_refusals():
     args = _parser().parse_args(["train", "--seeds", "0-2,7"])
     assert vd.TrainConfig().with_overrides({"seeds": args.cfg_seeds}).seeds == (0, 1, 2, 7)
     assert vd.TrainConfig().with_overrides(["seeds=[1, 3]"]).seeds == (1, 3)
-    with pytest.raises(ValueError, match="matrix', 'vmas'.*'smax/3m'.*run the seeds as separate processes"):
-        vd.TrainConfig(env="smax/3m", seeds=(0, 1))
+    with pytest.raises(ValueError, match="matrix', 'vmas'.*'custom/x'.*run the seeds as separate processes"):
+        vd.TrainConfig(env="custom/x", seeds=(0, 1))
     vd.TrainConfig.preset("maven", "matrix/m-step", seeds=(0, 1))  # every registered algorithm runs vectorized
     with pytest.raises(ValueError, match="collector='single'"):
         vd.TrainConfig(env="matrix/qtran", collector="async", seeds=(0, 1))

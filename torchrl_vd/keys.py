@@ -27,6 +27,8 @@ LAST_ACTION = "last_action"
 
 STATE = "state"
 """Centralized information z (real state, else stacked observations), root [*B, *S]."""
+BATTLE_WON = "battle_won"
+"""Root [*B, 1] bool, True in the ``"next"`` of the step that wins an episode (SMAX battles): win rates."""
 REWARD = "reward"
 """Team reward, root [*B, 1] (under ``"next"`` in transitions)."""
 EPISODE_REWARD = "episode_reward"

@@ -124,6 +124,11 @@ def _summary(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def final_eval_win_rate(run_dir: Path) -> float:
+    """summary.json's ``final_eval_win_rate``: the greedy policy's share of battles won at the end (SMAX)."""
+    return float(_summary(run_dir).get("final_eval_win_rate", math.nan))
+
+
 def final_eval_return(run_dir: Path) -> float:
     """summary.json's ``final_eval_return``: the greedy policy's mean return at the end of training."""
     return float(_summary(run_dir)["final_eval_return"])
@@ -194,6 +199,9 @@ METRICS = {
     "last10_train_return": Metric(
         "last10_train_return", "mean of the last 10 logged train_return values of metrics.csv (ε-greedy "
         "episodes; MARLlib's convention)", last_logged),
+    "final_eval_win_rate": Metric(
+        "final_eval_win_rate", "greedy win rate at the end of training (summary.json final_eval_win_rate: the share "
+        "of the evaluation envs' battles won)", final_eval_win_rate),
     "epymarl_max_return": Metric(
         "epymarl_max_return", "EPyMARL's maximum return: each seed's greedy evaluation return (metrics.csv "
         "eval_return, every eval_every frames) at the evaluation timestep whose mean over the seeds is highest",
@@ -373,7 +381,7 @@ def suite_runs(suite: Suite, out: Path) -> list[RunSpec]:
 
     runs = []
     for e in suite.entries:
-        base = vd.TrainConfig.preset(e.algo, e.task, **e.overrides)
+        base = vd.TrainConfig.preset(e.algo, e.task, **{**e.overrides, "frames": e.frames})  # valid at its budget
         for seed in e.seeds:
             run_dir = (out / suite.name / _slug(e.task) / _slug(e.algo) / f"seed{seed}").resolve()
             cfg = base.with_overrides({"env": e.task, "seed": seed, "frames": e.frames, "out_dir": str(run_dir),

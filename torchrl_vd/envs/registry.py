@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torchrl.envs import EnvBase
 
-from torchrl_vd.keys import GROUP
+from torchrl_vd.keys import BATTLE_WON, GROUP
 
 
 
@@ -186,6 +186,8 @@ class EnvInfo:
     has_action_mask: bool
     batch_size: tuple[int, ...]
     group: str = GROUP
+    has_battle_won: bool = False
+    """The env marks won episodes (``("next", "battle_won")``, SMAX): the trainer logs win rates."""
 
 
 def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
@@ -229,4 +231,5 @@ def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
         has_action_mask=has_mask,
         batch_size=bs,
         group=group,
+        has_battle_won=BATTLE_WON in env.full_observation_spec.keys(),
     )

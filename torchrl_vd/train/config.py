@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import re
 import typing
@@ -18,9 +19,9 @@ from torchrl_vd.train.options import coerce
 
 #: Environment families whose adapter holds any number of env copies in one EnvBase, so N seeds run as one env
 #: of N x num_envs: batched simulators (matrix, VMAS) and the adapters stepping N x num_envs raw Python envs in
-#: turn (PettingZoo, LBF, RWARE: the learner, not the env, is what vectorizing seeds speeds up there). SMAX is
-#: batched too but not listed: jax is an optional extra this repository's tests do not install.
-VECTORIZED_FAMILIES = ("matrix", "vmas", "pettingzoo", "lbf", "rware")
+#: turn (PettingZoo, LBF, RWARE: the learner, not the env, is what vectorizing seeds speeds up there) and SMAX
+#: (one jax.vmap over every battle).
+VECTORIZED_FAMILIES = ("matrix", "vmas", "pettingzoo", "lbf", "rware", "smax")
 SEEDS_FORMS = "a range '0-3', a list '0,2,5', or both '0-2,7'"
 
 #: ``--set`` prefixes that reach into the algorithm's typed options (``mixer.NAME`` = ``mixer_kwargs.NAME``).
@@ -58,12 +59,13 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
     "rware": dict(_EPYMARL, frames_per_batch=5000, batch_size=32 * 500, buffer_size=400 * 500),
     # JaxMARL's QMIX-RNN for SMAX (FLAIROx/JaxMARL baselines/QLearning/config/alg/qmix_rnn_smax.yaml): 16 envs x
     # 128 steps per batch, 8 gradient steps of 32 sequences of 128, GRU 512, Adam 5e-5, grad clip 10, hard
-    # target copy every 10 updates, ε 1 -> 0.05 over 10% of its 1e7 steps, learning from 10k steps, agent id.
+    # target copy every 10 updates, ε 1 -> 0.05 over 10% of its 1e7 steps, learning from 10k steps, agent id,
+    # rewards x10 for learning (REW_SCALE). The yaml is named ql_rnn_smax.yaml since JaxMARL commit edebe10.
     # Buffer 2000 sequences, not 5000 (memory); mixer widths (embed 64, hypernet 256) via --set mixer.*.
     "smax": dict(agent="gru", hidden=(512, 512), agent_id=True, optimizer="adam", lr=5e-5, grad_clip=10.0,
                  num_envs=16, frames_per_batch=16 * 128, seq_len=128, batch_size=32 * 128, updates_per_batch=8,
                  buffer_size=2000 * 128, target_update=10, eps_start=1.0, eps_end=0.05, eps_frames=1_000_000,
-                 learning_starts=10_000, eval_every=204_800, eval_episodes=32),
+                 learning_starts=10_000, eval_every=204_800, eval_episodes=32, reward_scale=10.0),
 }
 
 
@@ -107,6 +109,9 @@ class TrainConfig:
     (BenchMARL's Adam: 1e-6)."""
     grad_clip: float = 10.0
     """Global gradient-norm clip (pymarl: 10); 0 disables."""
+    reward_scale: float = 1.0
+    """The team reward is multiplied by this for learning only (logged returns stay in the env's units):
+    JaxMARL's ``REW_SCALE`` (10 for SMAX, "to the original scale of SMAC")."""
     standardise_rewards: bool = False
     """Standardise the team reward of every sampled minibatch by running statistics of the sampled rewards,
     ``(r - mean) / sqrt(var)``, updated with each minibatch before it is used (EPyMARL's ``standardise_rewards``,
@@ -211,6 +216,8 @@ class TrainConfig:
                 errors.append(f"{name} must be >= 0 (got {getattr(self, name)})")
         if not self.lr > 0:
             errors.append(f"lr must be > 0 (got {self.lr})")
+        if not (math.isfinite(float(self.reward_scale)) and float(self.reward_scale) > 0):
+            errors.append(f"reward_scale must be a finite number > 0 (got {self.reward_scale})")
         if self.optimizer_eps is not None and not self.optimizer_eps > 0:
             errors.append(f"optimizer_eps must be > 0 or None for the optimizer's default (got {self.optimizer_eps})")
         for name in ("eps_start", "eps_end", "gamma"):

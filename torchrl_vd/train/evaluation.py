@@ -10,6 +10,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_vd.envs.registry import describe_env, make_env
 from torchrl_vd.igm import check_igm
+from torchrl_vd.keys import BATTLE_WON
 from torchrl_vd.modules.agents import make_agent_policies
 from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import load_checkpoint, restore_modules
@@ -18,7 +19,8 @@ from torchrl_vd.train.environment import build_env, horizon
 from torchrl_vd.train.threads import set_default_threads
 
 
-NO_EVAL = {"eval_return": float("nan"), "igm_violation_rate": float("nan"), "igm_value_gap": float("nan")}
+NO_EVAL = {"eval_return": float("nan"), "igm_violation_rate": float("nan"), "igm_value_gap": float("nan"),
+           "eval_win_rate": float("nan")}
 """The evaluation columns of a metrics row without an evaluation."""
 
 
@@ -34,7 +36,7 @@ def evaluate(policy, env, max_steps: int | None = None, seed: int | None = None,
     (:func:`igm_gap`): ``igm_violation_rate`` and ``igm_value_gap``.
     """
     roll, returns, valid = greedy_rollout(policy, env, max_steps, seed)
-    out = return_stats(returns)
+    out = {**return_stats(returns), **win_stats(roll, valid)}
     if igm_loss is not None:
         out.update(igm_gap(igm_loss, roll, valid, igm_max_joint_actions, igm_max_states))
     return out
@@ -59,6 +61,15 @@ def greedy_rollout(policy, env, max_steps: int | None = None, seed: int | None =
 def return_stats(returns: torch.Tensor) -> dict:
     """``eval_return`` (mean) and ``eval_return_std`` of the greedy returns ``[episodes]``."""
     return {"eval_return": returns.mean().item(), "eval_return_std": returns.std().item() if returns.numel() > 1 else 0.0}
+
+
+def win_stats(roll, valid: torch.Tensor) -> dict:
+    """``eval_win_rate``: the share of the rollout's ``[N, T]`` first episodes (``valid`` steps) that were won,
+    for envs that mark won episodes (``("next", "battle_won")``, SMAX); ``{}`` for the others."""
+    if ("next", BATTLE_WON) not in roll.keys(True):
+        return {}
+    won = (roll["next", BATTLE_WON].squeeze(-1) & valid).any(-1)  # [N]: the winning step lies in the episode
+    return {"eval_win_rate": won.float().mean().item()}
 
 
 @torch.no_grad()

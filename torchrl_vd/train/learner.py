@@ -131,6 +131,7 @@ class Learner:
         )
         self.updates = 0
         self.reward_stats = RunningRewardStats(self.stat_lead(), device=cfg.device) if cfg.standardise_rewards else None
+        self.reward_scale = float(cfg.reward_scale)
 
     def stat_lead(self) -> tuple[int, ...]:
         """Leading dimensions of a minibatch that keep their own reward statistics (none for one run)."""
@@ -149,9 +150,8 @@ class Learner:
         losses = []
         with _validated_inputs(self.loss):  # every stored transition was validated by add()
             for sample in self.minibatches(n):
-                if self.reward_stats is not None:
-                    sample = sample.clone(recurse=False)  # a new reward entry, never written into the buffer
-                    sample.set(TEAM_REWARD, self.reward_stats(sample.get(TEAM_REWARD)))
+                if self.reward_stats is not None or self.reward_scale != 1.0:
+                    sample = self.learning_rewards(sample)
                 loss = self.objective(sample)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward(torch.ones_like(loss))  # (many seeds: [N] losses, each reaching only its own slice)
@@ -162,6 +162,16 @@ class Learner:
                 self.updates += 1
                 losses.append(loss.detach())
         return losses
+
+    def learning_rewards(self, sample: TensorDictBase) -> TensorDictBase:
+        """``sample`` with the team reward the loss learns from: times ``reward_scale``, then standardised
+        (``standardise_rewards``). A new entry in a shallow copy: the buffer keeps the env's rewards."""
+        reward = sample.get(TEAM_REWARD) * self.reward_scale if self.reward_scale != 1.0 else sample.get(TEAM_REWARD)
+        if self.reward_stats is not None:
+            reward = self.reward_stats(reward)
+        sample = sample.clone(recurse=False)
+        sample.set(TEAM_REWARD, reward)
+        return sample
 
     def minibatches(self, n: int):
         """``n`` uniform minibatches from the replay buffer."""

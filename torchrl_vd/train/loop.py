@@ -31,7 +31,7 @@ from torchrl_vd.train.evaluation import NO_EVAL, evaluate
 from torchrl_vd.train.guards import StopSignal, check_finite
 from torchrl_vd.train.learner import EpsilonSchedule, Learner
 from torchrl_vd.train.plot import draw_beside
-from torchrl_vd.train.run_files import METRIC_COLUMNS, Progress, RunFiles, check_run_dir, metric_row
+from torchrl_vd.train.run_files import Progress, RunFiles, check_run_dir, metric_columns, metric_row
 from torchrl_vd.train.result import SeedsResult, TrainResult
 from torchrl_vd.train.seeds import train_seeds
 from torchrl_vd.train.threads import set_default_threads
@@ -103,7 +103,7 @@ def _train_one(cfg: TrainConfig) -> TrainResult:
         torch.set_rng_state(resume_state["torch_rng"])
 
     rows_before = resume_state["metrics_rows"] if resume_state is not None else 0
-    columns = METRIC_COLUMNS + [c for c in parts.metric_columns if c not in METRIC_COLUMNS]
+    columns = metric_columns(info, parts.metric_columns)
     files = RunFiles(out_dir, cfg, columns, keep_rows=rows_before if cfg.resume else None)
     metrics: list[dict] = []
     t0 = time.perf_counter()
@@ -196,6 +196,7 @@ def _train_one(cfg: TrainConfig) -> TrainResult:
         "final_eval_return": final["eval_return"],
         "final_eval_return_std": final["eval_return_std"],
         "eval_episodes": cfg.eval_episodes,
+        **({"final_eval_win_rate": final["eval_win_rate"]} if info.has_battle_won else {}),
         **({"final_igm_violation_rate": final["igm_violation_rate"], "final_igm_value_gap": final["igm_value_gap"]}
            if cfg.igm_eval else {}),
         "interrupted": interrupted,

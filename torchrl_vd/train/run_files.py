@@ -11,6 +11,8 @@ import os
 import warnings
 from pathlib import Path
 
+from torchrl_vd.keys import BATTLE_WON
+
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoint.pt", "checkpoint.prev.pt")
 
 
@@ -129,6 +131,14 @@ def _fmt(v):
 
 METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return", "igm_violation_rate",
                   "igm_value_gap", "fps", "time", "collect_time", "update_time", "cpu_time", "rss_mb"]
+WIN_RATE_COLUMNS = ["win_rate", "eval_win_rate"]
+"""Appended for envs that mark won episodes (``EnvInfo.has_battle_won``): training and greedy win rates."""
+
+
+def metric_columns(info, algo_columns) -> list[str]:
+    """metrics.csv's columns: :data:`METRIC_COLUMNS`, the win rates where the env has them, the algorithm's."""
+    base = METRIC_COLUMNS + (WIN_RATE_COLUMNS if info.has_battle_won else [])
+    return base + [c for c in algo_columns if c not in base]
 
 
 def metric_row(batch, *, frames: int, updates: int, eps: float, loss, evaluation: dict, fps: float, elapsed: float,
@@ -139,6 +149,9 @@ def metric_row(batch, *, frames: int, updates: int, eps: float, loss, evaluation
     done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
     ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
     t_iter, t_collected, t_updated = times
+    if ("next", BATTLE_WON) in batch.keys(True):  # SMAX: the share of the batch's finished episodes won
+        won = batch["next", BATTLE_WON].squeeze(-1)[done]  # [episodes]
+        extra = {"win_rate": won.float().mean().item() if won.numel() else float("nan"), **(extra or {})}
     return {
         "frames": frames,
         "updates": updates,

@@ -69,17 +69,17 @@ from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import CHECKPOINT, learner_state, load_checkpoint, restore_modules, save_checkpoint
 from torchrl_vd.train.collectors import make_collector
 from torchrl_vd.train.environment import build_env
-from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats
+from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats, win_stats
 from torchrl_vd.train.guards import StopSignal, check_finite
 from torchrl_vd.train.learner import EpsilonSchedule, Learner, _to_storage, _validated_inputs
 from torchrl_vd.train.plot import draw_beside
 from torchrl_vd.train.result import SeedsResult, TrainResult
 from torchrl_vd.train.run_files import (
-    METRIC_COLUMNS,
     Progress,
     RunFiles,
     atomic_write_text,
     check_run_dir,
+    metric_columns,
     metric_row,
 )
 from torchrl_vd.train.stats import t_interval
@@ -366,7 +366,7 @@ def aggregate_summary(cfg, runs: list[TrainResult], wall: float) -> dict:
         "run_dirs": [str(r.out_dir) for r in runs],
         "interrupted": any(r.summary["interrupted"] for r in runs),
     }
-    for key in ("final_igm_violation_rate", "final_igm_value_gap"):
+    for key in ("final_igm_violation_rate", "final_igm_value_gap", "final_eval_win_rate"):
         if all(key in r.summary for r in runs):
             summary[key] = sum(r.summary[key] for r in runs) / len(runs)  # mean over seeds
     return summary
@@ -525,7 +525,7 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
         torch.set_rng_state(states[0]["torch_rng"])
 
     rows_before = states[0]["metrics_rows"] if states[0] is not None else 0
-    columns = METRIC_COLUMNS + [c for c in parts.metric_columns if c not in METRIC_COLUMNS]
+    columns = metric_columns(info, parts.metric_columns)
     files = [RunFiles(Path(run.out_dir), run, columns, keep_rows=rows_before if cfg.resume else None) for run in runs]
     metrics: list[list[dict]] = [[] for _ in seeds]
     t0, frames_at_start = time.perf_counter(), frames
@@ -554,7 +554,7 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
         returns, valid = returns.reshape(n, -1), valid.reshape(n, cfg.eval_episodes, -1)  # [N, E], [N, E, T]
         outs = []
         for k in range(n):
-            out_k = {**NO_EVAL, **return_stats(returns[k])}
+            out_k = {**NO_EVAL, **return_stats(returns[k]), **win_stats(roll[k], valid[k])}
             if cfg.igm_eval:
                 with stack.seed(k), torch.no_grad():
                     out_k.update(igm_gap(template, roll[k], valid[k], cfg.igm_max_joint_actions, cfg.igm_max_states))
@@ -622,6 +622,7 @@ def train_vectorized(cfg, out: Path) -> list[TrainResult]:
             "frames_per_s": (frames - frames_at_start) / wall if wall > 0 else float("nan"),
             "final_eval_return": finals[k]["eval_return"], "final_eval_return_std": finals[k]["eval_return_std"],
             "eval_episodes": cfg.eval_episodes,
+            **({"final_eval_win_rate": finals[k]["eval_win_rate"]} if info.has_battle_won else {}),
             **({"final_igm_violation_rate": finals[k]["igm_violation_rate"],
                 "final_igm_value_gap": finals[k]["igm_value_gap"]} if cfg.igm_eval else {}),
             "interrupted": interrupted, "vectorized_seeds": list(seeds), **ckpt_stats,

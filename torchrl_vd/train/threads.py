@@ -31,13 +31,29 @@ def ray_workers_at_normal_priority() -> None:
     os.environ.setdefault("RAY_worker_niceness", "0")
 
 
+def thread_count() -> int:
+    """Threads of this process, native ones included (Linux: /proc/self/task; JAX, OpenMP and other native
+    pools start threads Python's ``threading`` does not list), else Python's own count."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+#: Threads once torch is imported (importing torch 2.13 starts one idle native thread besides the main one;
+#: every torch process, e.g. a DataLoader forking its workers, has it).
+TORCH_IMPORT_THREADS = thread_count()
+
+
 def fork_is_safe(device: str = "cpu") -> bool:
-    """Whether this process may ``fork`` a child that runs Python and torch: the platform forks, no other
-    thread runs (a lock another thread holds at the fork stays locked in the child forever) and no CUDA
-    context exists (CUDA does not survive a fork). A forked child starts from this process's imported
-    modules, where a spawned one imports torch, torchrl and the simulator again (3-7 s of CPU here)."""
-    return (hasattr(os, "fork") and threading.active_count() == 1 and str(device).startswith("cpu")
-            and not torch.cuda.is_initialized())
+    """Whether this process may ``fork`` a child that runs Python and torch: the platform forks, no thread runs
+    beyond the main one and those importing torch starts, Python or native (a lock another thread holds at the
+    fork stays locked in the child forever: e.g. JAX's thread pool once SMAX has run, or OpenMP workers with
+    several torch threads), and no CUDA context exists (CUDA does not survive a fork). A forked child starts
+    from this process's imported modules, where a spawned one imports torch, torchrl and the simulator again
+    (3-7 s of CPU here)."""
+    return (hasattr(os, "fork") and threading.active_count() == 1 and thread_count() <= TORCH_IMPORT_THREADS
+            and str(device).startswith("cpu") and not torch.cuda.is_initialized())
 
 
 def beside(fn: Callable[[], object]) -> Callable[[], None]:
