@@ -201,6 +201,35 @@ LBF = {
     ],
 }
 
+# -------------------------------------------------------------------------------------------- smax
+# JaxMARL's own QMIX (baselines/QLearning/qmix_rnn.py with ql_rnn_smax.yaml, FLAIROx/JaxMARL commit c793d09, run
+# unmodified from a checkout: benchmarks/setup_jaxmarl_reference.sh) on this machine by
+# benchmarks/jaxmarl_qmix_reference.py at the same budget, one row per seed in the file below
+# (JaxMARL publishes its SMAX QMIX results only as plots). Both sides use the yaml's config with two changes
+# that make 512k frames fit a 2-core CPU: GRU 64 instead of 512 (the yaml's 512 runs at ~220 env steps/s in
+# JaxMARL on one core here) and lr 5e-4 (pymarl's SMAC value for a 64-wide agent) instead of 5e-5; ε decays over
+# 10% of the run as the yaml's EPS_DECAY does, and learning starts where JaxMARL's buffer first samples (32
+# rollouts of 16 envs x 128 steps = 65,536 steps). Known differences the reference keeps: RAdam (ours Adam),
+# every update resets its 16 envs (ours continues episodes across batches).
+JAXMARL_SMAX_FILE = "benchmarks/reference/jaxmarl_smax.csv"
+SMAX_FRAMES = 512_000  # 250 JaxMARL updates of 16 x 128 steps
+SMAX_TRAIN = {"hidden": [64], "lr": 5e-4, "eps_frames": SMAX_FRAMES // 10, "learning_starts": 65_536,
+              "eval_every": SMAX_FRAMES // 10, "eval_episodes": 128, "checkpoint_every": 102_400,
+              "mixer_kwargs": {"mixing_embed_dim": 64, "hypernet_embed": 256}}
+SMAX = {
+    "description": "SMAX 3m, QMIX with JaxMARL's ql_rnn_smax config (GRU 64, lr 5e-4) vs JaxMARL's own QMIX run here",
+    "metric": "final_eval_win_rate",
+    "quick": {"frames": 4_096, "seeds": [0], "overrides": {"learning_starts": 2_048, "eval_every": 0,
+                                                            "eval_episodes": 4, "checkpoint_every": 0}},
+    "entries": [
+        {"task": "smax/3m", "algo": "qmix", "overrides": SMAX_TRAIN, "seeds": [0, 1, 2], "frames": SMAX_FRAMES,
+         "scale": 1.0,
+         "reference": {"file": JAXMARL_SMAX_FILE, "units": "greedy win rate (share of test battles won)",
+                       "source": "JaxMARL's qmix_rnn.py (FLAIROx/JaxMARL c793d09) run here by "
+                                 "benchmarks/jaxmarl_qmix_reference.py, same config and frames"}},
+    ],
+}
+
 # ------------------------------------------------------------------------------------------- quick
 # A few thousand frames per run, 8 runs: exercises the harness end to end (tests/test_reproduce.py).
 QUICK_MATRIX = {"num_envs": 32, "frames_per_batch": 256, "updates_per_batch": 16, "batch_size": 64,
@@ -228,4 +257,4 @@ QUICK = {
     ],
 }
 
-SUITES = {"mpe": MPE, "vmas": VMAS, "lbf": LBF, "quick": QUICK}
+SUITES = {"mpe": MPE, "vmas": VMAS, "lbf": LBF, "smax": SMAX, "quick": QUICK}
