@@ -58,3 +58,35 @@ def test_mixer_rejects_wrong_agent_count_and_state():
         mixer(torch.zeros(2, 3, 1), None)
     with pytest.raises(ValueError, match="hypernet_layers"):
         QMixer(3, (4,), hypernet_layers=3)
+
+
+def test_qmix_init_scale_is_jaxmarls_small_orthogonal_init():
+    """init_scale (JaxMARL's MIXER_INIT_SCALE): every hypernetwork layer orthogonal with that gain, zero bias, so
+    Q_tot starts near 0 even for SMAX-like states of magnitude ~30; None keeps torch's default."""
+    torch.manual_seed(0)
+    mixer = QMixer(n_agents=3, state_shape=(72,), mixing_embed_dim=64, hypernet_embed=256, init_scale=0.001)
+    linears = [m for net in (mixer.hyper_w1, mixer.hyper_b1, mixer.hyper_w2, mixer.hyper_v)
+               for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 7  # W1 and W2: 2 layers each, b1: 1, V: 2
+    for layer in linears:
+        w = layer.weight.detach()
+        sv = torch.linalg.svdvals(w)
+        assert torch.allclose(sv, torch.full_like(sv, 0.001), rtol=1e-4)  # orthogonal x gain
+        assert torch.equal(layer.bias.detach(), torch.zeros_like(layer.bias))
+    state = torch.rand(256, 72) * 32  # raw positions up to 32, as SMAX's world state
+    q = torch.randn(256, 3, 1)
+    assert mixer(q, state).abs().max() < 1e-3
+    default = QMixer(n_agents=3, state_shape=(72,), mixing_embed_dim=64, hypernet_embed=256)
+    assert default(q, state).abs().max() > 1.0  # torch's default init: large initial Q_tot on such states
+    with pytest.raises(ValueError, match="init_scale must be None"):
+        QMixer(n_agents=3, state_shape=(4,), init_scale=0.0)
+
+
+def test_the_smax_preset_gives_qmix_the_small_init_and_other_algorithms_none():
+    import torchrl_vd as vd
+
+    assert vd.TrainConfig.preset("qmix", "smax/3m").mixer_kwargs == {"init_scale": 0.001}
+    assert vd.TrainConfig.preset("qmix", "smax/3m", mixer_kwargs={"mixing_embed_dim": 64}).mixer_kwargs == {
+        "init_scale": 0.001, "mixing_embed_dim": 64}  # merged key by key
+    assert vd.TrainConfig.preset("vdn", "smax/3m").mixer_kwargs == {}
+    assert vd.TrainConfig.preset("qmix", "vmas/balance").mixer_kwargs == {}

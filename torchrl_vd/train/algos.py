@@ -67,6 +67,9 @@ class QMixerOptions:
     """Layers per weight hypernetwork: 1 or 2 (pymarl's qmix.yaml: 2)."""
     hypernet_embed: int = 64
     """Hidden width of 2-layer hypernetworks (pymarl: 64)."""
+    init_scale: float | None = None
+    """None: torch's default initialisation (pymarl's); a number: orthogonal hypernetwork weights of that gain
+    and zero biases (JaxMARL's MIXER_INIT_SCALE, 0.001 in the smax preset)."""
 
 
 @dataclass

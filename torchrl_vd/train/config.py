@@ -63,12 +63,20 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
     # gradient steps; target_update here counts gradient steps: copying every 10 gradient steps, this preset's
     # reading before 0.3, QMIX on 3m with GRU 64 diverged, loss 62 -> 3e5, win rate 0 at 512k frames),
     # ε 1 -> 0.05 over 10% of its 1e7 steps, learning from 10k steps, agent id,
-    # rewards x10 for learning (REW_SCALE). The yaml is named ql_rnn_smax.yaml since JaxMARL commit edebe10.
+    # rewards x10 for learning (REW_SCALE), the mixer's hypernetworks initialised orthogonal with gain 0.001
+    # (MIXER_INIT_SCALE; QMIX's `init_scale`: SMAX's world state holds raw positions up to ~32, and with torch's
+    # default initialisation QMIX's first losses were ~900 and it never won a battle of 3m in 512k frames).
+    # The yaml is named ql_rnn_smax.yaml since JaxMARL commit edebe10.
     # Buffer 2000 sequences, not 5000 (memory); mixer widths (embed 64, hypernet 256) via --set mixer.*.
     "smax": dict(agent="gru", hidden=(512, 512), agent_id=True, optimizer="adam", lr=5e-5, grad_clip=10.0,
                  num_envs=16, frames_per_batch=16 * 128, seq_len=128, batch_size=32 * 128, updates_per_batch=8,
                  buffer_size=2000 * 128, target_update=80, eps_start=1.0, eps_end=0.05, eps_frames=1_000_000,
                  learning_starts=10_000, eval_every=204_800, eval_episodes=32, reward_scale=10.0),
+}
+#: Per (env family, algorithm), applied after the algorithm's own presets: options of one algorithm's modules
+#: (a family preset reaches every algorithm, whose mixers take different options).
+ENV_ALGO_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    ("smax", "qmix"): dict(mixer_kwargs={"init_scale": 0.001}),  # JaxMARL's MIXER_INIT_SCALE (see "smax" above)
 }
 
 
@@ -344,10 +352,17 @@ class TrainConfig:
     @classmethod
     def preset(cls, algo: str = "qmix", env: str = "vmas/balance", **fields) -> "TrainConfig":
         """The config a user gets without ``--set`` (the CLI's): defaults, then the env family's preset
-        (:data:`ENV_PRESETS`), then the algorithm's presets, then ``fields``."""
+        (:data:`ENV_PRESETS`), then the algorithm's presets, then the (family, algorithm) preset
+        (:data:`ENV_ALGO_PRESETS`), then ``fields``; ``mixer_kwargs``/``loss_kwargs`` merge key by key."""
         family = env.split("/", 1)[0]
-        return cls().with_overrides({"algo": algo, "env": env, **ENV_PRESETS.get(family, {}),
-                                     **get_algo(algo).presets, **fields})
+        merged: dict[str, Any] = {"algo": algo, "env": env}
+        for layer in (ENV_PRESETS.get(family, {}), get_algo(algo).presets, ENV_ALGO_PRESETS.get((family, algo), {}),
+                      fields):
+            for key, value in layer.items():
+                if key in ("mixer_kwargs", "loss_kwargs") and isinstance(value, dict):
+                    value = {**merged.get(key, {}), **value}
+                merged[key] = value
+        return cls().with_overrides(merged)
 
     def options(self) -> tuple[Any, Any]:
         """The algorithm's typed ``(mixer_options, loss_options)`` built from ``mixer_kwargs`` / ``loss_kwargs``."""

@@ -33,6 +33,11 @@ class QMixer(Mixer):
         mixing_embed_dim: width of the mixing layer.
         hypernet_layers: 1 or 2 layers per weight hypernetwork.
         hypernet_embed: hidden width of 2-layer hypernetworks.
+        init_scale: None (default): torch's default initialisation (pymarl's). A number: every hypernetwork
+            layer (W1, b1, W2, V) gets an orthogonal weight of gain ``init_scale`` and a zero bias, JaxMARL's
+            ``MIXER_INIT_SCALE`` (0.001 for SMAX, baselines/QLearning/qmix_rnn.py ``MixingNetwork``): the
+            mixing weights start near 0 whatever the state's scale (SMAX's world state holds raw positions up
+            to ~32, which torch's default initialisation turns into mixing weights of tens).
 
     Examples:
         >>> import torch
@@ -56,16 +61,25 @@ class QMixer(Mixer):
         mixing_embed_dim: int = 32,
         hypernet_layers: int = 2,
         hypernet_embed: int = 64,
+        init_scale: float | None = None,
     ):
         super().__init__(n_agents, state_shape)
         if mixing_embed_dim < 1 or hypernet_embed < 1:
             raise ValueError("mixing_embed_dim and hypernet_embed must be positive.")
+        if init_scale is not None and not float(init_scale) > 0:
+            raise ValueError(f"init_scale must be None (torch's default init) or > 0, got {init_scale}.")
         self.embed_dim = int(mixing_embed_dim)
         s = self.state_dim
         self.hyper_w1 = hypernetwork(s, n_agents * self.embed_dim, hypernet_layers, hypernet_embed)
         self.hyper_b1 = nn.Linear(s, self.embed_dim)
         self.hyper_w2 = hypernetwork(s, self.embed_dim, hypernet_layers, hypernet_embed)
         self.hyper_v = nn.Sequential(nn.Linear(s, self.embed_dim), nn.ReLU(), nn.Linear(self.embed_dim, 1))
+        if init_scale is not None:
+            for net in (self.hyper_w1, self.hyper_b1, self.hyper_w2, self.hyper_v):
+                for layer in net.modules():
+                    if isinstance(layer, nn.Linear):
+                        nn.init.orthogonal_(layer.weight, gain=float(init_scale))
+                        nn.init.zeros_(layer.bias)
 
     def mix(self, utilities: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         batch = utilities.shape[:-1]
