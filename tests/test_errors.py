@@ -43,7 +43,7 @@ ROWS = [
     ("misspelt mixer option", '--set mixer.mixing_embed_dimm=64',
      lambda t: C().with_overrides(["mixer.mixing_embed_dimm=64"]),
      r"Unknown qmix mixer option 'mixing_embed_dimm'\. Did you mean 'mixing_embed_dim'\? Valid qmix mixer options: "
-     r"hypernet_embed, hypernet_layers, mixing_embed_dim"),
+     r"hypernet_embed, hypernet_layers, init_scale, mixing_embed_dim"),
     ("misspelt loss option", '--algo qtran --set loss.lambda_optt=2',
      lambda t: C(algo="qtran").with_overrides(["loss.lambda_optt=2"]),
      r"Unknown qtran loss option 'lambda_optt'\. Did you mean 'lambda_opt', 'lambda_nopt'\? Valid qtran loss "

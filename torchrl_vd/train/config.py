@@ -160,7 +160,7 @@ class TrainConfig:
     """Recurrent agents: leading steps of each sequence that only warm the hidden state."""
     mixer_kwargs: dict = field(default_factory=dict)
     """The algorithm's mixer options (``--set mixer.NAME=VALUE``; QMIX: mixing_embed_dim, hypernet_layers,
-    hypernet_embed). Checked against the algorithm's typed options (``torchrl-vd train --help``)."""
+    hypernet_embed, init_scale). Checked against the algorithm's typed options (``torchrl-vd train --help``)."""
     loss_kwargs: dict = field(default_factory=dict)
     """The algorithm's loss options (``--set loss.NAME=VALUE``; QTRAN: lambda_opt, lambda_nopt; MAVEN:
     noise_dim, lambda_mi, ...). Checked against the algorithm's typed options (``torchrl-vd train --help``)."""
