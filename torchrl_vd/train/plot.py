@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -161,12 +162,13 @@ def draw_beside(jobs: Sequence[tuple[Sequence[str | Path], str | Path, str]]) ->
         wait = None
 
     def finish() -> dict[str, str]:
-        if wait is not None:
-            try:
+        try:
+            if wait is not None:
                 wait()
                 return {}
-            except RuntimeError:
-                pass
+        except RuntimeError:  # the child failed (its traceback is on stderr): draw again below to name why
+            warnings.warn("drawing the learning curves in a forked child failed; drawing them here",
+                          RuntimeWarning, stacklevel=2)
         errors = {}
         for runs, png, title in jobs:
             try:
