@@ -148,3 +148,15 @@ def test_reward_scale_multiplies_the_learning_reward_before_standardising(tmp_pa
         torch.testing.assert_close(got, (r * 10 - ref.mean) / torch.sqrt(ref.var), rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="reward_scale must be a finite number > 0"):
         vd.TrainConfig(reward_scale=0)
+
+
+def test_vectorized_seeds_checkpoint_and_resume_their_own_statistics(tmp_path):
+    """Each seed's checkpoint holds its own statistics (RunningRewardStats.seed_state_dict); resuming stacks
+    them again (stack_states) and the losses continue as in the uninterrupted run."""
+    full = vd.train(_cfg(tmp_path, "full", seeds=(0, 1)))
+    vd.train(_cfg(tmp_path, "part", seeds=(0, 1), frames=128))
+    ckpt = torch.load(tmp_path / "part" / "seed_1" / "checkpoint.pt", weights_only=True)
+    assert ckpt["reward_stats"]["mean"].shape == (1,) and ckpt["reward_stats"]["count"] > 1
+    resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")).with_overrides({"frames": 256}))
+    for k in range(2):
+        assert [r["loss"] for r in resumed.runs[k].metrics] == [r["loss"] for r in full.runs[k].metrics[4:]]

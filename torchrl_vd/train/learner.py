@@ -91,6 +91,16 @@ class RunningRewardStats:
     def load_state_dict(self, state: dict) -> None:
         self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), float(state["count"])
 
+    def seed_state_dict(self, k: int) -> dict:
+        """Lead ``k``'s statistics in a single run's format (vectorized seed k's own checkpoint)."""
+        return {"mean": self.mean[k].clone(), "var": self.var[k].clone(), "count": self.count}
+
+    @staticmethod
+    def stack_states(states: list[dict]) -> dict:
+        """N single runs' states as one state with a leading seed dimension (the inverse of seed_state_dict)."""
+        return {"mean": torch.stack([s["mean"] for s in states]), "var": torch.stack([s["var"] for s in states]),
+                "count": states[0]["count"]}  # [N, 1] each; every seed has seen the same number of rewards
+
 
 class Learner:
     """Owns what the gradient steps need: buffer, optimizer, target updater, validation, update count.
@@ -166,7 +176,7 @@ class Learner:
     def learning_rewards(self, sample: TensorDictBase) -> TensorDictBase:
         """``sample`` with the team reward the loss learns from: times ``reward_scale``, then standardised
         (``standardise_rewards``). A new entry in a shallow copy: the buffer keeps the env's rewards."""
-        reward = sample.get(TEAM_REWARD) * self.reward_scale if self.reward_scale != 1.0 else sample.get(TEAM_REWARD)
+        reward = sample.get(TEAM_REWARD) * self.reward_scale
         if self.reward_stats is not None:
             reward = self.reward_stats(reward)
         sample = sample.clone(recurse=False)

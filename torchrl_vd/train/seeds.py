@@ -71,7 +71,7 @@ from torchrl_vd.train.collectors import make_collector
 from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats, win_stats
 from torchrl_vd.train.guards import StopSignal, check_finite
-from torchrl_vd.train.learner import EpsilonSchedule, Learner, _to_storage, _validated_inputs
+from torchrl_vd.train.learner import EpsilonSchedule, Learner, RunningRewardStats, _to_storage, _validated_inputs
 from torchrl_vd.train.plot import draw_beside
 from torchrl_vd.train.result import SeedsResult, TrainResult
 from torchrl_vd.train.run_files import (
@@ -290,9 +290,7 @@ class SeedLearner(Learner):
                               "writer": self.replay_buffer._writer.state_dict()},
             "updates": self.updates,
             "updater_counter": getattr(self.updater, "counter", None),
-            "reward_stats": None if self.reward_stats is None else {
-                "mean": self.reward_stats.mean[k].clone(), "var": self.reward_stats.var[k].clone(),
-                "count": self.reward_stats.count},
+            "reward_stats": None if self.reward_stats is None else self.reward_stats.seed_state_dict(k),
         }
 
     def load_seed_states(self, states: list[dict]) -> None:
@@ -307,10 +305,8 @@ class SeedLearner(Learner):
                               "writer": states[0]["replay_buffer"]["writer"]},
             "updates": states[0]["updates"],
             "updater_counter": states[0]["updater_counter"],
-            "reward_stats": None if states[0].get("reward_stats") is None else {
-                "mean": torch.stack([s["reward_stats"]["mean"] for s in states]),  # [N, 1]
-                "var": torch.stack([s["reward_stats"]["var"] for s in states]),  # [N, 1]
-                "count": states[0]["reward_stats"]["count"]},
+            "reward_stats": None if states[0].get("reward_stats") is None else RunningRewardStats.stack_states(
+                [s["reward_stats"] for s in states]),
         })
 
 

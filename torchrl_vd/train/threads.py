@@ -40,9 +40,10 @@ def thread_count() -> int:
         return threading.active_count()
 
 
-#: Threads once torch is imported (importing torch 2.13 starts one idle native thread besides the main one;
-#: every torch process, e.g. a DataLoader forking its workers, has it).
-TORCH_IMPORT_THREADS = thread_count()
+#: Threads once torch is imported: importing torch 2.13 starts one idle native thread besides the main one (every
+#: torch process, e.g. a DataLoader forking its workers, has it). At most 2, so that threads another library had
+#: already started when this module was imported (JAX run first) never count as safe.
+TORCH_IMPORT_THREADS = min(thread_count(), 2)
 
 
 def fork_is_safe(device: str = "cpu") -> bool:
