@@ -7,6 +7,9 @@ construction, training, final evaluation and files) timed from spawn to exit:
 * ``sequential``: N processes ``train(TrainConfig(seed=k))`` one after the other (``--sequential-max``
   caps how many are run; the time of the others is the mean of those run: every seed does the same work).
 
+The two sides are interleaved: with ``--rounds R`` each N is measured R times, the vectorized process going
+second in even rounds and first in odd ones, one row per round (a load change hits both sides).
+
 seed-frames/s = N x frames per seed / wall seconds; the speedup is vectorized over sequential.
 Targets (issue #18): balance 8 seeds >= 4x, matrix 8 seeds >= 8x, issue-#9 config >= 1.5x.
 
@@ -121,6 +124,8 @@ def main() -> None:
     p.add_argument("--ns", default="1,2,4,8,16,32,64", help="numbers of seeds")
     p.add_argument("--iters", type=int, default=5, help="collected batches per seed")
     p.add_argument("--sequential-max", type=int, default=4, help="single runs actually run per row (mean x N)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="interleaved rounds per N (odd rounds run the vectorized process first)")
     p.add_argument("--out", default="/tmp/torchrl_vd_bench_seeds")
     args = p.parse_args()
     if args.worker:
@@ -133,16 +138,29 @@ def main() -> None:
     for workload in args.workloads.split(","):
         single_s = None
         for n in [int(x) for x in args.ns.split(",")]:
-            shutil.rmtree(out, ignore_errors=True)
-            runs = min(n, args.sequential_max)
-            seq = [run({"workload": workload, "iters": args.iters, "vectorized": False, "seed": k, "n": 1,
-                        "out": str(out / f"single{k}")}) for k in range(runs)]
-            seq_s = sum(w for w, _ in seq) / runs * n
-            vec_s, frames = run({"workload": workload, "iters": args.iters, "vectorized": True, "n": n,
-                                 "out": str(out / "vec")})
-            single_s = single_s or seq_s / n
-            print(f"| {workload} | {n} | {seq_s:.1f} | {vec_s:.1f} | {n * frames / seq_s:.0f} | {n * frames / vec_s:.0f} "
-                  f"| {seq_s / vec_s:.2f}x | {loadavg()} |", flush=True)
+            for rnd in range(args.rounds):
+                shutil.rmtree(out, ignore_errors=True)
+                runs = min(n, args.sequential_max)
+
+                def sequential() -> float:
+                    seq = [run({"workload": workload, "iters": args.iters, "vectorized": False, "seed": k, "n": 1,
+                                "out": str(out / f"single{k}")}) for k in range(runs)]
+                    return sum(w for w, _ in seq) / runs * n
+
+                def vectorized() -> tuple[float, int]:
+                    return run({"workload": workload, "iters": args.iters, "vectorized": True, "n": n,
+                                "out": str(out / "vec")})
+
+                # interleaved: odd rounds run the vectorized process first, so a load change hits both sides
+                if rnd % 2 == 0:
+                    seq_s = sequential()
+                    vec_s, frames = vectorized()
+                else:
+                    vec_s, frames = vectorized()
+                    seq_s = sequential()
+                single_s = single_s or seq_s / n
+                print(f"| {workload} | {n} | {seq_s:.1f} | {vec_s:.1f} | {n * frames / seq_s:.0f} | "
+                      f"{n * frames / vec_s:.0f} | {seq_s / vec_s:.2f}x | {loadavg()} |", flush=True)
         if workload == "issue9":
             import torchrl_vd as vd
 

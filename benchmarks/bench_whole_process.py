@@ -58,11 +58,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=60_000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--bound", action="store_true",
+                   help="after the rounds, also time the imports and the update's matrix products alone and print "
+                        "the best whole-process ratio any implementation of this config could reach on this machine")
     a = p.parse_args()
     print("| round | side | whole process s | outside the loop s | frames/s (whole process) | loop frames/s | "
           "load before |")
     print("|---|---|---|---|---|---|---|", flush=True)
-    ratios = []
+    ratios, benchmarl_walls = [], []
     for r in range(a.rounds):
         sides = ["ours", "benchmarl"] if r % 2 == 0 else ["benchmarl", "ours"]
         walls = {}
@@ -82,9 +85,62 @@ def main() -> None:
             print(f"| {r} | {side} | {wall:.1f} | {wall - loop_s:.1f} | {a.frames / wall:.0f} | {loop:.0f} | {load} |",
                   flush=True)
         ratios.append(walls["benchmarl"] / walls["ours"])
+        benchmarl_walls.append(walls["benchmarl"])
     ratios.sort()
     print(f"\nwhole-process speed ratio ours vs BenchMARL per round: {[round(x, 2) for x in ratios]}, "
           f"median {ratios[len(ratios) // 2]:.2f}x", flush=True)
+    if a.bound:
+        print_bound(a.frames, sorted(benchmarl_walls)[len(benchmarl_walls) // 2])
+
+
+# The issue-#9 learner's matrix products, alone: the agents' MLP (obs 16 -> 256 -> 256 -> 9, 4 agents x 128
+# transitions = 512 rows) forward and backward on the current step and the target copy's forward on the next.
+# No optimizer, sampling, mixer, target update or Python around them: no implementation of this config's
+# update can take less time on this core.
+GEMM_FLOOR_SNIPPET = """
+import time, torch
+torch.set_num_threads(1)
+def mlp():
+    return torch.nn.Sequential(torch.nn.Linear(16, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                               torch.nn.Linear(256, 9))
+online, target = mlp(), mlp().requires_grad_(False)
+obs, next_obs = torch.randn(512, 16), torch.randn(512, 16)
+actions = torch.randint(0, 9, (512, 1))
+def step():
+    q = online(obs).gather(-1, actions)                      # [512, 1]
+    with torch.no_grad():
+        y = target(next_obs).max(-1, keepdim=True).values    # [512, 1]
+    ((q - y) ** 2).mean().backward()
+for _ in range(50):
+    step()
+best = float("inf")
+for _ in range(7):
+    t = time.perf_counter()
+    for _ in range(100):
+        step()
+    best = min(best, (time.perf_counter() - t) / 100)
+print(best)
+"""
+IMPORTS_SNIPPET = "import torchrl_vd.cli, vmas, torchrl.collectors"
+
+
+def print_bound(frames: int, benchmarl_wall: float) -> None:
+    """The best whole-process ratio reachable here: BenchMARL's wall time over (our imports + the updates' matrix
+    products alone, on the learner's one core), with collection, setup and evaluation taken as free."""
+    python = str(ROOT / ".venv/bin/python")
+    imports = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([python, "-c", IMPORTS_SNIPPET], check=True, cwd=ROOT)
+        imports.append(time.perf_counter() - t)
+    gemm = float(subprocess.run([python, "-c", GEMM_FLOOR_SNIPPET], check=True, capture_output=True, text=True,
+                                cwd=ROOT).stdout.strip())
+    updates = frames // 6000 * 200
+    floor = min(imports) + updates * gemm
+    print(f"\nbound: imports {min(imports):.2f} s (best of 3), the update's matrix products alone {gemm * 1e3:.2f} ms "
+          f"x {updates} updates = {updates * gemm:.1f} s -> no implementation below {floor:.1f} s here; BenchMARL's "
+          f"median {benchmarl_wall:.1f} s -> at most {benchmarl_wall / floor:.2f}x | load {Path('/proc/loadavg').read_text().split()[0]}",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,10 @@ ROWS = [
      lambda t: C(collector="mpi", agent="lstm", optimizer="sgd"),
      r"collector must be one of \['single', 'async', 'multi', 'ray'\] \(got 'mpi'\); agent must be 'mlp' or 'gru' "
      r"\(got 'lstm'\); optimizer must be 'adam' or 'rmsprop' \(got 'sgd'\)"),
+    ("unknown learning choice", '--set standardise_rewards=episode --set activation=gelu',
+     lambda t: C(standardise_rewards="episode", activation="gelu"),
+     r"standardise_rewards must be False, 'running' \(or True\) or 'batch' \(got 'episode'\); activation must be "
+     r"one of \['elu', 'relu', 'tanh'\] \(got 'gelu'\)"),
     ("algorithm vs agent", '--algo maven --set agent=mlp',
      lambda t: C(algo="maven", agent="mlp"),
      r"algo 'maven' supports agent in \['gru'\], got agent='mlp': set agent='gru'"),

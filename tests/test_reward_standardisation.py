@@ -160,3 +160,79 @@ def test_vectorized_seeds_checkpoint_and_resume_their_own_statistics(tmp_path):
     resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")).with_overrides({"frames": 256}))
     for k in range(2):
         assert [r["loss"] for r in resumed.runs[k].metrics] == [r["loss"] for r in full.runs[k].metrics[4:]]
+
+
+# ------------------------------------------------------------------ MARLlib's per-minibatch standardisation
+def marllib_standardised(team_reward, n_agents):
+    """Replicable-MARL/MARLlib (MIT), for testing only: the reward its VDN/QMIX loss learns from on MPE.
+    envs/global_reward_env/mpe_fcoop.py gives each of the n agents ``sum(rewards) / num_agents``; then
+    marl/algos/core/VD/iql_vdn_qmix.py (``reward_standardize: True`` in its MPE runs):
+        rewards = to_batches(rew, torch.float) / self.n_agents
+        rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-5)
+    ``team_reward`` [B, T, 1] is ours (the sum over agents); MARLlib's tensor is [B, T, n_agents]."""
+    rew = (team_reward / n_agents).expand(*team_reward.shape[:-1], n_agents)  # [B, T, n]: each agent's copy
+    rewards = rew / n_agents
+    rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-5)
+    return rewards[..., :1]  # [B, T, 1]: the copies are equal
+
+
+@pytest.mark.parametrize("n_agents", [2, 3])
+def test_batch_standardisation_equals_marllibs(n_agents):
+    """standardise_rewards="batch" with reward_scale = 1/n² (the MPE suite's) gives MARLlib's learning reward."""
+    from torchrl_vd.train.learner import BatchRewardStandardiser
+
+    g = torch.Generator().manual_seed(n_agents)
+    standardise = BatchRewardStandardiser(copies=n_agents)
+    for _ in range(20):
+        team = -torch.rand(32, 25, 1, generator=g, dtype=torch.float64) * 6  # simple_spread-like, [B, T, 1]
+        torch.testing.assert_close(standardise(team * (1 / n_agents ** 2)), marllib_standardised(team, n_agents),
+                                   rtol=0, atol=1e-9)
+
+
+def test_batch_standardisation_on_known_numbers_and_per_seed():
+    from torchrl_vd.train.learner import BatchRewardStandardiser
+
+    out = BatchRewardStandardiser()(torch.tensor([[0.0], [0.0], [0.0], [4.0]]))  # mean 1, unbiased std 2
+    torch.testing.assert_close(out, torch.tensor([[-1.0], [-1.0], [-1.0], [3.0]]) / (2 + 1e-5))
+    two = BatchRewardStandardiser(copies=2)(torch.tensor([[0.0], [2.0]]))  # over [0, 0, 2, 2]: std sqrt(4/3)
+    torch.testing.assert_close(two, torch.tensor([[-1.0], [1.0]]) / (torch.tensor(4 / 3).sqrt() + 1e-5))
+    g = torch.Generator().manual_seed(3)
+    r = torch.randn(3, 16, 1, generator=g) * torch.tensor([1.0, 4.0, -2.0]).reshape(3, 1, 1)  # [N, B, 1]
+    seeds, single = BatchRewardStandardiser((3,)), BatchRewardStandardiser()
+    out = seeds(r)
+    for k in range(3):
+        torch.testing.assert_close(out[k], single(r[k]), rtol=0, atol=1e-6)
+    assert seeds.state_dict() == {} and BatchRewardStandardiser.stack_states([{}, {}]) == {}
+
+
+def test_the_learner_standardises_each_minibatch_by_itself(tmp_path, monkeypatch):
+    from torchrl_vd.train import learner as learner_mod
+
+    seen, raw = [], []
+    objective, learning = learner_mod.Learner.objective, learner_mod.Learner.learning_rewards
+
+    def spy_learning(self, sample):
+        raw.append(sample["next", "reward"].clone())
+        return learning(self, sample)
+
+    def spy_objective(self, sample):
+        seen.append(sample["next", "reward"])
+        return objective(self, sample)
+
+    monkeypatch.setattr(learner_mod.Learner, "learning_rewards", spy_learning)
+    monkeypatch.setattr(learner_mod.Learner, "objective", spy_objective)
+    run = vd.train(_cfg(tmp_path, "batch", frames=128, standardise_rewards="batch", reward_scale=0.25))
+    assert len(seen) == len(raw) == 8 and run.summary["final_eval_return"] is not None
+    for r, got in zip(raw, seen):
+        torch.testing.assert_close(got, marllib_standardised(r, 2), rtol=0, atol=1e-5)  # m-step: 2 agents
+    assert vd.TrainConfig(standardise_rewards=True).standardise_rewards is True  # "running", as before
+    with pytest.raises(ValueError, match="standardise_rewards must be False, 'running' .* or 'batch'"):
+        vd.TrainConfig(standardise_rewards="per-episode")
+
+
+def test_batch_standardisation_resumes_exactly_with_vectorized_seeds(tmp_path):
+    full = vd.train(_cfg(tmp_path, "full", seeds=(0, 1), standardise_rewards="batch"))
+    vd.train(_cfg(tmp_path, "part", seeds=(0, 1), frames=128, standardise_rewards="batch"))
+    resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")).with_overrides({"frames": 256}))
+    for k in range(2):
+        assert [r["loss"] for r in resumed.runs[k].metrics] == [r["loss"] for r in full.runs[k].metrics[4:]]

@@ -59,17 +59,22 @@ MARLLIB_UNITS = ("episode team reward (sum over agents, mpe2), mean of the last 
                  "MARLlib's M converted: simple_spread T = (M + 112.5) / 3, speaker_listener T = M / 2")
 MARLLIB_CI_KIND = "± population std over MARLlib's 4 seeds, converted"
 
-# MARLlib's VDN/QMIX config for MPE (its params.json and code at that commit): Linear(obs->128) + GRU 256
-# (ours: Linear-ReLU-GRU), RMSprop lr 5e-4, 32 episodes per batch and one gradient step per episode,
-# buffer 5000 episodes, hard target update every 200 updates (5000 steps), eps 1 -> 0.05 over 50k steps,
-# double Q, QMIX mixer embed 256. Not reproduced: MARLlib divides the training reward by n and standardises
-# it per batch; no agent id (MARLlib gives none).
+# MARLlib's VDN/QMIX config for MPE (its params.json at that commit, marllib/marl/algos/core/VD/iql_vdn_qmix.py,
+# models/zoo/encoder/base_encoder.py and RLlib's defaults): Linear(obs->128) + tanh (RLlib's default
+# fcnet_activation) + GRU 256, RMSprop lr 5e-4 (torch's eps 1e-8: MARLlib passes none), 32 episodes per batch and
+# one gradient step per episode, buffer 5000 episodes, hard target update every 200 updates (5000 steps), eps 1 ->
+# 0.05 over 50k steps, double Q, QMIX mixer embed 256 with one-layer hypernetworks, the team reward standardised
+# per minibatch (reward_standardize), and the 25-step limit treated as terminal (PettingZoo 1.12 reported
+# max_cycles as done: no bootstrap there). No agent id (MARLlib gives none). Not reproduced: the Q head's
+# normc(0.01) initialisation (ours: torch's default).
 MPE_OVERRIDES = {
     "env_kwargs": {"max_steps": 25},
     "agent": "gru",
     "hidden": [128, 256],
+    "activation": "tanh",
     "agent_id": False,
     "optimizer": "rmsprop",
+    "optimizer_eps": 1e-8,
     "lr": 5e-4,
     "num_envs": 32,
     "frames_per_batch": 800,
@@ -81,9 +86,15 @@ MPE_OVERRIDES = {
     "eps_end": 0.05,
     "eps_frames": 50_000,
     "double_q": True,
+    "standardise_rewards": "batch",
+    "bootstrap_time_limits": False,
     "checkpoint_every": 200_000,
 }
-MPE_ALGO = {"qmix": {"mixer_kwargs": {"mixing_embed_dim": 256}}}
+MPE_ALGO = {"qmix": {"mixer_kwargs": {"mixing_embed_dim": 256, "hypernet_layers": 1}}}
+# MARLlib's learning reward before standardisation is the team reward / n^2 (its wrapper gives each agent sum / n,
+# its loss divides by n again): the scale cancels in the standardisation except against its 1e-5.
+MPE_TASK = {"pettingzoo/simple_spread_v3": {"reward_scale": 1 / 9},
+            "pettingzoo/simple_speaker_listener_v4": {"reward_scale": 1 / 4}}
 
 
 def _marllib(value: float, ci: float, *, agents: int, offset: float) -> dict:
@@ -107,7 +118,8 @@ MPE = {
     "metric": "last10_train_return",
     "quick": {"frames": 6_400, "seeds": [0, 1], "overrides": {"checkpoint_every": 0}},
     "entries": [
-        {"task": task, "algo": algo, "overrides": {**MPE_OVERRIDES, **MPE_ALGO.get(algo, {})}, "seeds": [0, 1, 2, 3],
+        {"task": task, "algo": algo, "overrides": {**MPE_OVERRIDES, **MPE_TASK[task], **MPE_ALGO.get(algo, {})},
+         "seeds": [0, 1, 2, 3],
          "frames": 2_000_000,
          "scale": 1.0, "reference": MPE_REFERENCES.get((task, algo))}
         for task in ("pettingzoo/simple_spread_v3", "pettingzoo/simple_speaker_listener_v4")

@@ -188,6 +188,8 @@ class EnvInfo:
     group: str = GROUP
     has_battle_won: bool = False
     """The env marks won episodes (``("next", "battle_won")``, SMAX): the trainer logs win rates."""
+    has_truncated: bool = True
+    """The env reports time limits as ``truncated`` (apart from ``terminated``): the TD target can tell them apart."""
 
 
 def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
@@ -232,4 +234,5 @@ def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
         batch_size=bs,
         group=group,
         has_battle_won=BATTLE_WON in env.full_observation_spec.keys(),
+        has_truncated="truncated" in env.full_done_spec.keys(),
     )

@@ -50,6 +50,10 @@ def _linear(n_agents: int, in_f: int, out_f: int, share_params: bool) -> nn.Modu
     return nn.Linear(in_f, out_f) if share_params else PerAgentLinear(n_agents, in_f, out_f)
 
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+"""Hidden activations by name (``TrainConfig.activation``): the agents take the class."""
+
+
 class AgentNet(nn.Module):
     """Base of the per-agent utility networks.
 

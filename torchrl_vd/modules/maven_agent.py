@@ -35,7 +35,7 @@ class MavenAgent(GRUAgent):
         n_agents, n_actions, obs_dim: sizes.
         noise_dim: size of the one-hot latent z.
         hidden: trunk sizes, the last is the GRU width H (pymarl: ``(64,)``).
-        **gru_kwargs: :class:`GRUAgent` options (``share_params``, ``agent_id``, ``last_action``).
+        **gru_kwargs: :class:`GRUAgent` options (``share_params``, ``agent_id``, ``last_action``, ``activation``).
 
     Call shapes: ``forward(obs [*B, n, F], hidden [*B, n, H], is_init [*B, 1], noise [*B, Z])`` ->
     ``(q [*B, n, A], next_hidden [*B, n, H])`` (one step, used by the collection policy);

@@ -25,7 +25,7 @@ from torch import nn
 
 from torchrl_vd.envs.registry import EnvInfo
 from torchrl_vd.envs.transforms import NoiseTransform
-from torchrl_vd.modules.agents import AgentNet, GRUAgent, MLPAgent
+from torchrl_vd.modules.agents import ACTIVATIONS, AgentNet, GRUAgent, MLPAgent
 from torchrl_vd.modules.maven_agent import MavenAgent
 from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
 from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, QMixer, QPlexMixer, VDNMixer
@@ -315,7 +315,7 @@ def get_algo(name: str) -> AlgoSpec:
 def build_agent(cfg, info: EnvInfo) -> AgentNet:
     """The per-agent utility network that ``cfg.agent`` names, sized from the env."""
     obs_dim = int(torch.Size(info.obs_shape).numel())
-    common = dict(share_params=cfg.share_params, agent_id=cfg.uses_agent_id)
+    common = dict(share_params=cfg.share_params, agent_id=cfg.uses_agent_id, activation=ACTIVATIONS[cfg.activation])
     if cfg.agent == "gru":
         return GRUAgent(info.n_agents, info.n_actions, obs_dim, hidden=cfg.hidden, last_action=cfg.last_action,
                         **common)
@@ -416,7 +416,8 @@ def build_maven(cfg, info: EnvInfo, mixer_opts: MavenMixerOptions, opts: MavenOp
     obs_dim = int(torch.Size(info.obs_shape).numel())
     state_dim = int(torch.Size(info.state_shape).numel())
     agent = MavenAgent(info.n_agents, info.n_actions, obs_dim, opts.noise_dim, hidden=cfg.hidden,
-                       share_params=cfg.share_params, last_action=cfg.last_action, agent_id=cfg.uses_agent_id)
+                       share_params=cfg.share_params, last_action=cfg.last_action, agent_id=cfg.uses_agent_id,
+                       activation=ACTIVATIONS[cfg.activation])
     mixer = MavenMixer(info.n_agents, info.state_shape, opts.noise_dim, **dataclasses.asdict(mixer_opts))
     discriminator = MavenDiscriminator(info.n_agents, info.n_actions, state_dim, opts.noise_dim,
                                        hidden=opts.discrim_size, recurrent=opts.rnn_discrim, layers=opts.discrim_layers)

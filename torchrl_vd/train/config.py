@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from torchrl_vd.modules.agents import ACTIVATIONS
 from torchrl_vd.train.algos import COLLECTORS, algorithms, get_algo
 from torchrl_vd.train.options import coerce
 
@@ -123,10 +124,16 @@ class TrainConfig:
     reward_scale: float = 1.0
     """The team reward is multiplied by this for learning only (logged returns stay in the env's units):
     JaxMARL's ``REW_SCALE`` (10 for SMAX, "to the original scale of SMAC")."""
-    standardise_rewards: bool = False
-    """Standardise the team reward of every sampled minibatch by running statistics of the sampled rewards,
-    ``(r - mean) / sqrt(var)``, updated with each minibatch before it is used (EPyMARL's ``standardise_rewards``,
-    its default for QMIX and VDN; pymarl has none). The LBF and RWARE presets turn it on."""
+    standardise_rewards: bool | str = False
+    """Standardise the team reward of every sampled minibatch for learning (logged returns stay in the env's
+    units). ``"running"`` (or ``True``): by running statistics of the sampled rewards, ``(r - mean) / sqrt(var)``,
+    updated with each minibatch before it is used (EPyMARL's ``standardise_rewards``, its default for QMIX and
+    VDN; the LBF and RWARE presets turn it on). ``"batch"``: by the minibatch's own mean and std,
+    ``(r - mean) / (std + 1e-5)`` (MARLlib's ``reward_standardize``, on in its MPE runs). pymarl has neither."""
+    bootstrap_time_limits: bool = True
+    """The TD target bootstraps past an episode cut by a time limit (``truncated``), as pymarl and EPyMARL do:
+    the limit is not part of the task. ``False`` treats it as terminal: y = r at the last step, as MARLlib's
+    MPE runs did (PettingZoo <= 1.22 reported ``max_cycles`` as done). Needs an env with a ``truncated`` flag."""
     gamma: float = 0.99
     """Discount γ."""
     td_lambda: float | None = None
@@ -145,6 +152,9 @@ class TrainConfig:
     """Agent network: ``mlp`` (current observation) or ``gru`` (observation history h_i)."""
     hidden: tuple[int, ...] = (64, 64)
     """Agent hidden sizes (GRU: the last is the recurrent width)."""
+    activation: str = "relu"
+    """The agent's hidden activation (``relu``, ``tanh`` or ``elu``; GRU agents: the input layers'): pymarl's and
+    BenchMARL-as-configured-here ReLU; MARLlib's encoder uses RLlib's default ``tanh``."""
     share_params: bool = True
     """One agent network for all agents (parameter sharing) or one per agent."""
     agent_id: bool | None = None
@@ -261,6 +271,11 @@ class TrainConfig:
             errors.append(f"optimizer must be 'adam' or 'rmsprop' (got {self.optimizer!r})")
         if self.grad_clip < 0:
             errors.append(f"grad_clip must be >= 0 (got {self.grad_clip})")
+        if self.standardise_rewards not in (False, True, None, "running", "batch"):
+            errors.append(f"standardise_rewards must be False, 'running' (or True) or 'batch' "
+                          f"(got {self.standardise_rewards!r})")
+        if self.activation not in ACTIVATIONS:
+            errors.append(f"activation must be one of {sorted(ACTIVATIONS)} (got {self.activation!r})")
         errors += self._size_problems()
         try:
             torch.device(self.device)
@@ -334,6 +349,12 @@ class TrainConfig:
                               f"(recurrent agents train on batch_size // seq_len sequences): raise batch_size to "
                               f">= {seq}")
         return errors
+
+    def check_env(self, info) -> None:
+        """Reject options the env (its :class:`~torchrl_vd.envs.registry.EnvInfo`) cannot serve, before training."""
+        if not self.bootstrap_time_limits and not info.has_truncated:
+            raise ValueError(f"bootstrap_time_limits=False treats time limits as terminal, but {self.env!r} reports no "
+                             "('next', 'truncated') flag to tell them apart: set bootstrap_time_limits=True.")
 
     def check_runtime(self) -> None:
         """What only this machine can tell (called by ``train()`` before any work): is ``device`` available?"""

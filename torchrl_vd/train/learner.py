@@ -23,6 +23,8 @@ from torchrl_vd.keys import REWARD
 from torchrl_vd.objectives.utils import FusedSoftUpdate
 
 TEAM_REWARD = ("next", REWARD)  # the team reward of a stored transition [*B, 1]
+NEXT_TERMINATED = ("next", "terminated")  # [*B, 1]: the TD target does not bootstrap past it
+NEXT_TRUNCATED = ("next", "truncated")  # [*B, 1]: the episode was cut by a time limit
 
 
 class EpsilonSchedule:
@@ -102,6 +104,72 @@ class RunningRewardStats:
                 "count": states[0]["count"]}  # [N, 1] each; every seed has seen the same number of rewards
 
 
+class BatchRewardStandardiser:
+    """Each sampled minibatch's team rewards standardised by that minibatch's own mean and std.
+
+    MARLlib's ``reward_standardize`` (Replicable-MARL/MARLlib marllib/marl/algos/core/VD/iql_vdn_qmix.py,
+    ``JointQLoss``; on in its MPE VDN/QMIX runs): ``r <- (r - r.mean()) / (r.std() + 1e-5)`` over every element of
+    the sampled ``[B, T, n_agents]`` reward tensor, where MARLlib's cooperative wrapper gives each of the ``n``
+    agents the same copy of the team reward. Here the team reward is stored once per step ``[*rows, 1]``; the std
+    is torch's unbiased one taken as over ``copies`` identical copies of every reward (``copies = n_agents``
+    gives MARLlib's value exactly): var = copies · Σ (r − mean)² / (copies · R − 1) for R rewards. No state.
+
+    ``lead``: leading dimensions standardised separately (``(N,)``: N vectorized seeds).
+    """
+
+    EPS = 1e-5
+
+    def __init__(self, lead: tuple[int, ...] = (), copies: int = 1):
+        self.lead, self.copies = len(lead), int(copies)
+
+    def __call__(self, reward: torch.Tensor) -> torch.Tensor:
+        """``reward`` ``[*lead, *rows, 1]`` standardised by its own statistics per lead (same shape)."""
+        rows = reward.reshape(*reward.shape[:self.lead], -1)  # [*lead, R]: every sampled reward of each lead
+        mean = rows.mean(-1, keepdim=True)  # [*lead, 1]
+        var = (rows - mean).square().sum(-1, keepdim=True) * self.copies / (self.copies * rows.shape[-1] - 1)
+        view = (*mean.shape[:-1], *[1] * (reward.ndim - self.lead))  # broadcast over the rows
+        return (reward - mean.reshape(view)) / (var.sqrt().reshape(view) + self.EPS)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass  # stateless: nothing to restore
+
+    def seed_state_dict(self, k: int) -> dict:
+        return {}
+
+    @staticmethod
+    def stack_states(states: list[dict]) -> dict:
+        return {}
+
+
+REWARD_STANDARDISERS = {"running": RunningRewardStats, "batch": BatchRewardStandardiser}
+"""``TrainConfig.standardise_rewards`` values: EPyMARL's running statistics, MARLlib's per-minibatch ones."""
+
+
+def reward_standardiser(cfg, lead: tuple[int, ...], n_agents: int):
+    """The standardiser ``cfg.standardise_rewards`` names (``True`` = ``"running"``), or None when it is off."""
+    kind = "running" if cfg.standardise_rewards is True else cfg.standardise_rewards
+    if not kind:
+        return None
+    if kind == "batch":
+        return BatchRewardStandardiser(lead, copies=n_agents)
+    return RunningRewardStats(lead, device=cfg.device)
+
+
+def time_limits_as_terminal(batch: TensorDictBase) -> TensorDictBase:
+    """``batch`` with ``("next", "terminated")`` set where an episode was terminated *or* truncated, so that the
+    TD target does not bootstrap past a time limit (``TrainConfig.bootstrap_time_limits=False``). A shallow copy
+    (every level's structure, no tensor): the collector's batch keeps the env's flags."""
+    if NEXT_TRUNCATED not in batch.keys(include_nested=True):
+        raise ValueError("bootstrap_time_limits=False needs the env's ('next', 'truncated') flag, which this batch "
+                         "lacks: use an env that reports time limits as truncation, or bootstrap_time_limits=True.")
+    batch = batch.clone(recurse=False)
+    batch.set(NEXT_TERMINATED, batch.get(NEXT_TERMINATED) | batch.get(NEXT_TRUNCATED))
+    return batch
+
+
 class Learner:
     """Owns what the gradient steps need: buffer, optimizer, target updater, validation, update count.
 
@@ -140,8 +208,9 @@ class Learner:
             batch_size=max(1, cfg.batch_size // self.seq_len),
         )
         self.updates = 0
-        self.reward_stats = RunningRewardStats(self.stat_lead(), device=cfg.device) if cfg.standardise_rewards else None
+        self.reward_stats = reward_standardiser(cfg, self.stat_lead(), loss.agent_net.n_agents)
         self.reward_scale = float(cfg.reward_scale)
+        self.bootstrap_time_limits = bool(cfg.bootstrap_time_limits)
 
     def stat_lead(self) -> tuple[int, ...]:
         """Leading dimensions of a minibatch that keep their own reward statistics (none for one run)."""
@@ -150,6 +219,8 @@ class Learner:
     def add(self, batch: TensorDictBase) -> None:
         """Store a collected batch ``[num_envs, T]``, validating each transition once as it enters
         (when the loss checks its inputs), so that the minibatches drawn from it need no check."""
+        if not self.bootstrap_time_limits:
+            batch = time_limits_as_terminal(batch)
         stored = _to_storage(batch, self.recurrent, self.seq_len)
         if self.loss.check_inputs:
             self.loss.read_batch(stored)
@@ -175,7 +246,7 @@ class Learner:
 
     def learning_rewards(self, sample: TensorDictBase) -> TensorDictBase:
         """``sample`` with the team reward the loss learns from: times ``reward_scale``, then standardised
-        (``standardise_rewards``). A new entry in a shallow copy: the buffer keeps the env's rewards."""
+        (``standardise_rewards``: running or per-minibatch statistics). A new entry in a shallow copy: the buffer keeps the env's rewards."""
         reward = sample.get(TEAM_REWARD) * self.reward_scale
         if self.reward_stats is not None:
             reward = self.reward_stats(reward)
@@ -272,4 +343,4 @@ def _fused_ok(params) -> bool:
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-__all__ = ["EpsilonSchedule", "Learner"]
+__all__ = ["BatchRewardStandardiser", "EpsilonSchedule", "Learner", "RunningRewardStats"]

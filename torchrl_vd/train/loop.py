@@ -65,6 +65,7 @@ def _train_one(cfg: TrainConfig) -> TrainResult:
 
     base_env = make_env(cfg.env, num_envs=cfg.num_envs, device=cfg.device, seed=cfg.seed, **cfg.env_kwargs)
     info = describe_env(base_env)
+    cfg.check_env(info)  # options the env cannot serve, before any work
     parts = spec.parts(cfg, info)
     loss = parts.loss_module.to(cfg.device)
     agent = loss.agent_net

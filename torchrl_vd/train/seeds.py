@@ -71,7 +71,7 @@ from torchrl_vd.train.collectors import make_collector
 from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats, win_stats
 from torchrl_vd.train.guards import StopSignal, check_finite
-from torchrl_vd.train.learner import EpsilonSchedule, Learner, RunningRewardStats, _to_storage, _validated_inputs
+from torchrl_vd.train.learner import EpsilonSchedule, Learner, _to_storage, _validated_inputs, time_limits_as_terminal
 from torchrl_vd.train.plot import draw_beside
 from torchrl_vd.train.result import SeedsResult, TrainResult
 from torchrl_vd.train.run_files import (
@@ -251,6 +251,8 @@ class SeedLearner(Learner):
 
     def add(self, batch: TensorDictBase) -> None:
         """Store a collected batch ``[N, num_envs, T]`` as ``[num_envs*T, N]`` (sequences ``[num_envs*T/L, N, L]``)."""
+        if not self.bootstrap_time_limits:
+            batch = time_limits_as_terminal(batch)
         stored = torch.stack([_to_storage(batch[k], self.recurrent, self.seq_len) for k in range(self.stack.n)],
                              dim=1)  # [M, N(, L)]
         if self.loss.check_inputs:
@@ -305,8 +307,8 @@ class SeedLearner(Learner):
                               "writer": states[0]["replay_buffer"]["writer"]},
             "updates": states[0]["updates"],
             "updater_counter": states[0]["updater_counter"],
-            "reward_stats": None if states[0].get("reward_stats") is None else RunningRewardStats.stack_states(
-                [s["reward_stats"] for s in states]),
+            "reward_stats": None if states[0].get("reward_stats") is None or self.reward_stats is None
+            else type(self.reward_stats).stack_states([s["reward_stats"] for s in states]),
         })
 
 
@@ -384,6 +386,7 @@ def build_seed_parts(runs: list) -> tuple:
         torch.manual_seed(run.seed)
         info = describe_env(make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed,
                                      **run.env_kwargs))
+        run.check_env(info)  # options the env cannot serve, before any work
         if template is None:
             template = spec.parts(run, info)
             template.loss_module.to(run.device)
