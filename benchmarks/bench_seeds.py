@@ -10,7 +10,9 @@ construction, training, final evaluation and files) timed from spawn to exit:
 The two sides are interleaved: with ``--rounds R`` each N is measured R times, the vectorized process going
 second in even rounds and first in odd ones, one row per round (a load change hits both sides).
 
-seed-frames/s = N x frames per seed / wall seconds; the speedup is vectorized over sequential.
+seed-frames/s = N x frames per seed / wall seconds; the speedup is vectorized over sequential. Each row also gives
+the final greedy return (``final_eval_return``) of every sequential run run and of every vectorized seed (mean ±
+sd and the values): the two sides must learn the same distribution of outcomes.
 Targets (issue #18): balance 8 seeds >= 4x, matrix 8 seeds >= 8x, issue-#9 config >= 1.5x.
 
 Workloads:
@@ -91,6 +93,20 @@ def run(spec: dict) -> tuple[float, int]:
     return wall, json.loads(proc.stdout.strip().splitlines()[-1])["frames_per_seed"]
 
 
+def final_return(run_dir: Path) -> float:
+    """A finished run's ``final_eval_return`` (its summary.json)."""
+    return float(json.loads((run_dir / "summary.json").read_text())["final_eval_return"])
+
+
+def spread(values: list[float]) -> str:
+    """``mean ± sd (n)`` and the values, to compare the two sides' distributions of final returns."""
+    import statistics
+
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    shown = ", ".join(f"{v:.2f}" for v in values[:8]) + (", ..." if len(values) > 8 else "")
+    return f"{statistics.mean(values):.2f} ± {sd:.2f} (n={len(values)}: {shown})"
+
+
 def matmul_flops() -> float:
     """This machine's fp32 matmul rate (1 thread, 512x512x512, best of 5)."""
     import torch
@@ -133,8 +149,9 @@ def main() -> None:
     import shutil
 
     out = Path(args.out)
-    print("| workload | N | sequential s | vectorized s | seq seed-frames/s | vec seed-frames/s | speedup | loadavg |")
-    print("|---|---|---|---|---|---|---|---|", flush=True)
+    print("| workload | N | sequential s | vectorized s | seq seed-frames/s | vec seed-frames/s | speedup | "
+          "seq final greedy returns | vec final greedy returns | loadavg |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for workload in args.workloads.split(","):
         single_s = None
         for n in [int(x) for x in args.ns.split(",")]:
@@ -159,8 +176,11 @@ def main() -> None:
                     vec_s, frames = vectorized()
                     seq_s = sequential()
                 single_s = single_s or seq_s / n
+                seq_ret = [final_return(out / f"single{k}") for k in range(runs)]
+                vec_ret = [final_return(out / "vec" / f"seed_{k}") for k in range(n)]
                 print(f"| {workload} | {n} | {seq_s:.1f} | {vec_s:.1f} | {n * frames / seq_s:.0f} | "
-                      f"{n * frames / vec_s:.0f} | {seq_s / vec_s:.2f}x | {loadavg()} |", flush=True)
+                      f"{n * frames / vec_s:.0f} | {seq_s / vec_s:.2f}x | {spread(seq_ret)} | {spread(vec_ret)} | "
+                      f"{loadavg()} |", flush=True)
         if workload == "issue9":
             import torchrl_vd as vd
 

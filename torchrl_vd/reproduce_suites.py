@@ -65,8 +65,9 @@ MARLLIB_CI_KIND = "± population std over MARLlib's 4 seeds, converted"
 # one gradient step per episode, buffer 5000 episodes, hard target update every 200 updates (5000 steps), eps 1 ->
 # 0.05 over 50k steps, double Q, QMIX mixer embed 256 with one-layer hypernetworks, the team reward standardised
 # per minibatch (reward_standardize), and the 25-step limit treated as terminal (PettingZoo 1.12 reported
-# max_cycles as done: no bootstrap there). No agent id (MARLlib gives none). Not reproduced: the Q head's
-# normc(0.01) initialisation (ours: torch's default).
+# max_cycles as done: no bootstrap there). No agent id (MARLlib gives none). Not reproduced: the encoder layer's
+# initialisation (RLlib's SlimFC: normc(1.0) weights, zero bias; ours: torch's default; the GRU cell and the Q head
+# keep torch's defaults on both sides, models/zoo/rnn/jointQ_rnn.py).
 MPE_OVERRIDES = {
     "env_kwargs": {"max_steps": 25},
     "agent": "gru",
