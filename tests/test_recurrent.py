@@ -257,6 +257,33 @@ def test_gru_training_resumes_exactly_from_a_checkpoint(tmp_path):
     assert isinstance(full.loss_module.agent_net, GRUAgent)
 
 
+def test_the_buffer_keeps_no_next_hidden_state_and_training_is_unchanged(tmp_path, monkeypatch):
+    """``Learner.storable`` drops ``("next", "agents", "rnn_hidden")`` (no loss reads it): the same losses and
+    returns, bitwise, as storing it; the checkpoint's buffer is smaller; a checkpoint written with it still
+    resumes exactly."""
+    from torchrl_vd.train import learner as learner_mod
+
+    base = dict(algo="qmix", env="matrix/m-step", env_kwargs={"steps": 4}, agent="gru", hidden=(16,), num_envs=8,
+                frames=640, frames_per_batch=160, seq_len=10, batch_size=40, updates_per_batch=2, eps_frames=300,
+                progress=False, checkpoint_every=320, eval_every=320, eval_episodes=2)
+    lean = vd.train(vd.TrainConfig(**base, out_dir=str(tmp_path / "lean")))
+    data = torch.load(tmp_path / "lean" / "checkpoint.pt", weights_only=True)["replay_buffer"]["data"]
+    assert "rnn_hidden" not in data["next"]["agents"]
+    assert "rnn_hidden" in data["agents"]  # the state at each sequence start stays
+
+    storable = learner_mod.Learner.storable
+    monkeypatch.setattr(learner_mod.Learner, "storable", lambda self, batch: batch)  # before: everything kept
+    full = vd.train(vd.TrainConfig(**base, out_dir=str(tmp_path / "full")))  # the old buffer, next state kept
+    vd.train(vd.TrainConfig(**{**base, "frames": 320}, out_dir=str(tmp_path / "part")))
+    old = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["replay_buffer"]["data"]
+    assert "rnn_hidden" in old["next"]["agents"]
+    assert [r["loss"] for r in lean.metrics] == [r["loss"] for r in full.metrics]
+    assert lean.summary["final_eval_return"] == full.summary["final_eval_return"]
+    monkeypatch.setattr(learner_mod.Learner, "storable", storable)  # resume the old checkpoint with today's code
+    resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")).with_overrides({"frames": 640}))
+    assert [r["loss"] for r in resumed.metrics] == [r["loss"] for r in full.metrics[2:]]
+
+
 # ---------------------------------------------------------------------------------------- memory task
 MEMORY = dict(algo="qmix", env="matrix/memory", env_kwargs={"delay": 2}, hidden=(32,), num_envs=32, frames=6144,
               frames_per_batch=192, batch_size=192, updates_per_batch=4, lr=3e-3, eps_frames=3072,

@@ -219,12 +219,26 @@ class Learner:
     def add(self, batch: TensorDictBase) -> None:
         """Store a collected batch ``[num_envs, T]``, validating each transition once as it enters
         (when the loss checks its inputs), so that the minibatches drawn from it need no check."""
-        if not self.bootstrap_time_limits:
-            batch = time_limits_as_terminal(batch)
-        stored = _to_storage(batch, self.recurrent, self.seq_len)
+        stored = _to_storage(self.storable(batch), self.recurrent, self.seq_len)
         if self.loss.check_inputs:
             self.loss.read_batch(stored)
         self.replay_buffer.extend(stored)
+
+    def storable(self, batch: TensorDictBase) -> TensorDictBase:
+        """What of a collected batch the buffer keeps: time limits made terminal when asked
+        (``bootstrap_time_limits=False``), and without the recurrent agents' *next* hidden state
+        ``("next", group, "rnn_hidden")``, which no loss reads (they unroll from the stored state at each
+        sequence start): half the buffer and checkpoint of a GRU run (a 5000-episode MPE buffer with GRU 256:
+        889 MB before)."""
+        if not self.bootstrap_time_limits:
+            batch = time_limits_as_terminal(batch)
+        if self.recurrent:
+            batch = batch.exclude(self.next_hidden_key)
+        return batch
+
+    @property
+    def next_hidden_key(self) -> tuple:
+        return ("next", *_as_tuple(self.loss.tensor_keys.rnn_hidden))
 
     def update(self, n: int) -> list[torch.Tensor]:
         """``n`` gradient steps on uniform minibatches; returns the detached losses."""
@@ -281,7 +295,7 @@ class Learner:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         if state["replay_buffer"] is not None:
-            _restore_buffer(self.replay_buffer, state["replay_buffer"])
+            _restore_buffer(self.replay_buffer, state["replay_buffer"], self.next_hidden_key if self.recurrent else None)
         self.updates = int(state["updates"])
         if state["updater_counter"] is not None:
             self.updater.counter = state["updater_counter"]
@@ -331,10 +345,15 @@ def _buffer_state(rb: TensorDictReplayBuffer) -> dict | None:
     return {"data": rb.storage[:n].clone() if n else None, "writer": rb._writer.state_dict()}
 
 
-def _restore_buffer(rb: TensorDictReplayBuffer, state: dict) -> None:
-    """Refill ``rb`` in index order, then restore the write cursor (a full buffer may have wrapped around)."""
+def _as_tuple(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _restore_buffer(rb: TensorDictReplayBuffer, state: dict, drop: tuple | None = None) -> None:
+    """Refill ``rb`` in index order, then restore the write cursor (a full buffer may have wrapped around).
+    ``drop``: an entry that buffers written before it was dropped still hold (removed so that new batches fit)."""
     if state["data"] is not None:
-        rb.extend(state["data"])
+        rb.extend(state["data"] if drop is None else state["data"].exclude(drop))
     rb._writer.load_state_dict(state["writer"])
 
 

@@ -71,7 +71,7 @@ from torchrl_vd.train.collectors import make_collector
 from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats, win_stats
 from torchrl_vd.train.guards import StopSignal, check_finite
-from torchrl_vd.train.learner import EpsilonSchedule, Learner, _to_storage, _validated_inputs, time_limits_as_terminal
+from torchrl_vd.train.learner import EpsilonSchedule, Learner, _to_storage, _validated_inputs
 from torchrl_vd.train.plot import draw_beside
 from torchrl_vd.train.result import SeedsResult, TrainResult
 from torchrl_vd.train.run_files import (
@@ -251,8 +251,7 @@ class SeedLearner(Learner):
 
     def add(self, batch: TensorDictBase) -> None:
         """Store a collected batch ``[N, num_envs, T]`` as ``[num_envs*T, N]`` (sequences ``[num_envs*T/L, N, L]``)."""
-        if not self.bootstrap_time_limits:
-            batch = time_limits_as_terminal(batch)
+        batch = self.storable(batch)
         stored = torch.stack([_to_storage(batch[k], self.recurrent, self.seq_len) for k in range(self.stack.n)],
                              dim=1)  # [M, N(, L)]
         if self.loss.check_inputs:
