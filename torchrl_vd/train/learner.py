@@ -144,12 +144,9 @@ class BatchRewardStandardiser:
         return {}
 
 
-REWARD_STANDARDISERS = {"running": RunningRewardStats, "batch": BatchRewardStandardiser}
-"""``TrainConfig.standardise_rewards`` values: EPyMARL's running statistics, MARLlib's per-minibatch ones."""
-
-
 def reward_standardiser(cfg, lead: tuple[int, ...], n_agents: int):
-    """The standardiser ``cfg.standardise_rewards`` names (``True`` = ``"running"``), or None when it is off."""
+    """The standardiser ``cfg.standardise_rewards`` names, or None when it is off: ``"running"`` (or ``True``)
+    EPyMARL's running statistics, ``"batch"`` MARLlib's per-minibatch ones."""
     kind = "running" if cfg.standardise_rewards is True else cfg.standardise_rewards
     if not kind:
         return None
