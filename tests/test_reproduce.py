@@ -196,10 +196,11 @@ def quick_out(tmp_path_factory, local_ray):
 
 def test_local_ray_runs_workers_at_normal_priority(local_ray):
     """Ray renices its workers to 15 by default (then any other process starves a suite's runs); the
-    harness starts local Ray with RAY_worker_niceness=0 unless the user set it."""
+    harness starts local Ray with RAY_worker_niceness=0 unless the user set it: workers keep the driver's
+    priority (0 on a plain shell; the driver's own under `nice`)."""
     if os.environ.get("RAY_worker_niceness", "0") != "0":
         pytest.skip("RAY_worker_niceness set by the user")
-    assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == 0
+    assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == os.nice(0)
 
 
 def _table(results_md: Path) -> list[list[str]]:
