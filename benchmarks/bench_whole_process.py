@@ -139,7 +139,8 @@ def print_bound(frames: int, benchmarl_wall: float) -> None:
     floor = min(imports) + updates * gemm
     print(f"\nbound: imports {min(imports):.2f} s (best of 3), the update's matrix products alone {gemm * 1e3:.2f} ms "
           f"x {updates} updates = {updates * gemm:.1f} s -> no implementation below {floor:.1f} s here; BenchMARL's "
-          f"median {benchmarl_wall:.1f} s -> at most {benchmarl_wall / floor:.2f}x | load {Path('/proc/loadavg').read_text().split()[0]}",
+          f"median {benchmarl_wall:.1f} s -> at most {benchmarl_wall / floor:.2f}x "
+          f"| load {Path('/proc/loadavg').read_text().split()[0]}",
           flush=True)
 
 

@@ -257,7 +257,8 @@ class Learner:
 
     def learning_rewards(self, sample: TensorDictBase) -> TensorDictBase:
         """``sample`` with the team reward the loss learns from: times ``reward_scale``, then standardised
-        (``standardise_rewards``: running or per-minibatch statistics). A new entry in a shallow copy: the buffer keeps the env's rewards."""
+        (``standardise_rewards``: running or per-minibatch statistics). A new entry in a shallow copy: the buffer
+        keeps the env's rewards."""
         reward = sample.get(TEAM_REWARD) * self.reward_scale
         if self.reward_stats is not None:
             reward = self.reward_stats(reward)
@@ -292,7 +293,8 @@ class Learner:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         if state["replay_buffer"] is not None:
-            _restore_buffer(self.replay_buffer, state["replay_buffer"], self.next_hidden_key if self.recurrent else None)
+            drop = self.next_hidden_key if self.recurrent else None  # buffers saved before it was dropped
+            _restore_buffer(self.replay_buffer, state["replay_buffer"], drop)
         self.updates = int(state["updates"])
         if state["updater_counter"] is not None:
             self.updater.counter = state["updater_counter"]
