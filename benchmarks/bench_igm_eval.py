@@ -37,7 +37,7 @@ ROUNDS = 3
 
 
 def setup(env_name, algo, fields):
-    cfg = vd.TrainConfig.preset(algo, env_name, **fields)
+    cfg = vd.TrainConfig(algo=algo, env=env_name, **fields)
     base = vd.make_env(cfg.env, num_envs=cfg.eval_episodes, seed=0, **cfg.env_kwargs)
     info = vd.describe_env(base)
     parts = get_algo(algo).parts(cfg, info)

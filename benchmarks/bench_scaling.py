@@ -65,9 +65,8 @@ def build(algo: str, agent: str, n: int):
     from torchrl_vd.train.algos import algorithms
 
     hidden = (64,) if agent == "gru" else (256, 256)
-    cfg = vd.TrainConfig(algo=algo, env="vmas/navigation", agent=agent, hidden=hidden, progress=False)
-    cfg = cfg.with_preset(algo) if algo == "maven" else cfg
-    cfg = cfg.with_overrides({"hidden": list(hidden)})
+    cfg = vd.TrainConfig(algo=algo, env="vmas/navigation", agent=agent, hidden=hidden, progress=False,
+                         **({"last_action": True} if algo == "maven" else {}))  # MAVEN's preset, kept with agent set
     info = EnvInfo(n_agents=n, n_actions=N_ACTIONS, obs_shape=(OBS_DIM,), state_shape=(n * OBS_DIM,),
                    has_action_mask=False, batch_size=(1,))
     loss = algorithms()[algo].parts(cfg, info).loss_module

@@ -1,5 +1,5 @@
 """Checkpoint overhead on the issue-#9 config (VMAS balance, 4 agents, 60 envs x 100 steps per batch,
-200 updates of 128 per batch, MLP 2x256: ``TrainConfig.preset("qmix", "vmas/balance")``).
+200 updates of 128 per batch, MLP 2x256: ``TrainConfig(algo="qmix", env="vmas/balance")``).
 
 Trains with a checkpoint after every batch (``checkpoint_every = frames_per_batch``) until the replay
 buffer is full (the largest checkpoint), and prints per batch: the iteration's wall time (collect +
@@ -37,7 +37,7 @@ def main() -> None:
         writes.append((state["frames"], time.perf_counter() - t, Path(path).stat().st_size))
 
     ckpt_mod.write_checkpoint_file = timed
-    cfg = vd.TrainConfig.preset("qmix", "vmas/balance", frames=args.frames, out_dir=args.out, progress=False,
+    cfg = vd.TrainConfig(algo="qmix", env="vmas/balance", frames=args.frames, out_dir=args.out, progress=False,
                                 checkpoint_every=6000, eval_every=0)
     t0 = time.perf_counter()
     result = vd.train(cfg)

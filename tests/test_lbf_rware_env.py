@@ -304,7 +304,7 @@ def test_training_smoke(tmp_path, env_name, env_kwargs):
 def test_family_preset_is_epymarls_and_trains_one_batch(tmp_path, env_name, updates):
     """The lbf/rware preset: EPyMARL's QMIX defaults vectorized as 10 envs = 10 episodes per batch, one
     gradient step on 32 episodes' transitions per collected episode."""
-    cfg = vd.TrainConfig.preset("qmix", env_name)
+    cfg = vd.TrainConfig(algo="qmix", env=env_name)
     T = 50 if env_name.startswith("lbf") else 500  # EPyMARL's time limits
     assert (cfg.agent, cfg.hidden, cfg.agent_id, cfg.lr, cfg.target_update) == ("mlp", (64, 64), True, 5e-4, 200)
     assert cfg.frames_per_batch == 10 * T and cfg.batch_size == 32 * T and cfg.updates_per_batch == 10

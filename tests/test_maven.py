@@ -404,7 +404,7 @@ def test_maven_defaults_are_the_authors_and_the_builder_honours_agent_inputs():
     from torchrl_vd.train.algos import get_algo
 
     info = describe_env(make_env("matrix/m-step", num_envs=2, steps=10))  # obs: one-hot t (11) ++ branch (4)
-    cfg = TrainConfig.preset("maven", "matrix/m-step", env_kwargs={"steps": 10})
+    cfg = TrainConfig(algo="maven", env="matrix/m-step", env_kwargs={"steps": 10})
     assert cfg.agent == "gru" and cfg.last_action and cfg.uses_agent_id
     parts = get_algo("maven").parts(cfg, info)
     loss, trainer, noise = parts.loss_module, parts.after_batch, parts.env_transforms[0]()

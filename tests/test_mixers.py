@@ -85,8 +85,8 @@ def test_qmix_init_scale_is_jaxmarls_small_orthogonal_init():
 def test_the_smax_preset_gives_qmix_the_small_init_and_other_algorithms_none():
     import torchrl_vd as vd
 
-    assert vd.TrainConfig.preset("qmix", "smax/3m").mixer_kwargs == {"init_scale": 0.001}
-    assert vd.TrainConfig.preset("qmix", "smax/3m", mixer_kwargs={"mixing_embed_dim": 64}).mixer_kwargs == {
+    assert vd.TrainConfig(algo="qmix", env="smax/3m").mixer_kwargs == {"init_scale": 0.001}
+    assert vd.TrainConfig(algo="qmix", env="smax/3m", mixer_kwargs={"mixing_embed_dim": 64}).mixer_kwargs == {
         "init_scale": 0.001, "mixing_embed_dim": 64}  # merged key by key
-    assert vd.TrainConfig.preset("vdn", "smax/3m").mixer_kwargs == {}
-    assert vd.TrainConfig.preset("qmix", "vmas/balance").mixer_kwargs == {}
+    assert vd.TrainConfig(algo="vdn", env="smax/3m").mixer_kwargs == {}
+    assert vd.TrainConfig(algo="qmix", env="vmas/balance").mixer_kwargs == {}

@@ -1,11 +1,11 @@
-"""``standardise_rewards`` (train/learner.py ``RunningRewardStats``): equal to EPyMARL's ``RunningMeanStd`` as its
+"""``standardise_rewards`` (train/reward_standardisation.py ``RunningRewardStats``): equal to EPyMARL's ``RunningMeanStd`` as its
 Q-learner uses it, per-seed statistics for vectorized seeds, the learner's wiring and exact resume."""
 
 import pytest
 import torch
 
 import torchrl_vd as vd
-from torchrl_vd.train.learner import RunningRewardStats
+from torchrl_vd.train.reward_standardisation import RunningRewardStats
 
 
 class EPyMARLRunningMeanStd:
@@ -179,7 +179,7 @@ def marllib_standardised(team_reward, n_agents):
 @pytest.mark.parametrize("n_agents", [2, 3])
 def test_batch_standardisation_equals_marllibs(n_agents):
     """standardise_rewards="batch" with reward_scale = 1/n² (the MPE suite's) gives MARLlib's learning reward."""
-    from torchrl_vd.train.learner import BatchRewardStandardiser
+    from torchrl_vd.train.reward_standardisation import BatchRewardStandardiser
 
     g = torch.Generator().manual_seed(n_agents)
     standardise = BatchRewardStandardiser(copies=n_agents)
@@ -190,7 +190,7 @@ def test_batch_standardisation_equals_marllibs(n_agents):
 
 
 def test_batch_standardisation_on_known_numbers_and_per_seed():
-    from torchrl_vd.train.learner import BatchRewardStandardiser
+    from torchrl_vd.train.reward_standardisation import BatchRewardStandardiser
 
     out = BatchRewardStandardiser()(torch.tensor([[0.0], [0.0], [0.0], [4.0]]))  # mean 1, unbiased std 2
     torch.testing.assert_close(out, torch.tensor([[-1.0], [-1.0], [-1.0], [3.0]]) / (2 + 1e-5))

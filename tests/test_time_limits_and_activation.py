@@ -8,7 +8,7 @@ from torch import nn
 
 import torchrl_vd as vd
 from torchrl_vd.envs.registry import EnvInfo
-from torchrl_vd.train.algos import build_agent
+from torchrl_vd.train.builders import build_agent
 from torchrl_vd.train.learner import time_limits_as_terminal
 
 

@@ -25,8 +25,9 @@ import torch
 import torchrl_vd as vd
 from torchrl_vd.cli import _parser
 from torchrl_vd.train.evaluation import evaluate_run
-from torchrl_vd.train.learner import Learner
-from torchrl_vd.train.seeds import SeedLearner, SeedStack, build_seed_parts, seed_config, train_vectorized
+from torchrl_vd.train.learner import Learner, SeedLearner
+from torchrl_vd.train.loop import Training
+from torchrl_vd.train.population import SeedStack, build_seed_parts, seed_config
 
 VDN_FIT = torch.tensor([[-6.22, -4.89, -4.89], [-4.89, -3.56, -3.56], [-4.89, -3.56, -3.56]])  # test_train.py
 TIMING = {"fps", "time", "collect_time", "update_time", "cpu_time", "rss_mb"}
@@ -218,7 +219,7 @@ def test_maven_seeds_each_train_their_own_z_policy_and_reload_alone(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_maven import mstep_config
 
-    from torchrl_vd.train.seeds import SeedNets
+    from torchrl_vd.train.population import SeedNets
 
     # eval_z="mode": z = argmax π_z(s_0), so the greedy return of the deterministic game is a function of the networks
     cfg = mstep_config("maven", 4, 0, 16 * 4 * 8, tmp_path / "many").with_overrides(
@@ -241,7 +242,7 @@ def test_per_seed_clipping_equals_torchs_clip_on_each_seed_alone():
     params = [torch.zeros_like(g, requires_grad=True) for g in grads]
     for p, g in zip(params, grads):
         p.grad = g.clone()
-    from torchrl_vd.train.seeds import clip_grad_norm_per_seed_
+    from torchrl_vd.train.learner import clip_grad_norm_per_seed_
 
     norms = clip_grad_norm_per_seed_(params, 1.0)
     for k in range(3):
@@ -277,7 +278,8 @@ def test_one_seed_is_todays_single_run_bitwise_and_the_vectorized_path_matches_i
     assert summary["final_eval_return_per_seed"] == [plain.summary["final_eval_return"]]
     # the vmapped path at N = 1: the same data (uniform exploration, the same RNG draws), losses to float rounding
     cfg = small_cfg(tmp_path / "vec", seeds=(4,))
-    vec = train_vectorized(cfg, Path(cfg.out_dir))[0]
+    run = seed_config(cfg, 4, Path(cfg.out_dir))
+    vec = Training([run], [Path(run.out_dir)], stacked=True).run()[0]
     plain_rows, vec_rows = rows(tmp_path / "plain"), rows(tmp_path / "vec" / "seed_4")
     assert [r["train_return"] for r in plain_rows] == [r["train_return"] for r in vec_rows]
     for p, v in zip(plain_rows, vec_rows):
@@ -328,14 +330,14 @@ def test_cli_seeds_syntax_and_refusals():
     args = _parser().parse_args(["train", "--seeds", "0-2,7"])
     assert vd.TrainConfig().with_overrides({"seeds": args.cfg_seeds}).seeds == (0, 1, 2, 7)
     assert vd.TrainConfig().with_overrides(["seeds=[1, 3]"]).seeds == (1, 3)
-    with pytest.raises(ValueError, match="matrix', 'vmas'.*'custom/x'.*run the seeds as separate processes"):
+    with pytest.raises(ValueError, match="'matrix', 'pettingzoo'.*'custom/x'.*run the seeds as separate processes"):
         vd.TrainConfig(env="custom/x", seeds=(0, 1))
-    vd.TrainConfig.preset("maven", "matrix/m-step", seeds=(0, 1))  # every registered algorithm runs vectorized
+    vd.TrainConfig(algo="maven", env="matrix/m-step", seeds=(0, 1))  # every registered algorithm runs vectorized
     with pytest.raises(ValueError, match="collector='single'"):
         vd.TrainConfig(env="matrix/qtran", collector="async", seeds=(0, 1))
     with pytest.raises(ValueError, match="Bad --seeds"):
         vd.TrainConfig(seeds="3-1")
-    vd.TrainConfig.preset("maven", "matrix/m-step", seeds=(2,))  # one seed: today's single run, any algorithm
+    vd.TrainConfig(algo="maven", env="matrix/m-step", seeds=(2,))  # one seed: today's single run, any algorithm
 
 
 def test_learner_hooks_keep_the_single_run_path():

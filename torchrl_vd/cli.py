@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="torchrl-vd", description="Value decomposition (VDN, QMIX, QTRAN, MAVEN) on TorchRL.")
+    p = argparse.ArgumentParser(prog="torchrl-vd", description="Cooperative multi-agent value decomposition (VDN, QMIX, QTRAN, MAVEN, Weighted QMIX, QPLEX) on TorchRL.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train an algorithm on an environment",
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     from torchrl_vd import reproduce
 
     reproduce.add_arguments(sub.add_parser("reproduce", help="run a reproduction suite through Ray, compare with "
-                                           "published numbers (torchrl_vd/reproduce.py)"))
+                                           "published numbers"))
     return p
 
 
@@ -69,19 +69,35 @@ def _config_fields():
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (``--eps-frames`` for ``eps_frames``), its docstring and default as help."""
+    """One flag per TrainConfig field (``--eps-frames`` for ``eps_frames``): its docstring, its choices (``Literal``
+    fields; registered names for ``--algo``) and its default as help. A field left out takes its preset for the
+    algorithm and env family (docs/PRESETS.md), else this default."""
     import dataclasses
+    import typing
 
+    from torchrl_vd.train.algos import algorithms
     from torchrl_vd.train.config import TrainConfig
     from torchrl_vd.train.options import field_docs
 
-    docs = field_docs(TrainConfig)
-    group = parser.add_argument_group("TrainConfig fields (values parsed as JSON where possible)")
+    docs, hints = field_docs(TrainConfig), typing.get_type_hints(TrainConfig)
+    group = parser.add_argument_group("TrainConfig fields (values parsed as JSON where possible; a field left out "
+                                      "takes its preset for the algorithm and env family, else the default)")
     for f in _config_fields():
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         doc = " ".join(docs.get(f.name, "").split()).replace("%", "%%")
+        choices = sorted(algorithms()) if f.name == "algo" else _choices(hints[f.name])
+        listed = f" Choices: {', '.join(map(str, choices))}." if choices else ""
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", metavar="V", default=None,
-                           help=f"{doc} (default: {json.dumps(default) if not isinstance(default, str) else default})")
+                           help=f"{doc}{listed} (default: {json.dumps(default) if not isinstance(default, str) else default})")
+
+
+def _choices(hint) -> list:
+    """The values a ``Literal`` type (also inside ``X | Literal[...]`` or ``tuple[Literal[...], ...]``) allows."""
+    import typing
+
+    if typing.get_origin(hint) is typing.Literal:
+        return list(typing.get_args(hint))
+    return [c for arg in typing.get_args(hint) if arg is not Ellipsis for c in _choices(arg)]
 
 
 def _algo_options_help() -> str:
@@ -103,24 +119,23 @@ def _algo_options_help() -> str:
 
 
 def _train(args) -> int:
-    from torchrl_vd.train import TrainConfig, train
-    from torchrl_vd.train.checkpoint import config_for_resume
+    from torchrl_vd.train.config import TrainConfig, split_assignment
 
     overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in _config_fields()
                  if getattr(args, f"cfg_{f.name}") is not None}
-    if args.resume:
-        cfg = config_for_resume(args.resume)
-    else:  # the env family's and the algorithm's presets first (TrainConfig.preset), then the flags
-        cfg = TrainConfig.preset(overrides.get("algo", TrainConfig.algo), overrides.get("env", TrainConfig.env))
     if args.out_dir is not None:
         overrides["out_dir"] = args.out_dir
     if args.quiet:
         overrides["progress"] = False
-    # one step, flags then --set (the later wins): the config is validated once, as the user meant it, never
-    # half-applied (frames=2048 before --set frames_per_batch=256 would be "less than one batch")
-    from torchrl_vd.train.config import split_assignment
+    overrides.update(split_assignment(a) for a in args.set)  # flags, then --set (the later wins)
+    if args.resume:  # the saved config, complete; the overrides on top
+        from torchrl_vd.train.checkpoint import config_for_resume
 
-    cfg = cfg.with_overrides({**overrides, **dict(split_assignment(a) for a in args.set)})
+        cfg = config_for_resume(args.resume).with_overrides(overrides)
+    else:  # the same words as TrainConfig(...): presets fill what the flags leave out
+        cfg = TrainConfig().with_overrides(overrides)
+    from torchrl_vd.train.loop import train
+
     result = train(cfg)
     print(json.dumps(result.summary, indent=2))
     print(f"run directory: {result.out_dir}")

@@ -106,4 +106,5 @@ register_env_family(
     ),
     extra="lbf",
     tasks=lbf_tasks,
+    many_seeds=True,
 )(make_lbf_env)

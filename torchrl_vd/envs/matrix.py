@@ -561,6 +561,7 @@ def matrix_tasks() -> list[str]:
         "linear, monotonic, custom[payoff]), QMIX two-step, MAVEN m-step[steps], memory[delay, n_agents]."
     ),
     tasks=matrix_tasks,
+    many_seeds=True,
 )
 def make_matrix_env(
     task: str,

@@ -738,4 +738,5 @@ register_env_family(
     description="PettingZoo envs (MPE via mpe2; butterfly/classic/sisl by 'family/task'); ':aec' for the AEC API",
     extra="pettingzoo",
     tasks=pettingzoo_tasks,
+    many_seeds=True,
 )(make_pettingzoo_env)

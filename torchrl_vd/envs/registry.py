@@ -33,6 +33,7 @@ class EnvFamily:
     description: str
     extra: str | None = None  # pip extra that provides the optional dependency
     tasks: Callable[[], list[str]] | None = None  # full task list, when cheap to compute
+    many_seeds: bool = False  # the factory batches N seeds' envs as one env of N x num_envs (TrainConfig.seeds)
 
 
 _FAMILIES: dict[str, EnvFamily] = {}
@@ -54,11 +55,15 @@ def register_env_family(
     description: str,
     extra: str | None = None,
     tasks: Callable[[], list[str]] | None = None,
+    many_seeds: bool = False,
 ):
-    """Decorator registering ``factory(task, *, num_envs, device, seed, **kwargs)`` under ``name/``."""
+    """Decorator registering ``factory(task, *, num_envs, device, seed, **kwargs)`` under ``name/``.
+
+    ``many_seeds``: the factory's ``num_envs`` envs are independent copies in one batch, so N seeds of a run can
+    share one env of N x ``num_envs`` (``TrainConfig.seeds``)."""
 
     def deco(factory):
-        _FAMILIES[name] = EnvFamily(name, factory, list(examples), description, extra, tasks)
+        _FAMILIES[name] = EnvFamily(name, factory, list(examples), description, extra, tasks, many_seeds)
         return factory
 
     return deco

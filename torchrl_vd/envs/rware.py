@@ -77,4 +77,5 @@ register_env_family(
     description="Multi-Robot Warehouse (rware gymnasium ids); 500-step limit as truncation, state = stacked observations",
     extra="rware",
     tasks=rware_tasks,
+    many_seeds=True,
 )(make_rware_env)

@@ -336,4 +336,5 @@ register_env_family(
     ),
     extra="smax",
     tasks=smax_tasks,
+    many_seeds=True,
 )(make_smax_env)

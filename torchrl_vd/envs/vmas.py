@@ -494,5 +494,6 @@ register_env_family(
     description="VMAS vectorized multi-robot scenarios (discrete actions; one homogeneous team)",
     extra="vmas",
     tasks=vmas_tasks,
+    many_seeds=True,
 )(make_vmas_env)
 

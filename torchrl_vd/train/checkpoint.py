@@ -81,7 +81,7 @@ def state_digest(state: dict) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path: Path, *, cfg, learner, extra_modules: dict, frames: int, metrics_rows: int,
+def save_checkpoint(path: Path, *, cfg, learner_state: dict, extra_modules: dict, frames: int, metrics_rows: int,
                     next_eval: float) -> Path:
     """Write the checkpoint crash-consistently (see the module docstring); returns ``path``.
 
@@ -90,7 +90,7 @@ def save_checkpoint(path: Path, *, cfg, learner, extra_modules: dict, frames: in
     Raises ``OSError`` naming the file when it cannot be written (full disk, permissions); the previous
     checkpoint is then left as it was.
     """
-    learned = learner.state_dict()
+    learned = dict(learner_state)  # Learner.state_dict() / seed_state_dict(k)
     buffer = learned.pop("replay_buffer")
     state = {
         "format_version": FORMAT_VERSION,
@@ -273,16 +273,16 @@ def config_for_resume(run_dir: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(d)
 
 
-def restore_modules(state: dict, loss, optimizer=None, extra_modules: dict | None = None) -> None:
-    """Load networks (and optimizer) from ``state``; names the mismatch if the architecture differs."""
+def restore_modules(state: dict, loss=None, extra_modules: dict | None = None) -> None:
+    """Load the loss module's networks and the extra modules from ``state``; names the mismatch if the
+    architecture differs."""
     try:
-        with warnings.catch_warnings():  # torchrl warns on any access to target params without an updater
-            warnings.filterwarnings("ignore", message="No target network updater")
-            loss.load_state_dict(state["loss_module"])
+        if loss is not None:
+            with warnings.catch_warnings():  # torchrl warns on any access to target params without an updater
+                warnings.filterwarnings("ignore", message="No target network updater")
+                loss.load_state_dict(state["loss_module"])
         for k, m in (extra_modules or {}).items():
             m.load_state_dict(state["extra_modules"][k])
-        if optimizer is not None:
-            optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, KeyError, ValueError) as err:
         raise ValueError(
             f"Checkpoint does not match the networks built from its config (changed code or --set?): {err}"

@@ -7,10 +7,12 @@ Every variant yields batches ``[num_envs, T]`` (multi-process ones ``[workers, n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
 import time
+from pathlib import Path
 
 import torch
 from tensordict import TensorDictBase
@@ -20,9 +22,11 @@ from torchrl_vd.train.learner import EpsilonSchedule
 from torchrl_vd.train.threads import fork_is_safe, ray_workers_at_normal_priority
 
 
-def make_collector(cfg, env, env_fn, policy, total_frames: int):
-    """torchrl's ``Collector``: in this process, or ``num_workers`` processes / Ray actors (``cfg.collector``)."""
-    common = dict(frames_per_batch=cfg.frames_per_batch, total_frames=total_frames, device=cfg.device,
+def make_collector(cfg, env, env_fn, policy, *, frames_per_batch: int, total_frames: int):
+    """torchrl's ``Collector``: in this process, or ``num_workers`` processes / Ray actors (``cfg.collector``).
+
+    ``frames_per_batch`` / ``total_frames`` count every env of ``env`` (N seeds: N x a seed's)."""
+    common = dict(frames_per_batch=frames_per_batch, total_frames=total_frames, device=cfg.device,
                   auto_register_policy_transforms=False)  # agents add their own env transforms
     if cfg.collector == "single":
         return Collector(env, policy, **common)
@@ -203,4 +207,69 @@ def _ray_init_config(cfg) -> dict:
     return {"address": address} if address else {"num_cpus": max(2, cfg.num_workers)}
 
 
-__all__ = ["OverlapCollector", "make_collector"]
+class NoCollector:
+    """Stands in for the collector when a resumed run has no frames left to collect (only its ending)."""
+
+    def __iter__(self):
+        return iter(())
+
+    def shutdown(self) -> None:
+        pass  # nothing was started: the run only writes its ending
+
+
+def watch_workers(collector, cfg, out_dir: Path):
+    """Iterate ``collector``; a dead worker process becomes an error naming it and the way to continue."""
+    it = iter(collector)
+    while True:
+        with worker_errors(collector, cfg, out_dir):
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+        yield batch
+
+
+@contextlib.contextmanager
+def worker_errors(collector, cfg, out_dir: Path):
+    """Turn the failure of a multi/ray/async collector's worker into a ``RuntimeError`` that says which
+    worker died and how to continue (resume from the last checkpoint). Single-process collectors: no-op."""
+    if cfg.collector == "single":
+        yield
+        return
+    try:
+        yield
+    except Exception as err:
+        procs = list(getattr(collector, "procs", None) or [])
+        proc = getattr(collector, "_proc", None)
+        procs += [proc] if proc is not None else []
+        codes = [(i, p.pid, _exitcode(p)) for i, p in enumerate(procs)]
+        dead = [c for c in codes if c[2] not in (None, 0)]
+        first = [c for c in dead if c[2] != -signal.SIGTERM] or dead  # torchrl SIGTERMs the others after a death
+        who = ", ".join(f"worker {i} (pid {pid}, {_describe_exit(code)})" for i, pid, code in first) or "a worker"
+        raise RuntimeError(
+            f"collector={cfg.collector!r}: {who} stopped mid-run ({type(err).__name__}: {str(err)[:300]}). The run "
+            f"stops here; continue it from its last checkpoint with `torchrl-vd train --resume {out_dir}` "
+            "(TrainConfig(resume=...)); if workers keep dying, check memory (dmesg: OOM killer) or use "
+            "collector='single' to see the env's own error."
+        ) from err
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass  # a signal number Python has no name for: report the raw code below
+    return f"exit code {code}"
+
+
+def _exitcode(proc):
+    try:
+        if proc.exitcode is None:
+            proc.join(timeout=2)  # a worker whose pipe just closed may not have been reaped yet
+        return proc.exitcode
+    except (ValueError, AssertionError):  # a closed Process (torchrl closes the workers it stops), not our child
+        return getattr(proc, "_popen", None) and proc._popen.returncode
+
+
+__all__ = ["NoCollector", "OverlapCollector", "make_collector", "watch_workers", "worker_errors"]

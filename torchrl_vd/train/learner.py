@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from tensordict import TensorDictBase
@@ -21,6 +22,10 @@ from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_vd.keys import REWARD
 from torchrl_vd.objectives.utils import FusedSoftUpdate
+from torchrl_vd.train.reward_standardisation import reward_standardiser
+
+if TYPE_CHECKING:
+    from torchrl_vd.train.population import SeedStack
 
 TEAM_REWARD = ("next", REWARD)  # the team reward of a stored transition [*B, 1]
 NEXT_TERMINATED = ("next", "terminated")  # [*B, 1]: the TD target does not bootstrap past it
@@ -55,104 +60,6 @@ class EpsilonSchedule:
         if frames >= self.frames:  # also frames=0 schedules; exactly `end`, not start + 1.0 * (end - start)
             return self.end
         return self.start + frames / self.frames * (self.end - self.start)
-
-
-class RunningRewardStats:
-    """Running mean and variance of the sampled team rewards, and the rewards standardised by them.
-
-    EPyMARL's ``standardise_rewards`` (uoe-agents/epymarl src/components/standarize_stream.py, its
-    ``RunningMeanStd``, from semitable/fast-marl; used in src/learners/q_learner.py): before each gradient step
-    the statistics absorb the minibatch's rewards (Chan et al.'s parallel update: count starts at 1e-4, mean at
-    0, var at 1; the batch variance is torch's unbiased ``var``), then the step uses ``(r - mean) / sqrt(var)``.
-    EPyMARL's minibatches of whole episodes also count the zero rewards of the padding after an episode ends;
-    the transitions and sequences stored here have no padding.
-
-    ``lead``: leading dimensions with their own statistics (``(N,)``: N vectorized seeds, one each).
-    """
-
-    def __init__(self, lead: tuple[int, ...] = (), device=None):
-        self.mean = torch.zeros(*lead, 1, device=device)  # [*lead, 1]
-        self.var = torch.ones(*lead, 1, device=device)  # [*lead, 1]
-        self.count = 1e-4
-        self.lead = len(lead)
-
-    def __call__(self, reward: torch.Tensor) -> torch.Tensor:
-        """Update with ``reward`` ``[*lead, *rows, 1]``, then return it standardised (same shape)."""
-        rows = reward.reshape(*reward.shape[:self.lead], -1)  # [*lead, R]: every sampled reward of each lead
-        batch_mean, batch_var, n = rows.mean(-1, keepdim=True), rows.var(-1, keepdim=True), rows.shape[-1]
-        delta = batch_mean - self.mean  # [*lead, 1]
-        total = self.count + n
-        m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
-        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
-        view = (*self.mean.shape[:-1], *[1] * (reward.ndim - self.lead))  # broadcast over the rows
-        return (reward - self.mean.reshape(view)) / self.var.sqrt().reshape(view)
-
-    def state_dict(self) -> dict:
-        return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), float(state["count"])
-
-    def seed_state_dict(self, k: int) -> dict:
-        """Lead ``k``'s statistics in a single run's format (vectorized seed k's own checkpoint)."""
-        return {"mean": self.mean[k].clone(), "var": self.var[k].clone(), "count": self.count}
-
-    @staticmethod
-    def stack_states(states: list[dict]) -> dict:
-        """N single runs' states as one state with a leading seed dimension (the inverse of seed_state_dict)."""
-        return {"mean": torch.stack([s["mean"] for s in states]), "var": torch.stack([s["var"] for s in states]),
-                "count": states[0]["count"]}  # [N, 1] each; every seed has seen the same number of rewards
-
-
-class BatchRewardStandardiser:
-    """Each sampled minibatch's team rewards standardised by that minibatch's own mean and std.
-
-    MARLlib's ``reward_standardize`` (Replicable-MARL/MARLlib marllib/marl/algos/core/VD/iql_vdn_qmix.py,
-    ``JointQLoss``; on in its MPE VDN/QMIX runs): ``r <- (r - r.mean()) / (r.std() + 1e-5)`` over every element of
-    the sampled ``[B, T, n_agents]`` reward tensor, where MARLlib's cooperative wrapper gives each of the ``n``
-    agents the same copy of the team reward. Here the team reward is stored once per step ``[*rows, 1]``; the std
-    is torch's unbiased one taken as over ``copies`` identical copies of every reward (``copies = n_agents``
-    gives MARLlib's value exactly): var = copies · Σ (r − mean)² / (copies · R − 1) for R rewards. No state.
-
-    ``lead``: leading dimensions standardised separately (``(N,)``: N vectorized seeds).
-    """
-
-    EPS = 1e-5
-
-    def __init__(self, lead: tuple[int, ...] = (), copies: int = 1):
-        self.lead, self.copies = len(lead), int(copies)
-
-    def __call__(self, reward: torch.Tensor) -> torch.Tensor:
-        """``reward`` ``[*lead, *rows, 1]`` standardised by its own statistics per lead (same shape)."""
-        rows = reward.reshape(*reward.shape[:self.lead], -1)  # [*lead, R]: every sampled reward of each lead
-        mean = rows.mean(-1, keepdim=True)  # [*lead, 1]
-        var = (rows - mean).square().sum(-1, keepdim=True) * self.copies / (self.copies * rows.shape[-1] - 1)
-        view = (*mean.shape[:-1], *[1] * (reward.ndim - self.lead))  # broadcast over the rows
-        return (reward - mean.reshape(view)) / (var.sqrt().reshape(view) + self.EPS)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass  # stateless: nothing to restore
-
-    def seed_state_dict(self, k: int) -> dict:
-        return {}
-
-    @staticmethod
-    def stack_states(states: list[dict]) -> dict:
-        return {}
-
-
-def reward_standardiser(cfg, lead: tuple[int, ...], n_agents: int):
-    """The standardiser ``cfg.standardise_rewards`` names, or None when it is off: ``"running"`` (or ``True``)
-    EPyMARL's running statistics, ``"batch"`` MARLlib's per-minibatch ones."""
-    kind = "running" if cfg.standardise_rewards is True else cfg.standardise_rewards
-    if not kind:
-        return None
-    if kind == "batch":
-        return BatchRewardStandardiser(lead, copies=n_agents)
-    return RunningRewardStats(lead, device=cfg.device)
 
 
 def time_limits_as_terminal(batch: TensorDictBase) -> TensorDictBase:
@@ -214,9 +121,9 @@ class Learner:
         return ()
 
     def add(self, batch: TensorDictBase) -> None:
-        """Store a collected batch ``[num_envs, T]``, validating each transition once as it enters
+        """Store a collected batch ``[1, num_envs, T]`` (one seed), validating each transition once as it enters
         (when the loss checks its inputs), so that the minibatches drawn from it need no check."""
-        stored = _to_storage(self.storable(batch), self.recurrent, self.seq_len)
+        stored = _to_storage(self.storable(batch.squeeze(0)), self.recurrent, self.seq_len)  # [1, E, T] -> [E, T] -> ...
         if self.loss.check_inputs:
             self.loss.read_batch(stored)
         self.replay_buffer.extend(stored)
@@ -290,6 +197,14 @@ class Learner:
             "reward_stats": None if self.reward_stats is None else self.reward_stats.state_dict(),
         }
 
+    def seed_state_dict(self, k: int) -> dict:
+        """Seed ``k``'s part of :meth:`state_dict` in a single run's format: for one seed, all of it."""
+        return self.state_dict()
+
+    def load_seed_states(self, states: list[dict]) -> None:
+        """Restore from the seeds' single-run learner states (:func:`~torchrl_vd.train.checkpoint.learner_state`)."""
+        self.load_state_dict(states[0])
+
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         if state["replay_buffer"] is not None:
@@ -300,6 +215,96 @@ class Learner:
             self.updater.counter = state["updater_counter"]
         if self.reward_stats is not None and state.get("reward_stats") is not None:
             self.reward_stats.load_state_dict(state["reward_stats"])
+
+
+# ---------------------------------------------------------------------------------------------- many seeds
+def clip_grad_norm_per_seed_(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` for each seed of stacked parameters ``[N, ...]``: seed k's global norm
+    is taken over its slice of every gradient, and only its slice is scaled. Returns the norms ``[N]``."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # [N]
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # [N], clip_grad_norm_'s formula
+    torch._foreach_mul_(grads, [coef.reshape(-1, *[1] * (g.ndim - 1)) for g in grads])  # [N, 1, ...] each
+    return norms
+
+
+class SeedLearner(Learner):
+    """The :class:`Learner` of N stacked seeds (train/population.py ``SeedStack``): the same buffer, optimizer and
+    target updater (built on the template's stacked parameters), with each seed's transitions in its own column
+    of the buffer (``[capacity, N]``), per-seed minibatches, the vmapped loss and per-seed clipping.
+
+    Independence: every seed draws its own uniform indices (with replacement) into its own column; the summed
+    loss Σ_k L_k gives each seed's slice exactly ∇L_k; the global grad-norm clip is taken per seed, over that
+    seed's slice of every parameter; Adam/RMSprop and the Polyak / hard target updates are elementwise, so one
+    optimizer / updater over stacked tensors equals N independent ones."""
+
+    def __init__(self, cfg, stack: SeedStack, *, time_steps: int):
+        self.stack = stack
+        super().__init__(cfg, stack.template, time_steps=time_steps)
+
+    def stat_lead(self) -> tuple[int, ...]:
+        return (self.stack.n,)  # each seed standardises its rewards by its own statistics
+
+    def add(self, batch: TensorDictBase) -> None:
+        """Store a collected batch ``[N, num_envs, T]`` as ``[num_envs*T, N]`` (sequences ``[num_envs*T/L, N, L]``)."""
+        batch = self.storable(batch)
+        stored = torch.stack([_to_storage(batch[k], self.recurrent, self.seq_len) for k in range(self.stack.n)],
+                             dim=1)  # [M, N(, L)]
+        if self.loss.check_inputs:
+            self.loss.read_batch(stored.reshape(-1, *stored.shape[2:]))  # [M*N(, L)]
+        self.replay_buffer.extend(stored)
+
+    def minibatches(self, n: int, chunk: int = 32):
+        """``n`` minibatches ``[N, B(, L)]``, every seed with its own uniform draw (with replacement) of its own
+        transitions, ``chunk`` draws per gather as in :func:`_minibatches`.
+
+        Hand-written: torchrl's samplers draw one index vector per call (N calls per minibatch); one
+        ``randint [N, chunk*B]`` + one gather is the same per-seed uniform sampling."""
+        data = self.replay_buffer.storage._storage  # [capacity, N(, L)]
+        size, b = len(self.replay_buffer), self.replay_buffer.batch_size
+        seeds = torch.arange(self.stack.n, device=data.device).unsqueeze(1)  # [N, 1]
+        while n > 0:
+            k = min(n, chunk)
+            idx = torch.randint(size, (self.stack.n, k * b), device=data.device)  # [N, k*B]
+            yield from data[idx, seeds].split(b, dim=1)  # k x [N, B(, L)]
+            n -= k
+
+    def objective(self, sample: TensorDictBase) -> torch.Tensor:
+        return self.stack.loss(sample)  # [N]
+
+    def clip_grads(self) -> None:
+        clip_grad_norm_per_seed_(self.params, self.grad_clip)
+
+    def seed_state_dict(self, k: int) -> dict:
+        """Seed ``k``'s part of :meth:`state_dict`, in a single run's format (its own checkpoint)."""
+        n = len(self.replay_buffer)
+        opt = self.optimizer.state_dict()
+        return {
+            "loss_module": self.stack.seed_state_dict(k),
+            "optimizer": {**opt, "state": {i: {name: v[k].clone() if v.ndim else v.clone() for name, v in s.items()}
+                                           for i, s in opt["state"].items()}},  # 0-dim: the shared step count
+            "replay_buffer": {"data": self.replay_buffer.storage._storage[:n, k].clone() if n else None,
+                              "writer": self.replay_buffer._writer.state_dict()},
+            "updates": self.updates,
+            "updater_counter": getattr(self.updater, "counter", None),
+            "reward_stats": None if self.reward_stats is None else self.reward_stats.seed_state_dict(k),
+        }
+
+    def load_seed_states(self, states: list[dict]) -> None:
+        """Restore from N single-run learner states (:func:`~torchrl_vd.train.checkpoint.learner_state`)."""
+        opts = [s["optimizer"] for s in states]
+        state = {i: {name: torch.stack([o["state"][i][name] for o in opts]) if v.ndim else v
+                     for name, v in s.items()} for i, s in opts[0]["state"].items()}
+        data = [s["replay_buffer"]["data"] for s in states]
+        self.load_state_dict({
+            "optimizer": {**opts[0], "state": state},
+            "replay_buffer": {"data": None if data[0] is None else torch.stack(data, dim=1),  # [M, N(, L)]
+                              "writer": states[0]["replay_buffer"]["writer"]},
+            "updates": states[0]["updates"],
+            "updater_counter": states[0]["updater_counter"],
+            "reward_stats": None if states[0].get("reward_stats") is None or self.reward_stats is None
+            else type(self.reward_stats).stack_states([s["reward_stats"] for s in states]),
+        })
 
 
 @contextlib.contextmanager
@@ -361,4 +366,4 @@ def _fused_ok(params) -> bool:
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-__all__ = ["BatchRewardStandardiser", "EpsilonSchedule", "Learner", "RunningRewardStats"]
+__all__ = ["EpsilonSchedule", "Learner", "SeedLearner", "clip_grad_norm_per_seed_", "time_limits_as_terminal"]

@@ -1,275 +1,331 @@
-"""``train(TrainConfig) -> TrainResult``: the one training loop every algorithm shares (``TrainConfig.seeds``:
-many seeds in one process, train/seeds.py).
+"""``train(TrainConfig)``: the one training loop, for one seed or many in one process (``TrainConfig.seeds``).
 
-The loop only wires the parts together, each in its own module: the algorithm table (algos.py) builds
-the loss and any extra pieces, the trainer's env wraps ``make_env`` (environment.py), a torchrl
-``Collector`` variant collects ε-greedy batches (collectors.py), the :class:`Learner` stores them and
-takes the gradient steps (learner.py), greedy evaluation (evaluation.py), the run directory's files and
-progress bar (run_files.py) and checkpoints (checkpoint.py).
+The loop wires parts that each live in their own module: the seeds' networks and the algorithm's extras
+(population.py, built through the algorithm table), the trainer's env (environment.py), a torchrl ``Collector``
+variant (collectors.py), the learner (learner.py), greedy evaluation (evaluation.py), the run directory's files
+(run_files.py) and checkpoints (checkpoint.py). N seeds share one env batch of N x ``num_envs`` envs (seed k's are
+rows k·num_envs … (k+1)·num_envs − 1), one collector and one learner; each seed keeps its own run directory, as a
+lone run of that seed would write it. One seed is a lone run.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import json
 import math
-import signal
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from torchrl_vd.envs.registry import describe_env, make_env
 from torchrl_vd.modules.agents import make_agent_policies
-from torchrl_vd.train.algos import get_algo
-from torchrl_vd.train.checkpoint import CHECKPOINT, learner_state, load_checkpoint, restore_modules, save_checkpoint
-from torchrl_vd.train.collectors import OverlapCollector, make_collector
+from torchrl_vd.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from torchrl_vd.train.collectors import NoCollector, OverlapCollector, make_collector, watch_workers, worker_errors
 from torchrl_vd.train.config import TrainConfig
 from torchrl_vd.train.environment import build_env
-from torchrl_vd.train.evaluation import NO_EVAL, evaluate
+from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats, win_stats
 from torchrl_vd.train.guards import StopSignal, check_finite
-from torchrl_vd.train.learner import EpsilonSchedule, Learner
+from torchrl_vd.train.learner import EpsilonSchedule
 from torchrl_vd.train.plot import draw_beside
-from torchrl_vd.train.run_files import Progress, RunFiles, check_run_dir, metric_columns, metric_row
+from torchrl_vd.train.population import build_population, seed_config
 from torchrl_vd.train.result import SeedsResult, TrainResult
-from torchrl_vd.train.seeds import train_seeds
+from torchrl_vd.train.run_files import Progress, RunFiles, atomic_write_text, check_run_dir, metric_columns, metric_row
+from torchrl_vd.train.stats import t_interval
 from torchrl_vd.train.threads import set_default_threads
+
+EVAL_SEED_OFFSET = 10_000
+"""Greedy evaluation plays envs seeded ``seed + EVAL_SEED_OFFSET``: the same initial states at every evaluation."""
 
 
 def train(cfg: TrainConfig) -> TrainResult | SeedsResult:
-    """Train ``cfg.algo`` on ``cfg.env``; write metrics.csv, summary.json, checkpoint and PNG to the run dir.
+    """Train ``cfg.algo`` on ``cfg.env``; write metrics.csv, summary.json, checkpoint and PNG to the run directory.
 
-    With ``cfg.seeds``: one run per seed in one process (train/seeds.py), returning a :class:`SeedsResult`.
+    With ``cfg.seeds``: one run directory per seed under ``out_dir`` (``seed_<k>``), the aggregate summary and
+    plot beside them, and a :class:`SeedsResult`.
     """
-    if cfg.seeds:
-        return train_seeds(cfg, train_one=_train_one)
-    return _train_one(cfg)
-
-
-def _train_one(cfg: TrainConfig) -> TrainResult:
-    """One run (``cfg.seed``)."""
-    spec = get_algo(cfg.algo)  # the unknown-algo error, with close matches
     cfg.check_runtime()  # e.g. device="cuda" on a machine without CUDA
     set_default_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out_dir = Path(cfg.out_dir or f"runs/{cfg.algo}-{cfg.env.replace('/', '_')}-{cfg.seed}")
-    check_run_dir(out_dir, cfg.resume)
-    resume_state = None
-    if cfg.resume:  # a run killed before its first checkpoint has only config.json: it starts again
-        resume_state = load_checkpoint(cfg.resume, missing_ok=(Path(cfg.resume) / "config.json").exists())
-        if resume_state is None:
-            warnings.warn(f"{cfg.resume} has no checkpoint yet (the run stopped before its first one, "
-                          f"checkpoint_every={cfg.checkpoint_every}); starting it again from frame 0.",
-                          RuntimeWarning, stacklevel=2)
+    if cfg.seeds:
+        return _train_seeds(cfg)
+    out = Path(cfg.out_dir or f"runs/{cfg.algo}-{cfg.env.replace('/', '_')}-{cfg.seed}")
+    return Training([cfg], [out]).run()[0]
 
-    base_env = make_env(cfg.env, num_envs=cfg.num_envs, device=cfg.device, seed=cfg.seed, **cfg.env_kwargs)
-    info = describe_env(base_env)
-    cfg.check_env(info)  # options the env cannot serve, before any work
-    parts = spec.parts(cfg, info)
-    loss = parts.loss_module.to(cfg.device)
-    agent = loss.agent_net
-    env = build_env(cfg, parts.env_transforms, agent, base=base_env)
-    eval_env = build_env(cfg, parts.env_transforms, agent, num_envs=cfg.eval_episodes, seed=cfg.seed + 10_000)
-    learner = Learner(cfg, loss, parts.extra_modules, time_steps=cfg.frames_per_batch // cfg.num_envs)
-    epsilon = EpsilonSchedule.from_config(cfg)
-    greedy, explore = make_agent_policies(agent, action_mask=info.has_action_mask, eps_init=cfg.eps_start,
-                                          eps_end=cfg.eps_start, group=info.group,  # ε: set from `epsilon` only
-                                          keep_values=False)  # no Q-values in the replay buffer
-    egreedy = explore[-1]
 
-    frames, next_eval = 0, float(cfg.eval_every or math.inf)
-    if resume_state is not None:
-        restore_modules(resume_state, loss, extra_modules=parts.extra_modules)
-        learner.load_state_dict(learner_state(resume_state))
-        frames, next_eval = resume_state["frames"], resume_state["next_eval"]
-        if frames >= cfg.frames and (out_dir / "summary.json").exists():
-            raise ValueError(f"The run in {cfg.resume} already reached {frames} frames (frames={cfg.frames}); "
-                             "raise it with --set frames=N to train further.")
-    env_fn = functools.partial(build_env, cfg, parts.env_transforms, agent)  # picklable, for worker processes
-    if frames >= cfg.frames:  # killed after its final checkpoint, before summary.json: only the ending is left
-        collector = _NoCollector()
-    elif cfg.collector == "async":  # seeded in its worker; resumed runs start fresh episodes there (not bitwise)
-        collector = OverlapCollector(cfg, env_fn, explore, frames0=frames, epsilon=epsilon,
-                                     seed=cfg.seed if resume_state is None else cfg.seed + frames)
-    else:
-        collector = make_collector(cfg, env, env_fn, explore, total_frames=cfg.frames - frames)
-        if resume_state is None:
-            collector.set_seed(cfg.seed)
-        else:  # checkpoints fall on episode boundaries (see checkpoint.py): same reset, then the saved RNG
-            collector.set_seed(cfg.seed + frames)
-            if cfg.collector == "single":
-                collector.reset()
-    if resume_state is not None:
-        torch.set_rng_state(resume_state["torch_rng"])
-
-    rows_before = resume_state["metrics_rows"] if resume_state is not None else 0
-    columns = metric_columns(info, parts.metric_columns)
-    files = RunFiles(out_dir, cfg, columns, keep_rows=rows_before if cfg.resume else None)
-    metrics: list[dict] = []
+def _train_seeds(cfg: TrainConfig) -> SeedsResult:
+    """``cfg.seeds`` in one process: the seeds' runs, then ``out_dir/summary.json`` (their final greedy returns,
+    mean and 95% Student-t interval) and ``out_dir/learning_curve.png`` (every seed's curve)."""
+    out = Path(cfg.out_dir or f"runs/{cfg.algo}-{cfg.env.replace('/', '_')}-seeds")
+    check_run_dir(out, cfg.resume)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))  # what `--resume out` reads
     t0 = time.perf_counter()
-    frames_at_start = frames
-    next_ckpt = (frames // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else math.inf
-    bar = Progress(cfg, initial=frames)
-    stop = StopSignal()
-    ckpt_stats = {"checkpoints": 0, "checkpoint_time_s": 0.0}
-
-    def checkpoint() -> None:
-        t = time.perf_counter()
-        if cfg.collector == "single":  # episode boundary: identical in resumed and uninterrupted runs
-            collector.set_seed(cfg.seed + frames)
-            collector.reset()  # (worker collectors restart fresh on resume instead: resumable, not bitwise)
-        files.sync()  # the rows the checkpoint counts are on disk before it is
-        save_checkpoint(out_dir / CHECKPOINT, cfg=cfg, learner=learner, extra_modules=parts.extra_modules,
-                        frames=frames, metrics_rows=rows_before + len(metrics), next_eval=next_eval)
-        ckpt_stats["checkpoints"] += 1
-        ckpt_stats["checkpoint_time_s"] += time.perf_counter() - t
-
-    def run_eval() -> dict:
-        """Greedy return and std (+ the IGM gap on the evaluated states, ``cfg.igm_eval``; else NaN)."""
-        out = evaluate(greedy, eval_env, seed=cfg.seed + 10_000, igm_loss=loss if cfg.igm_eval else None,
-                       igm_max_joint_actions=cfg.igm_max_joint_actions, igm_max_states=cfg.igm_max_states)
-        return {**NO_EVAL, **out}
-
-    interrupted = False
-    last_eval: tuple[int, dict] | None = None  # (frames, result) of the latest evaluation during training
+    runs = [seed_config(cfg, k, out) for k in cfg.seeds]
+    results = Training(runs, [Path(run.out_dir) for run in runs]).run()
+    summary = aggregate_summary(cfg, results, time.perf_counter() - t0)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     try:
-        egreedy.eps.fill_(epsilon(frames))
-        t_iter = time.perf_counter()  # collect_time/update_time: where each batch's wall time went
-        cpu0 = time.process_time()  # cpu_time: this process's CPU seconds (+ the async worker's collecting)
-        for batch in _watch_workers(collector, cfg, out_dir):  # [num_envs, T]
-            t_collected = time.perf_counter()
-            if batch.ndim == 3:  # multi-process collectors stack workers: [workers, num_envs, T]
-                batch = batch.reshape(-1, batch.shape[-1])  # [workers * num_envs, T]
-            check_finite(batch, frames)
-            frames += batch.numel()
-            learner.add(batch)
-            extra = parts.after_batch(batch, frames) if parts.after_batch else {}
-            losses = learner.update(cfg.updates_per_batch) if frames >= cfg.learning_starts else []
-            t_updated = time.perf_counter()
-            eps = epsilon(frames)
-            egreedy.eps.fill_(eps)
-            if cfg.collector in ("multi", "ray"):
-                with _worker_errors(collector, cfg, out_dir):
-                    collector.update_policy_weights_()  # new weights and ε to the workers
-            # (collector="async" takes weights and ε when it starts the next batch, see OverlapCollector)
-            evaluation = dict(NO_EVAL)
-            if frames >= next_eval:
-                last_eval = (frames, run_eval())
-                evaluation = {k: v for k, v in last_eval[1].items() if k in NO_EVAL}  # the metrics.csv columns
-                next_eval += cfg.eval_every
-            elapsed = time.perf_counter() - t0
-            row = metric_row(batch, frames=frames, updates=learner.updates, eps=eps,
-                             loss=torch.stack(losses).mean() if losses else None, evaluation=evaluation,
-                             fps=(frames - frames_at_start) / elapsed, elapsed=elapsed,
-                             times=(t_iter, t_collected, t_updated),
-                             cpu_time=time.process_time() - cpu0 + getattr(collector, "worker_cpu_s", 0.0), extra=extra)
-            metrics.append(row)
-            files.log(row)
-            bar.update(batch.numel(), row)
-            if stop.requested:
-                interrupted = True
-                checkpoint()
-                break
-            if frames >= next_ckpt or frames >= cfg.frames:
-                checkpoint()  # periodic, and always at the end (same path: resumable identically)
-                next_ckpt += cfg.checkpoint_every
-            t_iter = time.perf_counter()
-    finally:
-        stop.restore()
-        bar.close()
-        collector.shutdown()
-        files.close()
-    wall = time.perf_counter() - t0
-    png = out_dir / "learning_curve.png"
-    png_written = draw_beside([([out_dir], png, f"{cfg.algo} on {cfg.env}")])  # during the final evaluation
-    # The greedy policy is evaluated once per set of weights: an evaluation after the last batch's updates
-    # (eval_every dividing frames) is the final one, on the same env and seed.
-    final = last_eval[1] if last_eval is not None and last_eval[0] == frames else run_eval()
+        from torchrl_vd.train.plot import plot_runs
+
+        plot_runs([r.out_dir for r in results], out / "learning_curve.png",
+                  title=f"{cfg.algo} on {cfg.env}, seeds {', '.join(map(str, cfg.seeds))}")
+    except Exception as err:  # a plotting failure must never lose finished runs
+        summary["plot_error"] = repr(err)
+    return SeedsResult(results, summary, out)
+
+
+def aggregate_summary(cfg: TrainConfig, runs: list[TrainResult], wall: float) -> dict:
+    """out_dir/summary.json: the seeds' final greedy returns, their mean and the 95% Student-t half-width."""
+    finals = [r.summary["final_eval_return"] for r in runs]
+    try:
+        mean, half = t_interval(finals)
+    except ImportError:  # SciPy is the `reproduce` extra: the mean without its interval
+        mean, half = float(sum(finals) / len(finals)), math.nan
+    trained = sum(r.summary["frames_per_s"] * r.summary["wall_time_s"] for r in runs)  # frames trained here
     summary = {
-        "algo": cfg.algo,
-        "env": cfg.env,
-        "seed": cfg.seed,
-        "frames": frames,
-        "updates": learner.updates,
+        "algo": cfg.algo, "env": cfg.env, "seeds": list(cfg.seeds), "vectorized": len(runs) > 1,
+        "frames": runs[0].summary["frames"],  # per seed
         "wall_time_s": wall,
-        "frames_per_s": (frames - frames_at_start) / wall if wall > 0 else float("nan"),
-        "final_eval_return": final["eval_return"],
-        "final_eval_return_std": final["eval_return_std"],
-        "eval_episodes": cfg.eval_episodes,
-        **({"final_eval_win_rate": final["eval_win_rate"]} if info.has_battle_won else {}),
-        **({"final_igm_violation_rate": final["igm_violation_rate"], "final_igm_value_gap": final["igm_value_gap"]}
-           if cfg.igm_eval else {}),
-        "interrupted": interrupted,
-        **ckpt_stats,  # periodic checkpoints: how many, and the wall time they took (of wall_time_s)
+        "seed_frames_per_s": trained / wall if wall > 0 else math.nan,
+        "final_eval_return": mean, "final_eval_return_ci95": half, "final_eval_return_per_seed": finals,
+        "run_dirs": [str(r.out_dir) for r in runs],
+        "interrupted": any(r.summary["interrupted"] for r in runs),
     }
-    files.write_summary(summary)
-    plot_errors = png_written()
-    if plot_errors:  # a plotting failure must never lose a finished run
-        summary["plot_error"] = plot_errors[str(png)]
-    return TrainResult(greedy, loss, env, metrics, summary, out_dir, explore, parts, info)
+    for key in ("final_igm_violation_rate", "final_igm_value_gap", "final_eval_win_rate"):
+        if all(key in r.summary for r in runs):
+            summary[key] = sum(r.summary[key] for r in runs) / len(runs)  # mean over seeds
+    return summary
 
 
-class _NoCollector:
-    """Stands in for the collector when a resumed run has no frames left to collect (only its ending)."""
+class Training:
+    """One training run of N >= 1 seeds: build, restore, collect and update, evaluate, checkpoint, finish.
 
-    def __iter__(self):
-        return iter(())
+    Args:
+        runs: each seed's config (N = 1: the run's own config); they differ only in ``seed``, ``out_dir`` and
+            ``resume``, the rest is shared.
+        dirs: each seed's run directory.
+        stacked: stack the networks even for one seed (the vmapped path at N = 1, which tests compare with a lone
+            run); default: stacked for several seeds.
+    """
 
-    def shutdown(self) -> None:
-        pass  # nothing was started: the run only writes its ending
+    def __init__(self, runs: list[TrainConfig], dirs: list[Path], *, stacked: bool | None = None):
+        self.cfg, self.runs, self.dirs = runs[0], runs, dirs
+        for run, run_dir in zip(runs, dirs):
+            check_run_dir(run_dir, run.resume)
+        states = self._resume_states()
+        self.pop = pop = build_population(runs, stacked=stacked)
+        self.n, cfg, info = pop.n, self.cfg, pop.info
+        agent, transforms = pop.loss.agent_net, pop.extras.env_transforms
+        self.env = build_env(cfg, transforms, agent, num_envs=self.n * cfg.num_envs, seed=cfg.seed, base=pop.base_env)
+        self.eval_env = build_env(cfg, transforms, agent, num_envs=self.n * cfg.eval_episodes,
+                                  seed=cfg.seed + EVAL_SEED_OFFSET)
+        self.learner = pop.make_learner(time_steps=cfg.frames_per_batch // cfg.num_envs)
+        self.epsilon = EpsilonSchedule.from_config(cfg)
+        self.greedy, self.explore = make_agent_policies(
+            pop.acting_net, action_mask=info.has_action_mask, eps_init=cfg.eps_start, eps_end=cfg.eps_start,
+            group=info.group, keep_values=False)  # ε is set from `epsilon` only; no Q-values in the replay buffer
+        self.frames, self.next_eval = 0, float(cfg.eval_every or math.inf)
+        if states is not None:
+            self._restore(states)
+        self.collector = self._collector(resumed=states is not None)
+        if states is not None:
+            torch.set_rng_state(states[0]["torch_rng"])
+        rows_before = states[0]["metrics_rows"] if states is not None else 0
+        columns = metric_columns(info, pop.seed_parts[0].metric_columns)
+        self.files = [RunFiles(d, run, columns, keep_rows=rows_before if cfg.resume else None)
+                      for run, d in zip(runs, dirs)]
+        self.rows_before, self.metrics = rows_before, [[] for _ in runs]
+        self.last_eval: tuple[int, list[dict]] | None = None  # (frames, per-seed results) of the latest evaluation
+        self.ckpt_stats = {"checkpoints": 0, "checkpoint_time_s": 0.0}
 
+    # ------------------------------------------------------------------ build and restore
+    def _resume_states(self) -> list[dict] | None:
+        """Every seed's checkpoint state, or None for a fresh start (a run killed before its first checkpoint
+        starts again from frame 0, with a warning)."""
+        if not self.cfg.resume:
+            return None
+        many = len(self.runs) > 1
+        states = [load_checkpoint(run.resume, missing_ok=many or (Path(run.resume) / "config.json").exists())
+                  for run in self.runs]
+        if all(s is not None for s in states):
+            return states
+        warnings.warn(f"{self.cfg.resume}: {'not every seed has' if many else 'has no'} checkpoint yet (the run "
+                      f"stopped before its first one, checkpoint_every={self.cfg.checkpoint_every}); starting "
+                      f"{'all seeds' if many else 'it'} again from frame 0.", RuntimeWarning, stacklevel=4)
+        return None
 
-def _watch_workers(collector, cfg, out_dir: Path):
-    """Iterate ``collector``; a dead worker process becomes an error naming it and the way to continue."""
-    it = iter(collector)
-    while True:
-        with _worker_errors(collector, cfg, out_dir):
-            try:
-                batch = next(it)
-            except StopIteration:
-                return
-        yield batch
+    def _restore(self, states: list[dict]) -> None:
+        self.pop.load(self.learner, states)
+        self.frames, self.next_eval = states[0]["frames"], states[0]["next_eval"]
+        if self.frames >= self.cfg.frames and all((d / "summary.json").exists() for d in self.dirs):
+            raise ValueError(f"The run in {self.cfg.resume} already reached {self.frames} frames "
+                             f"(frames={self.cfg.frames}); raise it with --set frames=N to train further.")
 
+    def _collector(self, resumed: bool):
+        """The collector of the frames left; resumed runs restart at an episode boundary (see checkpoint.py)."""
+        cfg, seed = self.cfg, self.cfg.seed
+        if self.frames >= cfg.frames:  # killed after its final checkpoint, before summary.json: only the ending
+            return NoCollector()
+        if cfg.collector == "async":  # seeded in its worker; resumed runs start fresh episodes there (not bitwise)
+            import functools
 
-@contextlib.contextmanager
-def _worker_errors(collector, cfg, out_dir: Path):
-    """Turn the failure of a multi/ray/async collector's worker into a ``RuntimeError`` that says which
-    worker died and how to continue (resume from the last checkpoint). Single-process collectors: no-op."""
-    if cfg.collector == "single":
-        yield
-        return
-    try:
-        yield
-    except Exception as err:
-        procs = list(getattr(collector, "procs", None) or [])
-        proc = getattr(collector, "_proc", None)
-        procs += [proc] if proc is not None else []
-        codes = [(i, p.pid, _exitcode(p)) for i, p in enumerate(procs)]
-        dead = [c for c in codes if c[2] not in (None, 0)]
-        first = [c for c in dead if c[2] != -signal.SIGTERM] or dead  # torchrl SIGTERMs the others after a death
-        who = ", ".join(f"worker {i} (pid {pid}, {_describe_exit(code)})" for i, pid, code in first) or "a worker"
-        raise RuntimeError(
-            f"collector={cfg.collector!r}: {who} stopped mid-run ({type(err).__name__}: {str(err)[:300]}). The run "
-            f"stops here; continue it from its last checkpoint with `torchrl-vd train --resume {out_dir}` "
-            "(TrainConfig(resume=...)); if workers keep dying, check memory (dmesg: OOM killer) or use "
-            "collector='single' to see the env's own error."
-        ) from err
+            env_fn = functools.partial(build_env, cfg, self.pop.extras.env_transforms, self.pop.loss.agent_net)
+            return OverlapCollector(cfg, env_fn, self.explore, frames0=self.frames, epsilon=self.epsilon,
+                                    seed=seed if not resumed else seed + self.frames)
+        env_fn = None
+        if cfg.collector in ("multi", "ray"):  # picklable env factory for the worker processes
+            import functools
 
+            env_fn = functools.partial(build_env, cfg, self.pop.extras.env_transforms, self.pop.loss.agent_net)
+        collector = make_collector(cfg, self.env, env_fn, self.explore, frames_per_batch=self.n * cfg.frames_per_batch,
+                                   total_frames=self.n * (cfg.frames - self.frames))
+        collector.set_seed(seed + self.frames)
+        if resumed and cfg.collector == "single":  # the same reset as the checkpoint's, then the saved RNG
+            collector.reset()
+        return collector
 
-def _describe_exit(code: int) -> str:
-    if code < 0:
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> list[TrainResult]:
+        """Train to ``frames``, then evaluate and write every seed's summary; one :class:`TrainResult` per seed."""
+        t0, frames_at_start = time.perf_counter(), self.frames
+        self.bar = Progress(self.cfg, total=self.n * self.cfg.frames, initial=self.n * self.frames)
+        next_ckpt = ((self.frames // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
+                     if self.cfg.checkpoint_every else math.inf)
+        stop, interrupted = StopSignal(), False
         try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            pass  # a signal number Python has no name for: report the raw code below
-    return f"exit code {code}"
+            self.explore[-1].eps.fill_(self.epsilon(self.frames))
+            t_iter, cpu0 = time.perf_counter(), time.process_time()
+            for batch in watch_workers(self.collector, self.cfg, self.dirs[0]):  # [N*num_envs, T]
+                self._step(batch, t_iter, cpu0, t0, frames_at_start)
+                if stop.requested:
+                    interrupted = True
+                    self._checkpoint()
+                    break
+                if self.frames >= next_ckpt or self.frames >= self.cfg.frames:
+                    self._checkpoint()  # periodic, and always at the end (same path: resumable identically)
+                    next_ckpt += self.cfg.checkpoint_every
+                t_iter = time.perf_counter()
+        finally:
+            stop.restore()
+            self.bar.close()
+            self.collector.shutdown()
+            for files in self.files:
+                files.close()
+        return self._finish(time.perf_counter() - t0, frames_at_start, interrupted)
+
+    def _step(self, batch, t_iter: float, cpu0: float, t0: float, frames_at_start: int) -> None:
+        """One collected batch: store it, the algorithm's hooks, the updates, ε, an evaluation when due, the rows."""
+        cfg, n = self.cfg, self.n
+        t_collected = time.perf_counter()
+        if batch.ndim == 3:  # multi-process collectors stack workers: [workers, num_envs, T]
+            batch = batch.reshape(-1, batch.shape[-1])  # [workers * num_envs, T]
+        check_finite(batch, n * self.frames)
+        batch = batch.reshape(n, -1, batch.shape[-1])  # [N, num_envs, T]
+        self.frames += batch[0].numel()
+        self.learner.add(batch)
+        extra = self.pop.after_batch(batch, self.frames)
+        losses = self.learner.update(cfg.updates_per_batch) if self.frames >= cfg.learning_starts else []  # [N] each
+        t_updated = time.perf_counter()
+        eps = self.epsilon(self.frames)
+        self.explore[-1].eps.fill_(eps)
+        if cfg.collector in ("multi", "ray"):
+            with worker_errors(self.collector, cfg, self.dirs[0]):
+                self.collector.update_policy_weights_()  # new weights and ε to the workers
+        # (collector="async" takes weights and ε when it starts the next batch, see OverlapCollector)
+        evaluation = [dict(NO_EVAL)] * n
+        if self.frames >= self.next_eval:
+            self.last_eval = (self.frames, self.evaluate())
+            evaluation = [{k: v for k, v in e.items() if k in NO_EVAL} for e in self.last_eval[1]]  # the csv columns
+            self.next_eval += cfg.eval_every
+        elapsed = time.perf_counter() - t0
+        loss = torch.stack(losses).mean(0).reshape(n) if losses else None  # [N]
+        cpu = time.process_time() - cpu0 + getattr(self.collector, "worker_cpu_s", 0.0)
+        for k in range(n):
+            row = metric_row(batch[k], frames=self.frames, updates=self.learner.updates, eps=eps,
+                             loss=None if loss is None else loss[k], evaluation=evaluation[k],
+                             fps=(self.frames - frames_at_start) / elapsed, elapsed=elapsed,
+                             times=(t_iter, t_collected, t_updated), cpu_time=cpu, extra=extra[k])
+            self.metrics[k].append(row)
+            self.files[k].log(row)
+        self.bar.update(batch.numel(), self.metrics[0][-1])
+
+    @torch.no_grad()
+    def evaluate(self) -> list[dict]:
+        """Per seed: greedy return and std over its ``eval_episodes`` envs, its win rate where the env marks won
+        episodes, and (``igm_eval``) the IGM gap of its joint value on the evaluated states."""
+        cfg, n, episodes = self.cfg, self.n, self.cfg.eval_episodes
+        roll, returns, valid = greedy_rollout(self.greedy, self.eval_env, seed=cfg.seed + EVAL_SEED_OFFSET)
+        roll = roll.reshape(n, episodes, -1)  # [N*E, T] -> [N, E, T]
+        returns, valid = returns.reshape(n, episodes), valid.reshape(n, episodes, -1)  # [N, E], [N, E, T]
+        outs = []
+        for k in range(n):
+            out = {**NO_EVAL, **return_stats(returns[k]), **win_stats(roll[k], valid[k])}
+            if cfg.igm_eval:
+                with self.pop.seed_scope(k):
+                    out.update(igm_gap(self.pop.loss, roll[k], valid[k], cfg.igm_max_joint_actions,
+                                       cfg.igm_max_states))
+            outs.append(out)
+        return outs
+
+    def _checkpoint(self) -> None:
+        """Every seed's checkpoint, at an episode boundary: the envs are reseeded with ``seed + frames`` and reset,
+        in the uninterrupted run as in the resumed one (worker collectors restart fresh on resume instead)."""
+        t = time.perf_counter()
+        if self.cfg.collector == "single":
+            self.collector.set_seed(self.cfg.seed + self.frames)
+            self.collector.reset()
+        for k, (run, run_dir) in enumerate(zip(self.runs, self.dirs)):
+            self.files[k].sync()  # the rows the checkpoint counts are on disk before it is
+            save_checkpoint(run_dir / CHECKPOINT, cfg=run, learner_state=self.learner.seed_state_dict(k),
+                            extra_modules=self.pop.seed_parts[k].extra_modules, frames=self.frames,
+                            metrics_rows=self.rows_before + len(self.metrics[k]), next_eval=self.next_eval)
+        self.ckpt_stats["checkpoints"] += 1
+        self.ckpt_stats["checkpoint_time_s"] += time.perf_counter() - t
+
+    # ------------------------------------------------------------------ the ending
+    def _finish(self, wall: float, frames_at_start: int, interrupted: bool) -> list[TrainResult]:
+        """The final evaluation (drawing the PNGs meanwhile), each seed's summary.json and result."""
+        cfg, info = self.cfg, self.pop.info
+        pngs = [d / "learning_curve.png" for d in self.dirs]
+        title = f"{cfg.algo} on {cfg.env}" + ("" if self.n == 1 else ", seed {}")
+        written = draw_beside([([d], png, title.format(run.seed)) for run, d, png in zip(self.runs, self.dirs, pngs)])
+        # The greedy policy is evaluated once per set of weights: an evaluation after the last batch's updates
+        # (eval_every dividing frames) is the final one, on the same env and seed.
+        last = self.last_eval
+        finals = last[1] if last is not None and last[0] == self.frames else self.evaluate()
+        results = []
+        for k, (run, run_dir) in enumerate(zip(self.runs, self.dirs)):
+            final = finals[k]
+            summary = {
+                "algo": cfg.algo, "env": cfg.env, "seed": run.seed, "frames": self.frames,
+                "updates": self.learner.updates, "wall_time_s": wall,  # of the whole process
+                "frames_per_s": (self.frames - frames_at_start) / wall if wall > 0 else float("nan"),
+                "final_eval_return": final["eval_return"], "final_eval_return_std": final["eval_return_std"],
+                "eval_episodes": cfg.eval_episodes,
+                **({"final_eval_win_rate": final["eval_win_rate"]} if info.has_battle_won else {}),
+                **({"final_igm_violation_rate": final["igm_violation_rate"],
+                    "final_igm_value_gap": final["igm_value_gap"]} if cfg.igm_eval else {}),
+                "interrupted": interrupted,
+                **({"vectorized_seeds": [r.seed for r in self.runs]} if self.n > 1 else {}),
+                **self.ckpt_stats,  # periodic checkpoints: how many, and the wall time they took (of wall_time_s)
+            }
+            self.files[k].write_summary(summary)
+            results.append(self._result(k, summary, run_dir))
+        errors = written()
+        for png, result in zip(pngs, results):
+            if str(png) in errors:  # a plotting failure must never lose a finished run
+                result.summary["plot_error"] = errors[str(png)]
+        return results
+
+    def _result(self, k: int, summary: dict, run_dir: Path) -> TrainResult:
+        """Seed ``k``'s :class:`TrainResult`: its own trained loss module and greedy policy."""
+        pop = self.pop
+        if pop.stack is None:
+            greedy, explore = self.greedy, self.explore
+        else:
+            greedy, explore = make_agent_policies(pop.trained_loss(k).agent_net, action_mask=pop.info.has_action_mask,
+                                                  group=pop.info.group)
+        return TrainResult(greedy, pop.trained_loss(k), self.env, self.metrics[k], summary, run_dir, explore,
+                           pop.seed_parts[k], pop.info)
 
 
-def _exitcode(proc):
-    try:
-        if proc.exitcode is None:
-            proc.join(timeout=2)  # a worker whose pipe just closed may not have been reaped yet
-        return proc.exitcode
-    except (ValueError, AssertionError):  # a closed Process (torchrl closes the workers it stops), not our child
-        return getattr(proc, "_popen", None) and proc._popen.returncode
+__all__ = ["Training", "aggregate_summary", "train"]

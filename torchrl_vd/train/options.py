@@ -37,12 +37,12 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def unknown_name_error(name: str, valid: list[str], where: str) -> ValueError:
-    """``ValueError`` for a misspelt option: close matches first, then every valid name."""
+def unknown_name_error(name: str, valid: list[str], where: str, noun: str = "option") -> ValueError:
+    """``ValueError`` for a misspelt name: close matches first, then every valid name."""
     close = difflib.get_close_matches(name, valid, n=3)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    listed = ", ".join(sorted(valid)) if valid else "(none: this part takes no options)"
-    return ValueError(f"Unknown {where} option {name!r}.{hint} Valid {where} options: {listed}.")
+    listed = ", ".join(sorted(valid)) if valid else f"(none: this part takes no {noun}s)"
+    return ValueError(f"Unknown {where} {noun} {name!r}.{hint} Valid {where} {noun}s: {listed}.")
 
 
 def build_options(cls: type, given: dict[str, Any] | None, where: str):
@@ -59,43 +59,57 @@ def build_options(cls: type, given: dict[str, Any] | None, where: str):
 
 
 def coerce(name: str, value: Any, hint: Any) -> Any:
-    """``value`` checked/converted to the type ``hint``; a ``ValueError`` naming the option if impossible."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if value is None and type(None) in args:
-        return None
+    """``value`` checked/converted to the type ``hint``; a ``ValueError`` naming the option if impossible.
+
+    A union (``bool | Literal["running", "batch"]``, ``float | None``) takes the first member that accepts the
+    value; tuples are coerced element by element (``tuple[Literal[...], ...]``).
+
+    Examples:
+        >>> coerce("x", "3", int), coerce("y", "batch", bool | Literal["running", "batch"]), coerce("z", [1], tuple[int, ...])
+        (3, 'batch', (1,))
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union or str(origin) == "types.UnionType":
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            raise TypeError
-        if hint in (int, float):
-            if isinstance(value, bool):
-                raise TypeError
-            v = hint(value)
-            if hint is int and float(value) != v:
-                raise TypeError
-            return v
-        if hint is str:
-            if not isinstance(value, (str, int, float)):
-                raise TypeError
-            return str(value)
-        if origin is typing.Literal:
-            if value not in args:
-                raise ValueError(f"Option {name!r} must be one of {list(args)}, got {value!r}.")
-            return value
-        if origin is tuple:
-            seq = value if isinstance(value, (list, tuple)) else [value]
-            return tuple(args[0](x) for x in seq)
-        if origin is dict or hint is dict:
-            if not isinstance(value, dict):
-                raise TypeError
-            return value
-    except (TypeError, ValueError) as err:
-        if isinstance(err, ValueError) and str(err).startswith("Option "):
-            raise
-        raise ValueError(f"Option {name!r} expects {getattr(hint, '__name__', hint)}, got {value!r}.") from None
-    return value
+        if value is None and type(None) in args:
+            return None
+        members = [a for a in args if a is not type(None)]
+        for member in members:
+            try:
+                return coerce(name, value, member)
+            except ValueError:
+                continue
+        raise ValueError(f"Option {name!r} expects {' or '.join(_describe(m) for m in members)}, got {value!r}.")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(f"Option {name!r} must be one of {list(args)}, got {value!r}.")
+        return value
+    if origin is tuple:
+        seq = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(coerce(name, x, args[0]) for x in seq)
+    if _fits(value, hint):
+        return hint(value) if hint in (int, float, str) else value
+    raise ValueError(f"Option {name!r} expects {_describe(hint)}, got {value!r}.")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` can stand for ``hint`` (ints for floats, integral floats for ints, never bools for numbers)."""
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        if isinstance(value, bool):
+            return False
+        try:
+            return hint is float or float(value) == int(value)
+        except (TypeError, ValueError):
+            return False
+    if hint is str:
+        return isinstance(value, (str, int, float))
+    if hint is dict or typing.get_origin(hint) is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + str(list(typing.get_args(hint)))
+    return getattr(hint, "__name__", str(hint))

@@ -183,12 +183,12 @@ class Progress:
     """tqdm bar with frames, frames/s, recent return, loss, ε and the last evaluation's IGM gap
     (``igm=violation rate/value gap``) (no-op when ``progress=False``)."""
 
-    def __init__(self, cfg, initial: int = 0):
+    def __init__(self, cfg, total: int, initial: int = 0):
         self.bar, self.igm = None, ""
         if cfg.progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=cfg.frames, initial=initial, unit="frames", desc=f"{cfg.algo} {cfg.env}",
+            self.bar = tqdm(total=total, initial=initial, unit="frames", desc=f"{cfg.algo} {cfg.env}",
                             dynamic_ncols=True)
 
     def update(self, n: int, row: dict) -> None:
