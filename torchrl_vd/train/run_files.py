@@ -1,5 +1,8 @@
 """A run directory's files and the progress bar: config.json, metrics.csv (one row per collected batch,
-a fixed header), optional TensorBoard / W&B, and the guard that never overwrites a finished run silently."""
+a fixed header), optional TensorBoard / W&B, and the guard that never overwrites a finished run silently.
+
+This module owns the format, both ways: :class:`RunFiles` writes it, ``read_config`` / ``read_summary`` /
+``read_metrics`` / ``read_metric_columns`` read it (the reproduction harness, the plots)."""
 
 from __future__ import annotations
 
