@@ -1,10 +1,10 @@
-"""One training run as a whole process, ours vs BenchMARL 1.5.2, interleaved rounds (issue #18, item 4).
+"""One training run as a whole process, ours vs BenchMARL 1.5.2, interleaved rounds.
 
-The issue-#9 config on both sides (VMAS balance, 4 agents, 60 envs x 100 steps, 200 updates of 128 per
+The vmas suite's balance config on both sides (VMAS balance, 4 agents, 60 envs x 100 steps, 200 updates of 128 per
 batch, ReLU MLP 2x256, QMIX embed 32, BenchMARL's learner: Adam 5e-5, clip 5, Polyak 0.005, ε 0.8 -> 0.01
 over a third of the frames, no double Q on either side). Each side is timed from spawn to exit:
 
-* ours: ``torchrl-vd train`` with ``reproduce_suites.VMAS_TRAIN`` (+ ``collector=async``, no evaluation during
+* ours: ``torchrl-vd train`` with ``torchrl_vd.reproduce.suites.VMAS_TRAIN`` (+ ``collector=async``, no evaluation during
   training and 16 final evaluation episodes, as BenchMARL's side), as a user runs it: metrics.csv, summary.json,
   the final checkpoint and learning_curve.png;
 * BenchMARL: ``_benchmarl_worker.py`` (its ``Experiment.run()`` with loggers, checkpoints and periodic
@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from torchrl_vd import reproduce_suites as rs  # noqa: E402  (plain data)
+from torchrl_vd.reproduce import suites as rs  # noqa: E402  (plain data)
 
 
 def ours_cmd(frames: int, out: str) -> list[str]:
@@ -93,7 +93,7 @@ def main() -> None:
         print_bound(a.frames, sorted(benchmarl_walls)[len(benchmarl_walls) // 2])
 
 
-# The issue-#9 learner's matrix products, alone: the agents' MLP (obs 16 -> 256 -> 256 -> 9, 4 agents x 128
+# That config's learner's matrix products, alone: the agents' MLP (obs 16 -> 256 -> 256 -> 9, 4 agents x 128
 # transitions = 512 rows) forward and backward on the current step and the target copy's forward on the next.
 # No optimizer, sampling, mixer, target update or Python around them: no implementation of this config's
 # update can take less time on this core.

@@ -1,7 +1,7 @@
 """BenchMARL's returns for the ``vmas`` reproduction suite: one BenchMARL 1.5.2 run per (task, algo, seed).
 
 ``torchrl-vd reproduce vmas`` compares our QMIX/VDN with BenchMARL runs of the same config; this script
-makes those runs and appends one row per run to ``benchmarks/reference/benchmarl_vmas.csv`` (columns
+makes those runs and appends one row per run to ``torchrl_vd/reproduce/references/benchmarl_vmas.csv`` (columns
 ``task, algo, seed, value`` — the greedy return over 100 evaluation episodes, team reward = mean of the
 agents' rewards — then ``std, frames, wall_s, load_before, load_after, date, versions``). Rows already in
 the file are skipped, so an interrupted driver continues where it stopped; a run in flight is redone.
@@ -9,7 +9,7 @@ the file are skipped, so an interrupted driver continues where it stopped; a run
 BenchMARL runs its own yaml defaults (``conf/experiment/base_experiment.yaml``, ``conf/algorithm/
 {qmix,vdn}.yaml``, ``conf/task/vmas/<task>.yaml``) with the suite's batch layout (60 envs x 100 steps, 200
 updates of 128) and ReLU MLP 2x256 (BenchMARL's default activation is Tanh; ReLU makes its networks the
-same as ours). ``reproduce_suites.VMAS_TRAIN`` / ``VMAS_ENV`` hold the same settings on our side.
+same as ours). ``torchrl_vd.reproduce.suites``' ``VMAS_TRAIN`` / ``VMAS_ENV`` hold the same settings on our side.
 
 Usage (after ``bash benchmarks/setup_benchmarl.sh``)::
 
@@ -31,8 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from torchrl_vd import reproduce_suites  # noqa: E402  (plain data: the suite's entries and the file name)
-from torchrl_vd.reproduce import parse_seeds  # noqa: E402
+from torchrl_vd.reproduce import suites as reproduce_suites  # noqa: E402  (plain data: the entries, the file name)
+from torchrl_vd.train.config import parse_seeds  # noqa: E402
+
+# the package's reference folder in this checkout: the file the vmas suite reads (package data)
+REFERENCES = ROOT / "torchrl_vd" / "reproduce" / "references"
 
 COLUMNS = ["task", "algo", "seed", "value", "std", "frames", "wall_s", "load_before", "load_after", "date",
            "versions"]
@@ -83,7 +86,7 @@ def main() -> int:
     p.add_argument("--seeds", default=None, help="default: the suite's seeds")
     p.add_argument("--frames", type=int, default=None, help="default: the suite's frames")
     p.add_argument("--python", default=str(ROOT / ".venv-benchmarl/bin/python"))
-    p.add_argument("--out", default=str(ROOT / reproduce_suites.BENCHMARL_VMAS_FILE))
+    p.add_argument("--out", default=str(REFERENCES / reproduce_suites.BENCHMARL_VMAS_FILE))
     a = p.parse_args()
     if not Path(a.python).exists():
         p.error(f"no BenchMARL python at {a.python}: run `bash benchmarks/setup_benchmarl.sh` first")

@@ -50,6 +50,10 @@ Usage (one core, no other threads)::
     taskset -c 1 .venv/bin/python benchmarks/jaxmarl_qmix_reference.py --map 3m --timesteps 1000000 \\
         --seed 0 --out benchmarks/results/jaxmarl_qmix_3m_s0.csv
 
+The ``smax`` reproduction suite's reference file, ``torchrl_vd/reproduce/references/jaxmarl_smax.csv``
+(package data), holds the last test row of each seed's run at the suite's budget: ``task, algo, seed, value``
+(the greedy test win rate), ``env_steps, test_return``.
+
 Needs jax, flax, chex, optax, flashbax, pyyaml and jaxmarl. gymnax (imported by jaxmarl.wrappers.baselines
 only for two isinstance checks on spaces; SMAX uses jaxmarl's own spaces) is replaced by a stub when it
 cannot be imported, so ``pip install --no-deps gymnax`` (which would pull an older gymnasium) is not needed.

@@ -1,4 +1,4 @@
-"""Our MPE runs beside MARLlib's published curves at an equal number of environment steps (issue #14).
+"""Our MPE runs beside MARLlib's published curves at an equal number of environment steps.
 
 MARLlib's full budget is 2M steps x 4 seeds per (task, algo): about 1.5 h per run on one quiet core here,
 so this compares at the frames our runs reached instead. MARLlib's per-seed curve files (results/mpe_cooperative
@@ -6,7 +6,7 @@ at commit 306629c, ``step,reward`` every 10k steps: the mean training episode re
 iteration) are copied into ``benchmarks/reference/marllib_mpe_curves.csv``. At budget F, MARLlib's figure is
 its logged reward at step F; ours is the mean training return (``train_return`` of metrics.csv, ε-greedy, ε =
 0.05 after 50k frames on both sides) over the batches of the last 10k frames up to F. Both are converted to one
-unit with reproduce_suites.py's rule (our team reward T, MARLlib's M: simple_spread M = 3T − 112.5,
+unit with torchrl_vd/reproduce/suites.py's rule (our team reward T, MARLlib's M: simple_spread M = 3T − 112.5,
 speaker_listener M = 2T) and printed in both.
 
     python benchmarks/mpe_equal_frames.py RUNS_ROOT [--frames 100000] [--plot curves.png]

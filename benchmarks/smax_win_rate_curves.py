@@ -16,14 +16,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from torchrl_vd.train.plot import read_metrics, save_curves  # noqa: E402
+from torchrl_vd.train.plot import save_curves  # noqa: E402
+from torchrl_vd.train.run_files import read_metric_columns  # noqa: E402
 
 
 def ours(suite_dir: Path) -> list[dict[int, float]]:
     runs = sorted(suite_dir.glob("*/qmix/seed*/metrics.csv"))
     out = []
     for path in runs:
-        m = read_metrics(path.parent)
+        m = read_metric_columns(path.parent)
         out.append({int(f): v for f, v in zip(m["frames"], m.get("eval_win_rate", [])) if not math.isnan(v)})
     return out
 

@@ -1,5 +1,5 @@
-"""``torchrl-vd reproduce`` (torchrl_vd/reproduce.py): statistics on known numbers, suites, references,
-and the quick suite end to end on a local Ray instance (first run, rerun, interrupted suite)."""
+"""``torchrl-vd reproduce`` (torchrl_vd/reproduce/): statistics on known numbers, suites, references (package
+data), the dry run, and the quick suite end to end on a local Ray instance (first run, rerun, interrupted suite)."""
 
 import json
 import math
@@ -17,7 +17,7 @@ stats = pytest.importorskip("scipy.stats")
 import torchrl_vd as vd  # noqa: E402
 from torchrl_vd import cli  # noqa: E402
 from torchrl_vd import reproduce as rp  # noqa: E402
-from torchrl_vd import reproduce_suites  # noqa: E402
+from torchrl_vd.reproduce import suites as reproduce_suites  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -165,6 +165,45 @@ def test_references_from_constants_and_files(tmp_path):
     assert "no vmas/sampling/qmix row" in rp.resolve_reference(spec, "vmas/sampling", "qmix").cell()
 
 
+@pytest.mark.parametrize("name, source", [("vmas", "BenchMARL"), ("smax", "JaxMARL")])
+def test_dry_run_plans_and_resolves_references_from_package_data(tmp_path, capsys, name, source):
+    """``--dry-run`` prints every run's action and every entry's reference, read from the package's reference
+    files (not pending), and trains and writes nothing."""
+    suite = rp.load_suite(name)
+    for e in suite.entries:
+        assert rp.reference_file(e.reference["file"]).is_file()
+        assert rp.resolve_reference(e.reference, e.task, e.algo).value is not None
+    out = tmp_path / "out"
+    assert rp.main([name, "--dry-run", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert not out.exists()
+    assert "pending" not in text and "nothing is trained or written" in text
+    for e in suite.entries:
+        ref = rp.resolve_reference(e.reference, e.task, e.algo)
+        head = f"{e.task} {e.algo}: seeds {','.join(map(str, e.seeds))} x {e.frames} frames"
+        assert f"{head}\n  reference: {ref.cell()} (" in text and source in text
+    assert text.count(": start (no run directory)") == sum(len(e.seeds) for e in suite.entries)
+    assert cli.main(["reproduce", name, "--dry-run", "--quick", "--out", str(out)]) == 0
+    assert f"runs in {out.resolve() / (name + '-quick')}" in capsys.readouterr().out and not out.exists()
+
+
+def test_command_line_module_imports_no_heavy_package():
+    """``torchrl-vd --help`` builds its parser from reproduce/cli.py: importing it (and the suites) imports
+    no torch, numpy or Ray (the package's own ``__init__`` left out: it is the top-level API)."""
+    import subprocess
+    import sys
+
+    package = Path(vd.__file__).parent
+    code = ("import sys, types\n"
+            f"pkg = types.ModuleType('torchrl_vd'); pkg.__path__ = [{str(package)!r}]; sys.modules['torchrl_vd'] = pkg\n"
+            "import argparse, torchrl_vd.reproduce, torchrl_vd.reproduce.cli, torchrl_vd.reproduce.suites\n"
+            "print(sorted(m.split('.')[0] for m in sys.modules if m.split('.')[0] in "
+            "{'torch', 'numpy', 'ray', 'torchrl', 'tensordict', 'matplotlib', 'scipy'}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_mirror_files_writes_only_what_differs(tmp_path):
     run_dir = tmp_path / "a" / "seed0"
     run_dir.mkdir(parents=True)
@@ -262,6 +301,17 @@ def test_rerun_skips_finished_runs(quick_out):
     assert [a for _, a, _ in report.planned] == ["skip"] * 8
     assert _summaries(out) == before
     assert "skip 8" in report.results_md.read_text()
+
+
+def test_dry_run_after_a_run_plans_skips_and_writes_nothing(quick_out):
+    out, _ = quick_out
+    before = {p: p.stat().st_mtime_ns for p in (out / "quick").rglob("*")}
+    lines = []
+    planned = rp.dry_run("quick", out, log=lines.append)
+    assert [a for _, a, _ in planned] == ["skip"] * 8
+    assert "(skip 8, resume 0, restart 0, start 0)" in lines[0]
+    assert "11 ± 0 (exact)" in lines[0] and "none published" in lines[0]
+    assert {p: p.stat().st_mtime_ns for p in (out / "quick").rglob("*")} == before
 
 
 def test_edited_suite_config_is_an_error(quick_out, tmp_path):

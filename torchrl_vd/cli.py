@@ -5,7 +5,7 @@
     torchrl-vd eval runs/x [--episodes 32]
     torchrl-vd plot runs/x runs/y [--out curves.png]
     torchrl-vd list
-    torchrl-vd reproduce quick [--quick] [--out DIR] [--seeds 0-3] [--workers N]
+    torchrl-vd reproduce quick [--quick] [--out DIR] [--seeds 0-3] [--workers N] [--dry-run]
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="registered algorithms and environments")
 
-    from torchrl_vd import reproduce
+    from torchrl_vd.reproduce.cli import add_arguments as add_reproduce_arguments  # no torch, numpy or Ray
 
-    reproduce.add_arguments(sub.add_parser("reproduce", help="run a reproduction suite through Ray, compare with "
+    add_reproduce_arguments(sub.add_parser("reproduce", help="run a reproduction suite through Ray, compare with "
                                            "published numbers"))
     return p
 
@@ -159,9 +159,9 @@ def _plot(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from torchrl_vd import reproduce
+    from torchrl_vd.reproduce.cli import run_from_args
 
-    return reproduce.run_from_args(args, prog="torchrl-vd reproduce")
+    return run_from_args(args, prog="torchrl-vd reproduce")
 
 
 def _list(args) -> int:

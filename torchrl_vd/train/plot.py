@@ -8,29 +8,19 @@ switches the caller's matplotlib backend or leaves figures open; matplotlib is i
 
 from __future__ import annotations
 
-import csv
 import math
 import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from torchrl_vd.train.run_files import read_metric_columns
+
 DPI = 110  # every PNG the library and the tutorials write
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, list[float]]:
-    """metrics.csv as columns of floats (empty cells -> nan)."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a torchrl-vd run directory?")
-    cols: dict[str, list[float]] = {}
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            for k, v in row.items():
-                try:
-                    cols.setdefault(k, []).append(float(v) if v not in ("", None) else math.nan)
-                except ValueError:
-                    cols.setdefault(k, []).append(math.nan)
-    return cols
+    """metrics.csv as columns of floats (empty cells -> nan): :func:`torchrl_vd.train.run_files.read_metric_columns`."""
+    return read_metric_columns(run_dir)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6.4, 3.8), **subplots_kw):

@@ -1,5 +1,8 @@
 """A run directory's files and the progress bar: config.json, metrics.csv (one row per collected batch,
-a fixed header), optional TensorBoard / W&B, and the guard that never overwrites a finished run silently."""
+a fixed header), optional TensorBoard / W&B, and the guard that never overwrites a finished run silently.
+
+This module owns the format, both ways: :class:`RunFiles` writes it, ``read_config`` / ``read_summary`` /
+``read_metrics`` / ``read_metric_columns`` read it (the reproduction harness, the plots)."""
 
 from __future__ import annotations
 
@@ -203,3 +206,48 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+# ----------------------------------------------------------------------------------------------- readers
+# The run directory's format is written above and read here, so a reader never guesses at a writer's details.
+def read_config(run_dir: str | Path) -> dict | None:
+    """config.json as written by :class:`RunFiles` (``TrainConfig.to_dict()``, tuples as lists); None without one."""
+    path = Path(run_dir) / "config.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_summary(run_dir: str | Path) -> dict | None:
+    """summary.json (frames, wall time, frames/s, the final greedy evaluation); None while the run has none."""
+    path = Path(run_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _number(cell: str | None) -> float:
+    """One metrics.csv cell as a float: an empty or unparseable cell (a column not logged that batch) is nan."""
+    if cell in ("", None):
+        return math.nan
+    try:
+        return float(cell)
+    except ValueError:
+        return math.nan
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
+    """metrics.csv's rows, every cell a float (empty or unparseable cells are nan).
+
+    Raises FileNotFoundError when ``run_dir`` has no metrics.csv.
+    """
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a torchrl-vd run directory?")
+    with open(path, newline="") as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def read_metric_columns(run_dir: str | Path) -> dict[str, list[float]]:
+    """metrics.csv as columns of floats, one list per header name, in row order (see :func:`read_metrics`)."""
+    cols: dict[str, list[float]] = {}
+    for row in read_metrics(run_dir):
+        for k, v in row.items():
+            cols.setdefault(k, []).append(v)
+    return cols

@@ -1,11 +1,12 @@
-"""The suites of ``torchrl-vd reproduce`` (torchrl_vd/reproduce.py): what to run and what to compare it with.
+"""The suites of ``torchrl-vd reproduce``: what to run and what to compare it with.
 
-Plain data, so that env settings, presets and reference numbers are finalized in this one file.
+Plain data (this module imports nothing), so that env settings, presets and reference numbers are finalized in
+this one file, and the command line lists the suites without importing torch.
 
 ``SUITES[name]`` is a dict:
 
 * ``description``: one line.
-* ``metric``: how one run becomes one number, a name in ``torchrl_vd.reproduce.METRICS``
+* ``metric``: how one run becomes one number, a name in ``torchrl_vd.reproduce.metrics.METRICS``
   (``final_eval_return``: summary.json's greedy evaluation; ``last10_train_return``: the mean of the
   last 10 logged ``train_return`` values of metrics.csv, MARLlib's convention; ``epymarl_max_return``: each
   seed's greedy evaluation return at the evaluation step whose mean over the seeds is highest, EPyMARL's
@@ -26,15 +27,12 @@ Plain data, so that env settings, presets and reference numbers are finalized in
     ``{"file", "units", "source"[, "task", "algo", "ci_kind"]}``: a CSV or JSON list of records with
     columns ``task, algo, value`` and either ``ci`` (one row: that value ± ci) or one row per seed
     (the reference is then their mean ± 95% t-interval). ``task``/``algo`` name the rows when the
-    file spells them differently from the entry; a relative ``file`` is relative to the repository
-    root. A missing file or row leaves the reference *pending* (shown, not an error).
+    file spells them differently from the entry; a relative ``file`` names a file in the package's
+    ``torchrl_vd/reproduce/references/`` folder (package data, installed with the wheel), an absolute one any
+    file. A missing file or row leaves the reference *pending* (shown, not an error).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------------------------- mpe
 # MARLlib's MPE results (github.com/Replicable-MARL/MARLlib, results/mpe_cooperative/<task>/<algo>_gru_<task>/,
@@ -54,7 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # -25.2 in our units (-188 in theirs): MARLlib's trained agents are near the optimum.
 # The references below are converted into our units (team reward summed over agents, mpe2).
 MARLLIB_SOURCE = ("MARLlib (Hu et al., JMLR 24(315), 2023), results/mpe_cooperative at commit 306629c, "
-                  "recomputed from its per-seed curve files and converted to our units (reproduce_suites.py)")
+                  "recomputed from its per-seed curve files and converted to our units (torchrl_vd/reproduce/suites.py)")
 MARLLIB_UNITS = ("episode team reward (sum over agents, mpe2), mean of the last 10 logged values per seed; "
                  "MARLlib's M converted: simple_spread T = (M + 112.5) / 3, speaker_listener T = M / 2")
 MARLLIB_CI_KIND = "± population std over MARLlib's 4 seeds, converted"
@@ -129,10 +127,12 @@ MPE = {
 }
 
 # -------------------------------------------------------------------------------------------- vmas
-# Reference: BenchMARL 1.5.2 runs of the same config, to be written to this file (rows task, algo, seed,
-# value: BenchMARL's greedy evaluation return at 300k frames, one row per seed).
-BENCHMARL_VMAS_FILE = "benchmarks/reference/benchmarl_vmas.csv"
-BENCHMARL_SOURCE = f"BenchMARL 1.5.2 runs of the same config ({BENCHMARL_VMAS_FILE})"
+# Reference: BenchMARL 1.5.2 runs of the same config, written to this file of the references folder by
+# benchmarks/benchmarl_reference.py (rows task, algo, seed, value: BenchMARL's greedy evaluation return at 300k
+# frames, one row per seed).
+BENCHMARL_VMAS_FILE = "benchmarl_vmas.csv"
+BENCHMARL_SOURCE = ("BenchMARL 1.5.2 runs of the same config (torchrl_vd/reproduce/references/"
+                    f"{BENCHMARL_VMAS_FILE}, benchmarks/benchmarl_reference.py)")
 BENCHMARL_UNITS = "greedy episode return, team reward = mean of the agents' rewards"
 
 # BenchMARL 1.5.2's off-policy defaults (its conf/experiment/base_experiment.yaml, read from the installed
@@ -198,8 +198,8 @@ VMAS = {
 # evaluation (uoe-agents/epymarl src/config/envs/gymma.yaml at 4bcbb1c: t_max 2,050,000, 100 greedy test episodes
 # every 50k steps) and its "maximum return" metric (the paper, Sec. 4). LBF normalises rewards (lbforaging's
 # environment.py, normalize_reward=True): clearing every food gives a team return of 1.0 per episode.
-# The paper's QMIX/VDN table cells could not be retrieved here (only the paper's first page is readable through
-# this project's search tools), so the entries carry no reference until someone copies them in with the source.
+# The paper's QMIX/VDN table cells are not copied in yet: the entries carry no reference until someone copies
+# them in here with their source (table and page).
 EPYMARL_LBF_REFERENCES: dict[tuple[str, str], dict] = {}
 LBF = {
     "description": "LBF Foraging-8x8-2p-2f-coop, QMIX and VDN with EPyMARL's config vs EPyMARL's published returns",
@@ -224,7 +224,7 @@ LBF = {
 # 10% of the run as the yaml's EPS_DECAY does, and learning starts where JaxMARL's buffer first samples (32
 # rollouts of 16 envs x 128 steps = 65,536 steps). Known differences the reference keeps: RAdam (ours Adam),
 # every update resets its 16 envs (ours continues episodes across batches).
-JAXMARL_SMAX_FILE = "benchmarks/reference/jaxmarl_smax.csv"
+JAXMARL_SMAX_FILE = "jaxmarl_smax.csv"  # in the references folder
 SMAX_FRAMES = 512_000  # 250 JaxMARL updates of 16 x 128 steps
 SMAX_TRAIN = {"hidden": [64], "lr": 5e-4, "eps_frames": SMAX_FRAMES // 10, "learning_starts": 65_536,
               "eval_every": SMAX_FRAMES // 10, "eval_episodes": 128, "checkpoint_every": 102_400,
