@@ -2,7 +2,8 @@
 
 Rules: ``modules/`` and ``objectives/`` import nothing from ``torchrl_vd.train``; ``modules/`` imports nothing
 from ``torchrl.envs`` or ``torchrl_vd.envs`` (networks know shapes, not environments); ``envs/`` imports
-nothing from ``objectives/`` or ``train/``. Imports inside functions count too.
+nothing from ``objectives/`` or ``train/``; nothing below ``reproduce/`` (the research harness, on top of
+``train/``) imports it; only the console entry points import ``cli.py``. Imports inside functions count too.
 
 Run ``python tests/test_layering.py`` to print every import edge of torchrl_vd/ and the breaks (none).
 """
@@ -13,9 +14,13 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "torchrl_vd"
+LOWER = ("torchrl_vd.keys", "torchrl_vd.igm", "torchrl_vd.testing", "torchrl_vd.modules", "torchrl_vd.envs",
+         "torchrl_vd.objectives", "torchrl_vd.train")
 RULES = [("torchrl_vd.modules", "torchrl_vd.train"), ("torchrl_vd.objectives", "torchrl_vd.train"),
          ("torchrl_vd.modules", "torchrl.envs"), ("torchrl_vd.modules", "torchrl_vd.envs"),
          ("torchrl_vd.envs", "torchrl_vd.objectives"), ("torchrl_vd.envs", "torchrl_vd.train")]
+RULES += [(low, "torchrl_vd.reproduce") for low in LOWER]  # the harness sits on top of train/
+RULES += [(low, "torchrl_vd.cli") for low in (*LOWER, "torchrl_vd.reproduce")]  # the CLI on top of everything
 
 
 def _within(name: str, prefix: str) -> bool:
@@ -79,9 +84,14 @@ def test_no_import_circles():
 
 def test_the_checker_catches_a_break_and_a_circle():
     graph = {"torchrl_vd.modules.x": {"torchrl_vd.train.loop"}, "torchrl_vd.train.a": {"torchrl_vd.train.b"},
-             "torchrl_vd.train.b": {"torchrl_vd.train.a"}}
+             "torchrl_vd.train.b": {"torchrl_vd.train.a"}, "torchrl_vd.train.c": {"torchrl_vd.reproduce.run"},
+             "torchrl_vd.reproduce.d": {"torchrl_vd.cli"}}
     assert layer_breaks(graph) == ["torchrl_vd.modules.x imports torchrl_vd.train.loop "
-                                   "(torchrl_vd.modules must not reach torchrl_vd.train)"]
+                                   "(torchrl_vd.modules must not reach torchrl_vd.train)",
+                                   "torchrl_vd.reproduce.d imports torchrl_vd.cli "
+                                   "(torchrl_vd.reproduce must not reach torchrl_vd.cli)",
+                                   "torchrl_vd.train.c imports torchrl_vd.reproduce.run "
+                                   "(torchrl_vd.train must not reach torchrl_vd.reproduce)"]
     assert circles(graph) == ["torchrl_vd.train.a -> torchrl_vd.train.b -> torchrl_vd.train.a"]
 
 

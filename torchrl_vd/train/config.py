@@ -15,22 +15,18 @@ import dataclasses
 import difflib
 import functools
 import json
-import math
-import os
 import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from torchrl_vd.train.algos import Collector, algo_spec, algorithms, unknown_algo_problem
-from torchrl_vd.train.options import coerce, unknown_name_error
-from torchrl_vd.train.presets import MERGED_FIELDS, family_of, preset_fields
+from torchrl_vd.train.algos import Collector, algo_spec
+from torchrl_vd.train.options import coerce
+from torchrl_vd.train.presets import MERGED_FIELDS, preset_fields
 
 SEEDS_FORMS = "a range '0-3', a list '0,2,5', or both '0-2,7'"
 OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
 """``--set`` prefixes that reach into the algorithm's typed options (``mixer.NAME`` = ``mixer_kwargs.NAME``)."""
-ACTIVATION_NAMES = ("elu", "relu", "tanh")
-"""The agents' hidden activations (``modules.agents.ACTIVATIONS`` maps them to torch modules)."""
 
 
 class ConfigError(ValueError):
@@ -219,139 +215,10 @@ class TrainConfig:
             raise ConfigError(problems)
 
     def problems(self) -> list[str]:
-        """Every problem of this config, misspelt names first (empty when all is well)."""
-        names = [f.name for f in dataclasses.fields(self)]
-        found = [str(unknown_name_error(name, names, "TrainConfig", noun="field")) for name in getattr(self, "_unknown", ())]
-        known_algo = self.algo in algorithms()
-        if not known_algo:
-            found.append(unknown_algo_problem(self.algo))
-        found += self._value_problems() + self._size_problems()
-        if known_algo:
-            found += algo_spec(self.algo).problems(self)
-        return found + self._seeds_problems()
+        """Every problem of this config, misspelt names first (empty when all is well; train/validation.py)."""
+        from torchrl_vd.train.validation import config_problems
 
-    def _value_problems(self) -> list[str]:
-        """Values outside their ranges or choices."""
-        errors = []
-        for name in ("num_envs", "frames", "frames_per_batch", "buffer_size", "batch_size", "eval_episodes"):
-            if int(getattr(self, name)) < 1:
-                errors.append(f"{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("updates_per_batch", "learning_starts", "eps_frames", "seq_len", "burn_in", "eval_every",
-                     "checkpoint_every", "threads"):
-            if int(getattr(self, name)) < 0:
-                errors.append(f"{name} must be >= 0 (got {getattr(self, name)})")
-        if not self.lr > 0:
-            errors.append(f"lr must be > 0 (got {self.lr})")
-        if not (math.isfinite(float(self.reward_scale)) and float(self.reward_scale) > 0):
-            errors.append(f"reward_scale must be a finite number > 0 (got {self.reward_scale})")
-        if self.optimizer_eps is not None and not self.optimizer_eps > 0:
-            errors.append(f"optimizer_eps must be > 0 or None for the optimizer's default (got {self.optimizer_eps})")
-        for name in ("eps_start", "eps_end", "gamma"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                errors.append(f"{name} must lie in [0, 1] (got {getattr(self, name)})")
-        if self.eps_end > self.eps_start:
-            errors.append(f"eps_end ({self.eps_end}) must not exceed eps_start ({self.eps_start})")
-        if self.td_lambda is not None and not 0.0 <= self.td_lambda <= 1.0:
-            errors.append(f"td_lambda must lie in [0, 1] or be None (got {self.td_lambda})")
-        if not self.target_update > 0:
-            errors.append(f"target_update must be a tau in (0, 1) or an interval >= 1 (got {self.target_update})")
-        if self.grad_clip < 0:
-            errors.append(f"grad_clip must be >= 0 (got {self.grad_clip})")
-        return errors + self._choice_problems()
-
-    def _choice_problems(self) -> list[str]:
-        """Fields with fixed choices (their ``Literal`` types) and names checked against a registry."""
-        errors = []
-        collectors = list(typing.get_args(Collector))
-        if self.collector not in collectors:
-            errors.append(f"collector must be one of {collectors} (got {self.collector!r})")
-        elif self.collector in ("multi", "ray") and int(self.num_workers) < 1:
-            errors.append(f"num_workers must be >= 1 (got {self.num_workers})")
-        if self.agent not in ("mlp", "gru"):
-            errors.append(f"agent must be 'mlp' or 'gru' (got {self.agent!r})")
-        if self.optimizer not in ("adam", "rmsprop"):
-            errors.append(f"optimizer must be 'adam' or 'rmsprop' (got {self.optimizer!r})")
-        if self.standardise_rewards not in (False, True, None, "running", "batch"):
-            errors.append(f"standardise_rewards must be False, 'running' (or True) or 'batch' "
-                          f"(got {self.standardise_rewards!r})")
-        if self.activation not in ACTIVATION_NAMES:
-            errors.append(f"activation must be one of {list(ACTIVATION_NAMES)} (got {self.activation!r})")
-        if not re.fullmatch(r"(cpu|cuda|mps|meta|xpu)(:\d+)?", str(self.device)):
-            errors.append(f"device {self.device!r} is not a device name: use 'cpu', 'cuda', 'cuda:N' or 'mps'")
-        bad_loggers = set(self.loggers) - {"tensorboard", "wandb"}
-        if bad_loggers:
-            errors.append(f"unknown loggers {sorted(bad_loggers)}; choose from tensorboard, wandb")
-        return errors
-
-    def _size_problems(self) -> list[str]:
-        """Sizes that cannot work together (each message names the fix)."""
-        if min(self.num_envs, self.frames, self.frames_per_batch, self.buffer_size, self.batch_size) < 1:
-            return []  # reported by _value_problems
-        errors = []
-        if self.frames_per_batch % self.num_envs:
-            errors.append(f"frames_per_batch ({self.frames_per_batch}) must be divisible by num_envs ({self.num_envs}), "
-                          f"e.g. frames_per_batch={max(1, self.frames_per_batch // self.num_envs) * self.num_envs}")
-        elif self.collector in ("multi", "ray") and int(self.num_workers) >= 1 and (
-                self.frames_per_batch % (int(self.num_workers) * self.num_envs)):
-            errors.append(f"with collector={self.collector!r}, frames_per_batch ({self.frames_per_batch}) must be "
-                          f"divisible by num_workers * num_envs ({self.num_workers} * {self.num_envs})")
-        if self.batch_size > self.buffer_size:
-            errors.append(f"batch_size ({self.batch_size}) exceeds buffer_size ({self.buffer_size}): a minibatch cannot "
-                          f"be larger than the replay buffer; lower batch_size or raise buffer_size")
-        if self.frames < self.frames_per_batch:
-            errors.append(f"frames ({self.frames}) is less than one batch (frames_per_batch={self.frames_per_batch}): "
-                          f"set frames >= {self.frames_per_batch} or lower frames_per_batch")
-        if self.learning_starts >= self.frames:
-            errors.append(f"learning_starts ({self.learning_starts}) >= frames ({self.frames}): no gradient step would "
-                          "ever run; lower learning_starts")
-        return errors + self._sequence_problems()
-
-    def _sequence_problems(self) -> list[str]:
-        """Recurrent agents' sequence settings (and those options on feed-forward agents)."""
-        steps = self.frames_per_batch // self.num_envs  # time steps per collected batch
-        if self.agent != "gru":
-            extra = [f"{n}={getattr(self, n)}" for n in ("seq_len", "burn_in") if getattr(self, n)]
-            extra += ["last_action=True"] if self.last_action else []
-            return [f"{', '.join(extra)} only apply to recurrent agents (agent='gru'), got agent={self.agent!r}: set "
-                    "agent='gru' or drop them"] if extra else []
-        errors = []
-        seq = self.seq_len or steps
-        if self.seq_len and steps and steps % self.seq_len:
-            divisors = [d for d in range(1, steps + 1) if steps % d == 0]
-            errors.append(f"seq_len ({self.seq_len}) must divide the time steps per batch (frames_per_batch / "
-                          f"num_envs = {steps}): e.g. seq_len={max(d for d in divisors if d <= self.seq_len)}")
-        if self.burn_in >= seq:
-            errors.append(f"burn_in ({self.burn_in}) must be shorter than the training sequences (seq_len {seq}): "
-                          "lower burn_in or raise seq_len")
-        if self.batch_size < seq:
-            errors.append(f"batch_size ({self.batch_size}) holds no whole sequence of seq_len {seq} (recurrent agents "
-                          f"train on batch_size // seq_len sequences): raise batch_size to >= {seq}")
-        return errors
-
-    def _seeds_problems(self) -> list[str]:
-        """What ``seeds`` cannot run (many seeds share one env batch, stacked networks and one learner)."""
-        if not self.seeds:
-            return []
-        errors = []
-        if min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
-            errors.append(f"seeds must be distinct non-negative integers (got {list(self.seeds)})")
-        if len(self.seeds) < 2:
-            return errors  # one seed is a single run (any algorithm, env and collector)
-        fix = ("run the seeds as separate processes instead (one `torchrl-vd train --seed K` each, or "
-               "`torchrl-vd reproduce`)")
-        batched = many_seeds_families()
-        family = family_of(self.env)
-        if family not in batched:
-            errors.append(f"seeds={list(self.seeds)}: many seeds in one process batch the seeds' environments in one "
-                          f"env adapter, which the {batched} families provide; {self.env!r} is a {family!r} env: {fix}")
-        if self.collector != "single":
-            errors.append(f"seeds={list(self.seeds)} runs with collector='single' (the seeds already share one env "
-                          f"batch), got collector={self.collector!r}: set collector='single'")
-        spec = algo_spec(self.algo)
-        if spec is not None and not spec.vectorized_seeds:
-            errors.append(f"seeds={list(self.seeds)}: algo {self.algo!r} is registered with vectorized_seeds=False "
-                          f"(parts the many-seeds trainer cannot split per seed): {fix}")
-        return errors
+        return config_problems(self)
 
     def check_env(self, info) -> None:
         """Reject options the env (its :class:`~torchrl_vd.envs.registry.EnvInfo`) cannot serve, before training."""
@@ -361,6 +228,8 @@ class TrainConfig:
 
     def check_runtime(self) -> None:
         """What only this machine can tell (called by ``train()`` before any work): is ``device`` available?"""
+        from torchrl_vd.train.validation import check_device
+
         check_device(self.device)
 
     # ------------------------------------------------------------------ views
@@ -451,34 +320,6 @@ def _record_given(init):
 TrainConfig.__init__ = _record_given(TrainConfig.__init__)
 
 
-def many_seeds_families() -> list[str]:
-    """The env families whose adapter runs N seeds as one env batch (``EnvFamily.many_seeds``)."""
-    from torchrl_vd.envs.registry import env_families
-
-    return sorted(name for name, fam in env_families().items() if fam.many_seeds)
-
-
-def check_device(device: str) -> None:
-    """A ``ValueError`` naming the fix when ``device`` does not exist on this machine (no CUDA, no MPS,
-    a GPU index past the last one)."""
-    import torch
-
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = ("this torch build has no CUDA (a CPU-only wheel)" if torch.version.cuda is None
-                   else f"no CUDA GPU is visible (torch built for CUDA {torch.version.cuda}; CUDA_VISIBLE_DEVICES="
-                        f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
-            raise ValueError(f"device={device!r}, but {why}: use device='cpu' (--set device=cpu), or install a "
-                             "CUDA build of torch on a machine with a GPU.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s) "
-                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1}): choose one of them.")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device={device!r}, but MPS (Apple GPUs) is not available on this machine: use "
-                         "device='cpu'.")
-
-
 def parse_seeds(text: str) -> list[int]:
     """``'0-3'`` -> [0, 1, 2, 3]; ``'0,2,5'`` -> [0, 2, 5]; ``'0-2,7'`` -> [0, 1, 2, 7] (sorted, unique).
 
@@ -530,4 +371,4 @@ def _parse(raw: str) -> Any:
         return raw
 
 
-__all__ = ["ConfigError", "TrainConfig", "check_device", "parse_seeds", "split_assignment"]
+__all__ = ["ConfigError", "TrainConfig", "parse_seeds", "split_assignment"]

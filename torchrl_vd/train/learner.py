@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import TYPE_CHECKING
 
 import torch
 from tensordict import TensorDictBase
@@ -24,8 +23,6 @@ from torchrl_vd.keys import REWARD
 from torchrl_vd.objectives.utils import FusedSoftUpdate
 from torchrl_vd.train.reward_standardisation import reward_standardiser
 
-if TYPE_CHECKING:
-    from torchrl_vd.train.population import SeedStack
 
 TEAM_REWARD = ("next", REWARD)  # the team reward of a stored transition [*B, 1]
 NEXT_TERMINATED = ("next", "terminated")  # [*B, 1]: the TD target does not bootstrap past it
@@ -238,7 +235,7 @@ class SeedLearner(Learner):
     seed's slice of every parameter; Adam/RMSprop and the Polyak / hard target updates are elementwise, so one
     optimizer / updater over stacked tensors equals N independent ones."""
 
-    def __init__(self, cfg, stack: SeedStack, *, time_steps: int):
+    def __init__(self, cfg, stack, *, time_steps: int):  # stack: population.SeedStack
         self.stack = stack
         super().__init__(cfg, stack.template, time_steps=time_steps)
 

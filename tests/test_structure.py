@@ -1,0 +1,65 @@
+"""Facts about the package's shape that any reader can check: file and function sizes, what importing costs.
+
+* No file in torchrl_vd/ over 500 lines, except data tables (the matrix games' payoffs).
+* No function or method over 80 lines.
+* ``import torchrl_vd`` loads none of torch, torchrl, the simulators, matplotlib, Ray, SciPy or JAX: the names
+  load on first use. ``torchrl-vd --help`` and ``torchrl-vd train --help`` load no torch either.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "torchrl_vd"
+DATA_TABLES = {"envs/matrix.py"}  # the matrix games: payoff tables and their builders
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 500, 80
+HEAVY = ("torch", "torchrl", "tensordict", "vmas", "pettingzoo", "matplotlib", "ray", "scipy", "jax", "numpy")
+
+
+def _files():
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_no_file_over_500_lines_but_data_tables():
+    long = {str(p.relative_to(PACKAGE)): n for p in _files() if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES}
+    assert set(long) <= DATA_TABLES, long
+
+
+def test_no_function_over_80_lines():
+    long = []
+    for path in _files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({n} lines)")
+    assert long == []
+
+
+def _loaded_after(code: str) -> list[str]:
+    """The heavy top-level packages loaded after running ``code`` in a fresh interpreter."""
+    probe = f"import sys, json\n{code}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout.splitlines()[-1]
+    return [m for m in json.loads(out) if m in HEAVY]
+
+
+def test_importing_the_package_loads_nothing_heavy():
+    assert _loaded_after("import torchrl_vd") == []
+    assert _loaded_after("import torchrl_vd as vd; vd.TrainConfig(algo='qmix', env='matrix/qtran')") == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["reproduce", "--help"]])
+def test_the_cli_help_loads_no_torch(argv):
+    code = f"from torchrl_vd.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+    assert _loaded_after(code) == []
+
+
+def test_a_name_loads_its_module_on_first_use():
+    assert "torch" in _loaded_after("import torchrl_vd as vd; vd.MixingQLoss")
