@@ -118,7 +118,9 @@ def _algo_options_help() -> str:
     return "\n".join(lines)
 
 
-def _train(args) -> int:
+def config_from_args(args):
+    """The ``TrainConfig`` of ``torchrl-vd train`` arguments: the flags, then ``--set`` (the later wins), on the
+    saved config of ``--resume``, else on the presets exactly as ``TrainConfig(...)`` applies them."""
     from torchrl_vd.train.config import TrainConfig, split_assignment
 
     overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in _config_fields()
@@ -127,16 +129,18 @@ def _train(args) -> int:
         overrides["out_dir"] = args.out_dir
     if args.quiet:
         overrides["progress"] = False
-    overrides.update(split_assignment(a) for a in args.set)  # flags, then --set (the later wins)
+    overrides.update(split_assignment(a) for a in args.set)
     if args.resume:  # the saved config, complete; the overrides on top
         from torchrl_vd.train.checkpoint import config_for_resume
 
-        cfg = config_for_resume(args.resume).with_overrides(overrides)
-    else:  # the same words as TrainConfig(...): presets fill what the flags leave out
-        cfg = TrainConfig().with_overrides(overrides)
+        return config_for_resume(args.resume).with_overrides(overrides)
+    return TrainConfig().with_overrides(overrides)
+
+
+def _train(args) -> int:
     from torchrl_vd.train.loop import train
 
-    result = train(cfg)
+    result = train(config_from_args(args))
     print(json.dumps(result.summary, indent=2))
     print(f"run directory: {result.out_dir}")
     return 0

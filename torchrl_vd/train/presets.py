@@ -120,3 +120,9 @@ def _fmt_value(value: Any) -> str:
 
 __all__ = ["ENV_ALGO_PRESETS", "ENV_PRESETS", "family_of", "merge_layers", "preset_fields", "preset_layers",
            "presets_markdown"]
+
+
+if __name__ == "__main__":  # python -m torchrl_vd.train.presets: the tables of docs/PRESETS.md
+    from torchrl_vd.train.algos import algorithms
+
+    print(presets_markdown({name: spec.presets for name, spec in algorithms().items()}), end="")
