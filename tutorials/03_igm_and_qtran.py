@@ -58,27 +58,14 @@ class Config:
     batches: int = 100
     """Collected batches of 256 one-step episodes (ε = 1: every joint action equally often)."""
     updates_per_batch: int = 20
-    """Gradient steps per batch; 100 x 20 = 2000 updates (the paper trains ~20k; 400 already suffice here)."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
-    lr: float = 2e-3
-    """Adam learning rate."""
-    hidden: tuple[int, ...] = (32,)
-    """Agent MLP hidden sizes."""
+    """Gradient steps per batch; 100 x 20 = 2000 updates (the paper trains ~20k; QTRAN needs about 400 here)."""
     out: str | None = None
     """Where the heat map goes (``--out DIR``); default: a fresh temporary directory."""
     train_kwargs: dict = field(default_factory=dict)
-    """Any other ``vd.TrainConfig`` field (e.g. ``{"mixer_kwargs": {"mixing_embed_dim": 64}}``)."""
-    algo_kwargs: dict = field(default_factory=lambda: {
-        "qplex": {"optimizer": "rmsprop", "lr": 5e-4},
-        "qtran": {"loss_kwargs": {"features": "obs"}},
-        "qtran-alt": {"loss_kwargs": {"features": "obs"}},
-    })
-    """Per-algorithm ``vd.TrainConfig`` fields. QPLEX trains with its reference's optimiser (pymarl's RMSprop
-    at 5e-4, wjh720/QPLEX's matrix-game run): with Adam at 2e-3 it settled for 0 here (measured, --quick).
-    QTRAN's Q_jt reads the agents' observations (``features="obs"``): over seeds 0-4 (this tutorial's full
-    setting, benchmarks/bench_qtran_features.py) it finds 8 in 5/5 for QTRAN and QTRAN-alt, where the default
-    hidden features (pymarl's; L_td then trains the agents too) find it in 4/5 and 3/5 (seed 0 misses)."""
+    """Any other ``vd.TrainConfig`` field (e.g. ``{"mixer_kwargs": {"mixing_embed_dim": 64}}``). Everything not set
+    here or in ``train_on_game`` comes from each algorithm's defaults and its preset for matrix games
+    (docs/PRESETS.md: QPLEX trains with wjh720/QPLEX's own matrix-game settings, QTRAN's Q_jt reads the agents'
+    observations)."""
 
 
 QUICK = dict(seeds=(0,), batches=25, updates_per_batch=16)  # 400 updates: QTRAN already reaches 8
@@ -111,18 +98,14 @@ def train_on_game(algo: str, seed: int, cfg: Config, run_dir: Path) -> vd.TrainR
         frames_per_batch=256,  # one batch = 256 one-step episodes
         frames=256 * cfg.batches,
         updates_per_batch=cfg.updates_per_batch,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
         eps_start=1.0,  # ε = 1 from start ...
         eps_end=1.0,  # ... to end: the data never depend on what the agents learn
-        target_update=100,  # hard target copy every 100 updates (the target is r anyway: one-step game)
-        hidden=cfg.hidden,
         eval_episodes=4,
         seed=seed,
         progress=False,
         out_dir=str(run_dir / f"{algo}-{seed}"),
     )
-    train_cfg = vd.TrainConfig(**{**fields, **cfg.train_kwargs, **cfg.algo_kwargs.get(algo, {})})
+    train_cfg = vd.TrainConfig(**{**fields, **cfg.train_kwargs})
     return vd.train(train_cfg)
 
 
