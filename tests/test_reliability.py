@@ -78,8 +78,17 @@ def test_corrupt_and_incompatible_checkpoints_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="No checkpoint.pt"):
         vd.train_config_for_resume(tmp_path / "nothing-here")
     cfg = vd.train_config_for_resume(run).with_overrides({"hidden": [32], "frames": 512})
-    with pytest.raises(ValueError, match="does not match the networks"):
-        vd.train(cfg)
+    with pytest.raises(ValueError, match=r"hidden is \[16\] in this run .*, not \[32\]; resume keeps it"):
+        vd.train(cfg)  # a setting that shapes the networks: refused by name before anything is built
+    # networks that no longer fit their checkpoint (the code that builds them changed): a short, named mismatch
+    from torchrl_vd.train.checkpoint import load_checkpoint, restore_modules
+
+    other = vd.train(tiny_cfg("vdn", "matrix/qtran", tmp_path / "other", frames=128, frames_per_batch=128,
+                              num_envs=8, hidden=(32,))).loss_module
+    with pytest.raises(ValueError, match=r"The checkpoint's loss module does not match the one built from its config: "
+                                         r"\d+ of another shape \(agent_net_params\.net\.0\.weight: saved \[16, \d+\], "
+                                         r"built \[32, \d+\]\)\. The code that builds it changed"):
+        restore_modules(load_checkpoint(run), other)
 
 
 def test_continuous_action_env_is_rejected_with_the_fix():

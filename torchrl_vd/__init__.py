@@ -43,7 +43,7 @@ _EXPORTS = {
     "AlgoParts": "torchrl_vd.train.algos", "register_algo": "torchrl_vd.train.algos",
     "TrainConfig": "torchrl_vd.train.config", "evaluate": "torchrl_vd.train.evaluation",
     "SeedsResult": "torchrl_vd.train.result", "TrainResult": "torchrl_vd.train.result",
-    "train_config_for_resume": "torchrl_vd.train.checkpoint:config_for_resume",
+    "train_config_for_resume": "torchrl_vd.train.resume:config_for_resume",
 }
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from torchrl_vd.objectives import (MavenLoss, MixingQLoss, QPlexLoss, QTranLoss, ValueDecompositionLoss,
                                        WeightedQMixLoss, ZPolicyTrainer)
     from torchrl_vd.train.algos import AlgoParts, register_algo
-    from torchrl_vd.train.checkpoint import config_for_resume as train_config_for_resume
+    from torchrl_vd.train.resume import config_for_resume as train_config_for_resume
     from torchrl_vd.train.config import TrainConfig
     from torchrl_vd.train.evaluation import evaluate
     from torchrl_vd.train.result import SeedsResult, TrainResult

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from torchrl_vd.train.run_lock import RunDirectoryLocked
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="torchrl-vd", description="Cooperative multi-agent value decomposition (VDN, QMIX, QTRAN, MAVEN, Weighted QMIX, QPLEX) on TorchRL.")
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "eval": _eval, "plot": _plot, "list": _list, "reproduce": _reproduce}[args.cmd](args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, MemoryError, FloatingPointError,
+            RunDirectoryLocked) as err:  # the library's own errors name their fix: no traceback
         print(f"torchrl-vd {args.cmd}: error: {err}", file=sys.stderr)
         return 2
 
@@ -131,7 +134,7 @@ def config_from_args(args):
         overrides["progress"] = False
     overrides.update(split_assignment(a) for a in args.set)
     if args.resume:  # the saved config, complete; the overrides on top
-        from torchrl_vd.train.checkpoint import config_for_resume
+        from torchrl_vd.train.resume import config_for_resume
 
         return config_for_resume(args.resume).with_overrides(overrides)
     return TrainConfig().with_overrides(overrides)

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import torch
 
-from torchrl_vd.train.config import TrainConfig
 from torchrl_vd.train.run_files import fsync_dir
 
 CHECKPOINT = "checkpoint.pt"
@@ -190,7 +189,8 @@ def learner_state(state: dict) -> dict:
     if buffer is not None and buffer["data"] is not None:
         buffer = {**buffer, "data": TensorDict(buffer["data"], batch_size=buffer["batch_size"])}
     return {"optimizer": state["optimizer"], "replay_buffer": buffer, "updates": state["updates"],
-            "updater_counter": state["updater_counter"], "reward_stats": state.get("reward_stats")}
+            "skipped_updates": state.get("skipped_updates", 0), "updater_counter": state["updater_counter"],
+            "reward_stats": state.get("reward_stats")}
 
 
 def load_checkpoint(run_dir: str | Path, *, missing_ok: bool = False) -> dict | None:
@@ -252,38 +252,31 @@ def read_checkpoint_file(path: Path) -> dict:
     return state
 
 
-def config_for_resume(run_dir: str | Path) -> TrainConfig:
-    """The config saved in ``run_dir``'s checkpoint, with ``resume`` and ``out_dir`` pointing at it.
-
-    A run stopped (killed) before its first checkpoint has only its config.json: that config is returned,
-    and ``train()`` starts the run again from frame 0 (with a warning).
-    """
-    state = load_checkpoint(run_dir, missing_ok=(Path(run_dir) / "config.json").exists())
-    if state is None:
-        import json
-
-        try:
-            d = json.loads((Path(run_dir) / "config.json").read_text())
-        except ValueError as err:
-            raise ValueError(f"{run_dir} has no checkpoint and its config.json is unreadable ({err}); start the "
-                             "run again in a new directory (--out).") from None
-    else:
-        d = dict(state["config"])
-    d.update(resume=str(run_dir), out_dir=str(run_dir))
-    return TrainConfig.from_dict(d)
-
-
 def restore_modules(state: dict, loss=None, extra_modules: dict | None = None) -> None:
-    """Load the loss module's networks and the extra modules from ``state``; names the mismatch if the
-    architecture differs."""
-    try:
-        if loss is not None:
-            with warnings.catch_warnings():  # torchrl warns on any access to target params without an updater
-                warnings.filterwarnings("ignore", message="No target network updater")
-                loss.load_state_dict(state["loss_module"])
-        for k, m in (extra_modules or {}).items():
-            m.load_state_dict(state["extra_modules"][k])
-    except (RuntimeError, KeyError, ValueError) as err:
-        raise ValueError(
-            f"Checkpoint does not match the networks built from its config (changed code or --set?): {err}"
-        ) from err
+    """Load the loss module's networks and the extra modules from ``state``; a mismatch is named in a few lines
+    (what is missing, unexpected or of another shape), never as torch's full key dump."""
+    pairs = ([(loss, state["loss_module"], "loss module")] if loss is not None else []) + [
+        (m, state["extra_modules"].get(k), f"extra module {k!r}") for k, m in (extra_modules or {}).items()]
+    for module, saved, what in pairs:
+        problem = "it is missing from the checkpoint" if saved is None else state_mismatch(module, saved)
+        if problem:
+            raise ValueError(f"The checkpoint's {what} does not match the one built from its config: {problem}. The "
+                             "code that builds it changed since the run was written; evaluate or resume it with that "
+                             "version, or start a new run with --out.")
+        with warnings.catch_warnings():  # torchrl warns on any access to target params without an updater
+            warnings.filterwarnings("ignore", message="No target network updater")
+            module.load_state_dict(saved)
+
+
+def state_mismatch(module, saved: dict) -> str | None:
+    """How ``saved`` differs from ``module.state_dict()`` (keys missing or unexpected, shapes), None if it fits."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No target network updater")
+        built = module.state_dict()
+    missing, unexpected = sorted(set(built) - set(saved)), sorted(set(saved) - set(built))
+    shapes = [f"{k}: saved {list(saved[k].shape)}, built {list(built[k].shape)}" for k in built
+              if k in saved and hasattr(saved[k], "shape") and tuple(saved[k].shape) != tuple(built[k].shape)]
+    parts = [f"{len(missing)} entries missing ({', '.join(missing[:2])}{', ...' if len(missing) > 2 else ''})"]         if missing else []
+    parts += [f"{len(unexpected)} unexpected ({', '.join(unexpected[:2])}{', ...' if len(unexpected) > 2 else ''})"]         if unexpected else []
+    parts += [f"{len(shapes)} of another shape ({shapes[0]})"] if shapes else []
+    return "; ".join(parts) or None

@@ -78,6 +78,10 @@ class TrainConfig:
     (BenchMARL's Adam: 1e-6)."""
     grad_clip: float = 10.0
     """Global gradient-norm clip (pymarl: 10); 0 disables."""
+    on_non_finite: Literal["stop", "skip"] = "stop"
+    """A gradient step whose loss or gradient is NaN/inf is never applied. ``stop``: the run stops with an error
+    naming the step and the quantity (metrics.csv holds no non-finite row; the last checkpoint stays as it was).
+    ``skip``: the minibatch is dropped and counted (metrics.csv ``skipped_updates``)."""
     reward_scale: float = 1.0
     """The team reward is multiplied by this for learning only (logged returns stay in the env's units):
     JaxMARL's ``REW_SCALE`` (10 for SMAX, "to the original scale of SMAC")."""

@@ -21,6 +21,7 @@ from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_vd.keys import REWARD
 from torchrl_vd.objectives.utils import FusedSoftUpdate
+from torchrl_vd.train.guards import NonFiniteUpdate, describe_non_finite
 from torchrl_vd.train.reward_standardisation import reward_standardiser
 
 
@@ -102,13 +103,15 @@ class Learner:
                           if cfg.optimizer == "adam"
                           else torch.optim.RMSprop(self.params, lr=cfg.lr, alpha=0.99, eps=1e-5 if eps is None else eps,
                                                    foreach=True))
-        self.grad_clip = float(cfg.grad_clip)
+        self.grad_clip, self.lr = float(cfg.grad_clip), float(cfg.lr)
         self.replay_buffer = TensorDictReplayBuffer(
             storage=LazyTensorStorage(max(1, cfg.buffer_size // self.seq_len), device=cfg.device),
             sampler=RandomSampler(),
             batch_size=max(1, cfg.batch_size // self.seq_len),
         )
         self.updates = 0
+        self.skipped_updates = 0  # minibatches dropped for a non-finite loss or gradient (on_non_finite="skip")
+        self.on_non_finite = cfg.on_non_finite
         self.reward_stats = reward_standardiser(cfg, self.stat_lead(), loss.agent_net.n_agents)
         self.reward_scale = float(cfg.reward_scale)
         self.bootstrap_time_limits = bool(cfg.bootstrap_time_limits)
@@ -142,7 +145,13 @@ class Learner:
         return ("next", *_as_tuple(self.loss.tensor_keys.rnn_hidden))
 
     def update(self, n: int) -> list[torch.Tensor]:
-        """``n`` gradient steps on uniform minibatches; returns the detached losses."""
+        """``n`` gradient steps on uniform minibatches; returns the detached losses.
+
+        Every step is guarded: a non-finite loss or gradient (one fused check of the loss and the gradient norm
+        the clipping computes anyway) is never applied. With ``on_non_finite="stop"`` it raises
+        :class:`~torchrl_vd.train.guards.NonFiniteUpdate` naming the step and the quantity; with ``"skip"`` the
+        minibatch is dropped and counted in :attr:`skipped_updates` (many seeds: the step is dropped for all).
+        """
         losses = []
         with _validated_inputs(self.loss):  # every stored transition was validated by add()
             for sample in self.minibatches(n):
@@ -151,8 +160,13 @@ class Learner:
                 loss = self.objective(sample)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward(torch.ones_like(loss))  # (many seeds: [N] losses, each reaching only its own slice)
-                if self.grad_clip:
-                    self.clip_grads()
+                norm = self.clip_grads() if self.grad_clip else self.grad_norms()  # [N] or [] before clipping
+                if not bool(torch.isfinite(loss).all() & torch.isfinite(norm).all()):
+                    if self.on_non_finite == "stop":
+                        raise NonFiniteUpdate(describe_non_finite(self, loss.detach(), norm, sample))
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.skipped_updates += 1
+                    continue
                 self.optimizer.step()
                 self.updater.step()
                 self.updates += 1
@@ -178,9 +192,13 @@ class Learner:
         """The loss to minimise on ``sample``."""
         return self.loss(sample)["loss"]
 
-    def clip_grads(self) -> None:
-        """Clip the global gradient norm at ``grad_clip``."""
-        torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+    def clip_grads(self) -> torch.Tensor:
+        """Clip the global gradient norm at ``grad_clip``; returns the norm before clipping."""
+        return torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+
+    def grad_norms(self) -> torch.Tensor:
+        """The global gradient norm (no clipping)."""
+        return torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -190,6 +208,7 @@ class Learner:
             "optimizer": self.optimizer.state_dict(),
             "replay_buffer": _buffer_state(self.replay_buffer),
             "updates": self.updates,
+            "skipped_updates": self.skipped_updates,
             "updater_counter": getattr(self.updater, "counter", None),
             "reward_stats": None if self.reward_stats is None else self.reward_stats.state_dict(),
         }
@@ -204,10 +223,13 @@ class Learner:
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # lr may change on resume (train/resume.py)
+            group["lr"] = self.lr
         if state["replay_buffer"] is not None:
             drop = self.next_hidden_key if self.recurrent else None  # buffers saved before it was dropped
             _restore_buffer(self.replay_buffer, state["replay_buffer"], drop)
         self.updates = int(state["updates"])
+        self.skipped_updates = int(state.get("skipped_updates", 0))
         if state["updater_counter"] is not None:
             self.updater.counter = state["updater_counter"]
         if self.reward_stats is not None and state.get("reward_stats") is not None:
@@ -215,11 +237,17 @@ class Learner:
 
 
 # ---------------------------------------------------------------------------------------------- many seeds
+def seed_grad_norms(params: list[torch.Tensor]) -> torch.Tensor:
+    """Each seed's global gradient norm over its slice of every stacked gradient ``[N, ...]``: ``[N]``."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # [N]
+
+
 def clip_grad_norm_per_seed_(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """``torch.nn.utils.clip_grad_norm_`` for each seed of stacked parameters ``[N, ...]``: seed k's global norm
     is taken over its slice of every gradient, and only its slice is scaled. Returns the norms ``[N]``."""
     grads = [p.grad for p in params if p.grad is not None]
-    norms = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # [N]
+    norms = seed_grad_norms(params)  # [N]
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # [N], clip_grad_norm_'s formula
     torch._foreach_mul_(grads, [coef.reshape(-1, *[1] * (g.ndim - 1)) for g in grads])  # [N, 1, ...] each
     return norms
@@ -269,8 +297,11 @@ class SeedLearner(Learner):
     def objective(self, sample: TensorDictBase) -> torch.Tensor:
         return self.stack.loss(sample)  # [N]
 
-    def clip_grads(self) -> None:
-        clip_grad_norm_per_seed_(self.params, self.grad_clip)
+    def clip_grads(self) -> torch.Tensor:
+        return clip_grad_norm_per_seed_(self.params, self.grad_clip)
+
+    def grad_norms(self) -> torch.Tensor:
+        return seed_grad_norms(self.params)
 
     def seed_state_dict(self, k: int) -> dict:
         """Seed ``k``'s part of :meth:`state_dict`, in a single run's format (its own checkpoint)."""
@@ -283,6 +314,7 @@ class SeedLearner(Learner):
             "replay_buffer": {"data": self.replay_buffer.storage._storage[:n, k].clone() if n else None,
                               "writer": self.replay_buffer._writer.state_dict()},
             "updates": self.updates,
+            "skipped_updates": self.skipped_updates,
             "updater_counter": getattr(self.updater, "counter", None),
             "reward_stats": None if self.reward_stats is None else self.reward_stats.seed_state_dict(k),
         }
@@ -298,6 +330,7 @@ class SeedLearner(Learner):
             "replay_buffer": {"data": None if data[0] is None else torch.stack(data, dim=1),  # [M, N(, L)]
                               "writer": states[0]["replay_buffer"]["writer"]},
             "updates": states[0]["updates"],
+            "skipped_updates": states[0].get("skipped_updates", 0),
             "updater_counter": states[0]["updater_counter"],
             "reward_stats": None if states[0].get("reward_stats") is None or self.reward_stats is None
             else type(self.reward_stats).stack_states([s["reward_stats"] for s in states]),
@@ -363,4 +396,5 @@ def _fused_ok(params) -> bool:
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-__all__ = ["EpsilonSchedule", "Learner", "SeedLearner", "clip_grad_norm_per_seed_", "time_limits_as_terminal"]
+__all__ = ["EpsilonSchedule", "Learner", "SeedLearner", "clip_grad_norm_per_seed_", "seed_grad_norms",
+           "time_limits_as_terminal"]

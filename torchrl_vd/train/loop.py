@@ -21,14 +21,17 @@ import torch
 from torchrl_vd.modules.agents import make_agent_policies
 from torchrl_vd.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from torchrl_vd.train.collectors import NoCollector, OverlapCollector, make_collector, watch_workers, worker_errors
-from torchrl_vd.train.config import TrainConfig
+from torchrl_vd.train.config import ConfigError, TrainConfig
 from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats, win_stats
-from torchrl_vd.train.guards import StopSignal, check_finite
+from torchrl_vd.train.guards import NonFiniteUpdate, StopSignal, check_finite, non_finite_weights
 from torchrl_vd.train.learner import EpsilonSchedule
+from torchrl_vd.train.memory import check_memory
 from torchrl_vd.train.plot import draw_beside
 from torchrl_vd.train.population import build_population, seed_config
 from torchrl_vd.train.result import SeedsResult, TrainResult
+from torchrl_vd.train.resume import resume_problems
+from torchrl_vd.train.run_lock import RunLock
 from torchrl_vd.train.run_files import Progress, RunFiles, atomic_write_text, check_run_dir, metric_columns, metric_row
 from torchrl_vd.train.stats import t_interval
 from torchrl_vd.train.threads import set_default_threads
@@ -112,13 +115,19 @@ class Training:
         for run, run_dir in zip(runs, dirs):
             check_run_dir(run_dir, run.resume)
         states = self._resume_states()
+        if states is not None:  # settings that cannot change on resume, named before anything is built
+            problems = resume_problems(states[0]["config"], runs[0])
+            if problems:
+                raise ConfigError(problems)
         self.pop = pop = build_population(runs, stacked=stacked)
         self.n, cfg, info = pop.n, self.cfg, pop.info
         agent, transforms = pop.loss.agent_net, pop.extras.env_transforms
         self.env = build_env(cfg, transforms, agent, num_envs=self.n * cfg.num_envs, seed=cfg.seed, base=pop.base_env)
         self.eval_env = build_env(cfg, transforms, agent, num_envs=self.n * cfg.eval_episodes,
                                   seed=cfg.seed + EVAL_SEED_OFFSET)
-        self.learner = pop.make_learner(time_steps=cfg.frames_per_batch // cfg.num_envs)
+        time_steps = cfg.frames_per_batch // cfg.num_envs
+        check_memory(self.env, cfg, self.n, (cfg.seq_len or time_steps) if agent.is_recurrent else 1)  # before the buffer
+        self.learner = pop.make_learner(time_steps=time_steps)
         self.epsilon = EpsilonSchedule.from_config(cfg)
         self.greedy, self.explore = make_agent_policies(
             pop.acting_net, action_mask=info.has_action_mask, eps_init=cfg.eps_start, eps_end=cfg.eps_start,
@@ -131,11 +140,18 @@ class Training:
             torch.set_rng_state(states[0]["torch_rng"])
         rows_before = states[0]["metrics_rows"] if states is not None else 0
         columns = metric_columns(info, pop.seed_parts[0].metric_columns)
-        self.files = [RunFiles(d, run, columns, keep_rows=rows_before if cfg.resume else None)
-                      for run, d in zip(runs, dirs)]
+        self.locks = []  # one writer per run directory, from its first write to the end of the run
+        try:
+            self.locks = [RunLock(d) for d in dirs]
+            self.files = [RunFiles(d, run, columns, keep_rows=rows_before if cfg.resume else None)
+                          for run, d in zip(runs, dirs)]
+        except BaseException:
+            self._release()
+            raise
         self.rows_before, self.metrics = rows_before, [[] for _ in runs]
         self.last_eval: tuple[int, list[dict]] | None = None  # (frames, per-seed results) of the latest evaluation
         self.ckpt_stats = {"checkpoints": 0, "checkpoint_time_s": 0.0}
+        self.last_checkpoint = states[0]["frames"] if states is not None else None  # frames of the latest one
 
     # ------------------------------------------------------------------ build and restore
     def _resume_states(self) -> list[dict] | None:
@@ -150,12 +166,15 @@ class Training:
             return states
         warnings.warn(f"{self.cfg.resume}: {'not every seed has' if many else 'has no'} checkpoint yet (the run "
                       f"stopped before its first one, checkpoint_every={self.cfg.checkpoint_every}); starting "
-                      f"{'all seeds' if many else 'it'} again from frame 0.", RuntimeWarning, stacklevel=4)
+                      f"{'all seeds' if many else 'it'} again from frame 0.", RuntimeWarning, stacklevel=5)
         return None
 
     def _restore(self, states: list[dict]) -> None:
         self.pop.load(self.learner, states)
         self.frames, self.next_eval = states[0]["frames"], states[0]["next_eval"]
+        if states[0]["config"].get("eval_every") != self.cfg.eval_every:  # changed on resume: the new cadence
+            every = self.cfg.eval_every
+            self.next_eval = float((self.frames // every + 1) * every) if every else math.inf
         if self.frames >= self.cfg.frames and all((d / "summary.json").exists() for d in self.dirs):
             raise ValueError(f"The run in {self.cfg.resume} already reached {self.frames} frames "
                              f"(frames={self.cfg.frames}); raise it with --set frames=N to train further.")
@@ -192,25 +211,32 @@ class Training:
                      if self.cfg.checkpoint_every else math.inf)
         stop, interrupted = StopSignal(), False
         try:
-            self.explore[-1].eps.fill_(self.epsilon(self.frames))
-            t_iter, cpu0 = time.perf_counter(), time.process_time()
-            for batch in watch_workers(self.collector, self.cfg, self.dirs[0]):  # [N*num_envs, T]
-                self._step(batch, t_iter, cpu0, t0, frames_at_start)
-                if stop.requested:
-                    interrupted = True
-                    self._checkpoint()
-                    break
-                if self.frames >= next_ckpt or self.frames >= self.cfg.frames:
-                    self._checkpoint()  # periodic, and always at the end (same path: resumable identically)
-                    next_ckpt += self.cfg.checkpoint_every
-                t_iter = time.perf_counter()
+            try:
+                self.explore[-1].eps.fill_(self.epsilon(self.frames))
+                t_iter, cpu0 = time.perf_counter(), time.process_time()
+                for batch in watch_workers(self.collector, self.cfg, self.dirs[0]):  # [N*num_envs, T]
+                    self._step(batch, t_iter, cpu0, t0, frames_at_start)
+                    if stop.requested:
+                        interrupted = True
+                        self._checkpoint()
+                        break
+                    if self.frames >= next_ckpt or self.frames >= self.cfg.frames:
+                        self._checkpoint()  # periodic, and always at the end (same path: resumable identically)
+                        next_ckpt += self.cfg.checkpoint_every
+                    t_iter = time.perf_counter()
+            finally:
+                stop.restore()
+                self.bar.close()
+                self.collector.shutdown()
+                for files in self.files:
+                    files.close()
+            return self._finish(time.perf_counter() - t0, frames_at_start, interrupted)
         finally:
-            stop.restore()
-            self.bar.close()
-            self.collector.shutdown()
-            for files in self.files:
-                files.close()
-        return self._finish(time.perf_counter() - t0, frames_at_start, interrupted)
+            self._release()  # the run directories stay ours until their summaries are written
+
+    def _release(self) -> None:
+        for lock in self.locks:
+            lock.release()
 
     def _step(self, batch, t_iter: float, cpu0: float, t0: float, frames_at_start: int) -> None:
         """One collected batch: store it, the algorithm's hooks, the updates, ε, an evaluation when due, the rows."""
@@ -223,7 +249,11 @@ class Training:
         self.frames += batch[0].numel()
         self.learner.add(batch)
         extra = self.pop.after_batch(batch, self.frames)
-        losses = self.learner.update(cfg.updates_per_batch) if self.frames >= cfg.learning_starts else []  # [N] each
+        try:
+            losses = self.learner.update(cfg.updates_per_batch) if self.frames >= cfg.learning_starts else []  # [N] each
+        except NonFiniteUpdate as err:
+            raise NonFiniteUpdate(self._diverged(f"{err}, in the updates after the batch that reached frame "
+                                                 f"{self.frames}")) from None
         t_updated = time.perf_counter()
         eps = self.epsilon(self.frames)
         self.explore[-1].eps.fill_(eps)
@@ -243,7 +273,8 @@ class Training:
             row = metric_row(batch[k], frames=self.frames, updates=self.learner.updates, eps=eps,
                              loss=None if loss is None else loss[k], evaluation=evaluation[k],
                              fps=(self.frames - frames_at_start) / elapsed, elapsed=elapsed,
-                             times=(t_iter, t_collected, t_updated), cpu_time=cpu, extra=extra[k])
+                             times=(t_iter, t_collected, t_updated), cpu_time=cpu, extra=extra[k],
+                             skipped_updates=self.learner.skipped_updates)
             self.metrics[k].append(row)
             self.files[k].log(row)
         self.bar.update(batch.numel(), self.metrics[0][-1])
@@ -270,6 +301,9 @@ class Training:
         """Every seed's checkpoint, at an episode boundary: the envs are reseeded with ``seed + frames`` and reset,
         in the uninterrupted run as in the resumed one (worker collectors restart fresh on resume instead)."""
         t = time.perf_counter()
+        bad = non_finite_weights(self.learner.loss.named_parameters())
+        if bad:  # an optimizer step overflowed: the last good checkpoint must not be overwritten
+            raise NonFiniteUpdate(self._diverged(f"non-finite weights ({', '.join(bad[:3])}) at frame {self.frames}"))
         if self.cfg.collector == "single":
             self.collector.set_seed(self.cfg.seed + self.frames)
             self.collector.reset()
@@ -280,6 +314,18 @@ class Training:
                             metrics_rows=self.rows_before + len(self.metrics[k]), next_eval=self.next_eval)
         self.ckpt_stats["checkpoints"] += 1
         self.ckpt_stats["checkpoint_time_s"] += time.perf_counter() - t
+        self.last_checkpoint = self.frames
+
+    def _diverged(self, detail: str) -> str:
+        """The message of a run stopped because something became non-finite: what, where, what was kept, the fix."""
+        cfg, where = self.cfg, self.dirs[0] if self.n == 1 else self.dirs[0].parent
+        kept = (f"the last checkpoint, at frame {self.last_checkpoint}, holds finite weights and was kept: "
+                f"`torchrl-vd train --resume {where} --set lr=...` continues from it"
+                if self.last_checkpoint is not None else "no checkpoint had been written yet")
+        return (f"Training diverged: {detail}. Nothing non-finite was applied, logged or checkpointed: metrics.csv "
+                f"ends at the previous batch, and {kept}. Lower lr (now {cfg.lr}), clip gradients (grad_clip, now "
+                f"{cfg.grad_clip}) or check the env's rewards; or set on_non_finite='skip' to drop such minibatches "
+                "(counted in metrics.csv's skipped_updates).")
 
     # ------------------------------------------------------------------ the ending
     def _finish(self, wall: float, frames_at_start: int, interrupted: bool) -> list[TrainResult]:
@@ -297,7 +343,8 @@ class Training:
             final = finals[k]
             summary = {
                 "algo": cfg.algo, "env": cfg.env, "seed": run.seed, "frames": self.frames,
-                "updates": self.learner.updates, "wall_time_s": wall,  # of the whole process
+                "updates": self.learner.updates, "skipped_updates": self.learner.skipped_updates,
+                "wall_time_s": wall,  # of the whole process
                 "frames_per_s": (self.frames - frames_at_start) / wall if wall > 0 else float("nan"),
                 "final_eval_return": final["eval_return"], "final_eval_return_std": final["eval_return_std"],
                 "eval_episodes": cfg.eval_episodes,

@@ -127,13 +127,15 @@ class RunFiles:
 
 
 def _fmt(v):
+    """A metrics.csv cell: floats to 6 significant digits; a value not measured (None, NaN) an empty cell."""
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return "" if math.isnan(v) else f"{v:.6g}"
     return "" if v is None else v
 
 
-METRIC_COLUMNS = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return", "igm_violation_rate",
-                  "igm_value_gap", "fps", "time", "collect_time", "update_time", "cpu_time", "rss_mb"]
+METRIC_COLUMNS = ["frames", "updates", "skipped_updates", "eps", "loss", "train_return", "episodes", "eval_return",
+                  "igm_violation_rate", "igm_value_gap", "fps", "time", "collect_time", "update_time", "cpu_time",
+                  "rss_mb"]
 WIN_RATE_COLUMNS = ["win_rate", "eval_win_rate"]
 """Appended for envs that mark won episodes (``EnvInfo.has_battle_won``): training and greedy win rates."""
 
@@ -145,7 +147,8 @@ def metric_columns(info, algo_columns) -> list[str]:
 
 
 def metric_row(batch, *, frames: int, updates: int, eps: float, loss, evaluation: dict, fps: float, elapsed: float,
-               times: tuple[float, float, float], cpu_time: float, extra: dict | None = None) -> dict:
+               times: tuple[float, float, float], cpu_time: float, extra: dict | None = None,
+               skipped_updates: int = 0) -> dict:
     """One metrics.csv row for a collected ``batch [num_envs, T]``: its finished episodes' mean return, the
     mean ``loss`` of the batch's updates (a tensor, None without updates), ``evaluation`` (the eval columns)
     and where the wall time went (``times`` = batch start, collected, updated; perf_counter seconds)."""
@@ -158,6 +161,7 @@ def metric_row(batch, *, frames: int, updates: int, eps: float, loss, evaluation
     return {
         "frames": frames,
         "updates": updates,
+        "skipped_updates": skipped_updates,
         "eps": eps,
         "loss": loss.item() if loss is not None else float("nan"),
         "train_return": ep_returns.mean().item() if ep_returns.numel() else float("nan"),
