@@ -6,11 +6,13 @@ See docs/CONTRACT.md for the public contract; the seed formulas are cited in eac
 from torchrl_vd.envs import EnvInfo, describe_env, make_env
 from torchrl_vd.envs.transforms import LastAction, NoiseTransform, StackedObsState, TeamReward, agent_transforms
 from torchrl_vd.igm import IGMReport, check_igm
-from torchrl_vd.modules.agents import AgentNet, GRUAgent, MLPAgent, make_agent_policies
+from torchrl_vd.modules.agents import AgentNet, MLPAgent
+from torchrl_vd.modules.gru_agent import GRUAgent
 from torchrl_vd.modules.interop import WrappedAgent, WrappedMixer, as_agent_net, as_mixer
 from torchrl_vd.modules.maven_agent import MavenAgent
 from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
 from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, Mixer, QMixer, QPlexMixer, VDNMixer
+from torchrl_vd.modules.policies import make_agent_policies
 from torchrl_vd.modules.qtran import QTranJointQ, QTranV
 from torchrl_vd.modules.z_policy import make_z_policy
 from torchrl_vd.objectives import (

@@ -64,7 +64,7 @@ from torch import nn
 from torch.utils._pytree import tree_map
 
 from torchrl_vd.envs.registry import describe_env, make_env
-from torchrl_vd.modules.agents import make_agent_policies
+from torchrl_vd.modules.policies import make_agent_policies
 from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import CHECKPOINT, learner_state, load_checkpoint, restore_modules, save_checkpoint
 from torchrl_vd.train.collectors import make_collector
