@@ -12,9 +12,8 @@ to drive the env through its turn-based AEC API (``module.env()``, stepped by pe
 ``parallel_env`` (e.g. ``classic/tictactoe_v3``) always use AEC.
 
 Why not TorchRL's ``PettingZooWrapper``: it wraps one raw env per TorchRL env (vectorizing means
-``SerialEnv``/``ParallelEnv`` around it: 378-437 steps/s vs 1590 raw on simple_spread,
-benchmarks/bench_envs.py), groups agents by name pattern, and has no team reward, padding of heterogeneous
-agents or ``alive`` flags. :class:`PettingZooTeamEnv` holds ``num_envs`` raw envs and steps them in
+``SerialEnv``/``ParallelEnv`` around it: 378-437 steps/s vs 1590 raw on simple_spread), groups agents by
+name pattern, and has no team reward, padding of heterogeneous agents or ``alive`` flags. :class:`PettingZooTeamEnv` holds ``num_envs`` raw envs and steps them in
 one serial loop, writing into fresh numpy arrays that become tensors with one ``torch.from_numpy``
 each per step. Cheaper than the raw parallel API, with the same transitions:
 
