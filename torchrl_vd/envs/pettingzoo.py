@@ -13,9 +13,10 @@ to drive the env through its turn-based AEC API (``module.env()``, stepped by pe
 
 Why not TorchRL's ``PettingZooWrapper``: it wraps one raw env per TorchRL env (vectorizing means
 ``SerialEnv``/``ParallelEnv`` around it: 378-437 steps/s vs 1590 raw on simple_spread), groups agents by
-name pattern, and has no team reward, padding of heterogeneous agents or ``alive`` flags. :class:`PettingZooTeamEnv` holds ``num_envs`` raw envs and steps them in
-one serial loop, writing into fresh numpy arrays that become tensors with one ``torch.from_numpy``
-each per step. Cheaper than the raw parallel API, with the same transitions:
+name pattern, and has no team reward, padding of heterogeneous agents or ``alive`` flags.
+:class:`PettingZooTeamEnv` holds ``num_envs`` raw envs and steps them in one serial loop, writing into fresh
+numpy arrays that become tensors with one ``torch.from_numpy`` each per step. Cheaper than the raw parallel
+API, with the same transitions:
 
 * a parallel env that is PettingZoo's ``aec_to_parallel`` wrapper (all MPE envs) is driven through
   its AEC env (that wrapper computes every observation twice per step);
@@ -26,7 +27,8 @@ each per step. Cheaper than the raw parallel API, with the same transitions:
 Key layout (docs/CONTRACT.md), batch size ``[num_envs]``:
 
 * ``("agents","observation")`` ``[N, n, F]`` float32. Agents with smaller observations are
-  **zero-padded** at the end up to the largest size ``F`` (e.g. ``simple_adversary``: 8 -> 10).
+  **zero-padded** at the end up to the largest size ``F`` (e.g. ``simple_adversary``: 8 -> 10;
+  pettingzoo_spaces.py).
   Terminated / removed agents observe zeros while the episode goes on.
 * ``("agents","action")`` ``[N, n]`` int64, ``Categorical(A)`` with ``A`` the largest action count.
 * ``("agents","action_mask")`` ``[N, n, A]`` bool, present when the env gives masks (``"action_mask"``

@@ -115,7 +115,8 @@ def _resolve_mpe(mod: str, task: str) -> tuple[str, str]:
 
 
 def import_task_module(path: str, task: str, kind: str):
-    """Import the module ``path`` of ``task`` (``kind`` from :func:`resolve_task`); an ImportError names what to install."""
+    """Import the module ``path`` of ``task`` (``kind`` from :func:`resolve_task`); an ImportError names what to
+    install."""
     try:
         return importlib.import_module(path)
     except ImportError as err:

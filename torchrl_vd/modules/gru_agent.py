@@ -108,7 +108,7 @@ class _GRULayer(nn.Module):
 
 
 class GRUAgent(AgentNet):
-    """Recurrent utility Q(h_i, a_i; θ_i) on each agent's observation history h_i (seed: Q(h_i, a_i; θ_i)).
+    """Recurrent utility Q(h_i, a_i; θ_i) on agent i's observation history h_i (QMIX's DRQN agent, Rashid et al. 2018).
 
     pymarl's ``RNNAgent``: ``x = MLP(o_i [, onehot(a_i^{t-1})] [, onehot(i)])`` → GRU (width
     ``hidden[-1]``) → linear → Q(h_i, ·). With ``hidden=(64,)`` the MLP is one 64-unit layer; with

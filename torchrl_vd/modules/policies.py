@@ -29,8 +29,8 @@ def make_agent_policies(
 ) -> tuple[TensorDictSequential, TensorDictSequential]:
     """Greedy and ε-greedy decentralized policies that share ``agent_net``'s parameters.
 
-    Each agent acts on its own utilities only: a_i = argmax_{a_i} Q(h_i, a_i) (seed: A_i*), which by
-    IGM is the greedy joint action of the centralized value. Both honour ``(group, "action_mask")``
+    Each agent acts on its own utilities only: a_i = argmax_{a_i} Q(h_i, a_i), which by IGM (Son et al.
+    2019, Definition 1) is the greedy joint action of the centralized value. Both honour ``(group, "action_mask")``
     when ``action_mask=True``.
 
     ``keep_values=False``: the ε-greedy policy writes only the actions (and a recurrent agent's next
