@@ -51,7 +51,8 @@ warnings.filterwarnings("ignore")
 from torchrl.objectives import SoftUpdate  # noqa: E402
 
 from torchrl_vd import MixingQLoss, QMixer  # noqa: E402
-from torchrl_vd.modules.agents import GRUAgent, MLPAgent  # noqa: E402
+from torchrl_vd.modules.agents import MLPAgent  # noqa: E402
+from torchrl_vd.modules.gru_agent import GRUAgent  # noqa: E402
 
 N_AGENTS, N_ACTIONS, OBS_DIM, H = 3, 5, 18, 64
 # episode starts inside the 100-step sequences: none; every sequence at t=30 (fixed horizon, collection not

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import torchrl_vd as vd
-from torchrl_vd.modules.agents import make_agent_policies
+from torchrl_vd.modules.policies import make_agent_policies
 from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import evaluate

@@ -167,7 +167,7 @@ def async_proto(cfg, iters: int) -> dict:
     from torchrl.data.replay_buffers.samplers import RandomSampler
 
     from torchrl_vd.envs.registry import describe_env, make_env
-    from torchrl_vd.modules.agents import make_agent_policies
+    from torchrl_vd.modules.policies import make_agent_policies
     from torchrl_vd.objectives.utils import FusedSoftUpdate
     from torchrl_vd.train.environment import build_env
     from torchrl_vd.train.learner import _minibatches

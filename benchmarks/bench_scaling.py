@@ -132,7 +132,7 @@ def envs_scaling(envs, rounds: int, steps: int) -> dict:
 
     import torchrl_vd as vd
     from torchrl_vd.envs.registry import describe_env
-    from torchrl_vd.modules.agents import make_agent_policies
+    from torchrl_vd.modules.policies import make_agent_policies
     from torchrl_vd.train.environment import build_env
     from torchrl_vd.train.algos import algorithms
 

@@ -16,7 +16,8 @@ from torchrl.data import Categorical  # noqa: E402
 from torchrl.envs.utils import check_env_specs  # noqa: E402
 
 from torchrl_vd.envs import describe_env, make_env  # noqa: E402
-from torchrl_vd.envs.pettingzoo import PettingZooTeamEnv, pettingzoo_tasks  # noqa: E402
+from torchrl_vd.envs.pettingzoo import PettingZooTeamEnv  # noqa: E402
+from torchrl_vd.envs.pettingzoo_tasks import pettingzoo_tasks  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -25,7 +25,8 @@ from torchrl.objectives import HardUpdate
 
 import torchrl_vd as vd
 from torchrl_vd.cli import main as cli_main
-from torchrl_vd.modules.agents import GRUAgent, make_agent_policies
+from torchrl_vd.modules.gru_agent import GRUAgent
+from torchrl_vd.modules.policies import make_agent_policies
 
 OBS, HID, AV = ("agents", "observation"), ("agents", "rnn_hidden"), ("agents", "action_value")
 LAST = ("agents", "last_action")

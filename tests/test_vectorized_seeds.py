@@ -153,7 +153,7 @@ def test_recurrent_agents_changing_one_seed_leaves_the_others_bitwise_unchanged(
 def test_vmappable_gru_equals_the_fused_gru_and_each_seeds_single_loss(tmp_path, share_params):
     """The cell-step GRU equals ``nn.GRU`` (values, features, gradients) to float rounding, and the vmapped loss of
     stacked seeds equals each seed's own loss module on its own slice."""
-    from torchrl_vd.modules.agents import GRUAgent
+    from torchrl_vd.modules.gru_agent import GRUAgent
 
     torch.manual_seed(0)
     agent = GRUAgent(3, 4, 5, hidden=(8, 6), share_params=share_params, agent_id=True, last_action=True).double()

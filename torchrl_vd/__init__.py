@@ -23,8 +23,8 @@ _EXPORTS = {
     "StackedObsState": "torchrl_vd.envs.transforms", "TeamReward": "torchrl_vd.envs.transforms",
     "agent_transforms": "torchrl_vd.envs.transforms",
     # networks
-    "AgentNet": "torchrl_vd.modules.agents", "GRUAgent": "torchrl_vd.modules.agents",
-    "MLPAgent": "torchrl_vd.modules.agents", "make_agent_policies": "torchrl_vd.modules.agents",
+    "AgentNet": "torchrl_vd.modules.agents", "GRUAgent": "torchrl_vd.modules.gru_agent",
+    "MLPAgent": "torchrl_vd.modules.agents", "make_agent_policies": "torchrl_vd.modules.policies",
     "WrappedAgent": "torchrl_vd.modules.interop", "WrappedMixer": "torchrl_vd.modules.interop",
     "as_agent_net": "torchrl_vd.modules.interop", "as_mixer": "torchrl_vd.modules.interop",
     "MavenAgent": "torchrl_vd.modules.maven_agent", "MavenDiscriminator": "torchrl_vd.modules.maven_discriminator",
@@ -50,7 +50,9 @@ if TYPE_CHECKING:
     from torchrl_vd.envs.registry import EnvInfo, describe_env, make_env
     from torchrl_vd.envs.transforms import LastAction, NoiseTransform, StackedObsState, TeamReward, agent_transforms
     from torchrl_vd.igm import IGMReport, check_igm
-    from torchrl_vd.modules.agents import AgentNet, GRUAgent, MLPAgent, make_agent_policies
+    from torchrl_vd.modules.agents import AgentNet, MLPAgent
+    from torchrl_vd.modules.gru_agent import GRUAgent
+    from torchrl_vd.modules.policies import make_agent_policies
     from torchrl_vd.modules.interop import WrappedAgent, WrappedMixer, as_agent_net, as_mixer
     from torchrl_vd.modules.maven_agent import MavenAgent
     from torchrl_vd.modules.maven_discriminator import MavenDiscriminator

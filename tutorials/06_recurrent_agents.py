@@ -37,7 +37,7 @@ torch.set_num_threads(1)  # small nets on a (possibly shared) 2-core CPU: one th
 import torchrl_vd as vd  # noqa: E402  (after set_num_threads on purpose)
 from torchrl.envs import TransformedEnv  # noqa: E402
 from torchrl.envs.utils import ExplorationType, set_exploration_type  # noqa: E402
-from torchrl_vd.modules.agents import GRUAgent  # noqa: E402
+from torchrl_vd.modules.gru_agent import GRUAgent  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------ config

@@ -2,25 +2,21 @@
 
 ``make_env("pettingzoo/simple_spread_v3", num_envs=8, seed=0)``
 
-Task names:
+Task names (pettingzoo_tasks.py): MPE tasks come from the ``mpe2`` package (``simple_spread_v3``), other
+PettingZoo modules by family (``classic/tictactoe_v3``). For MPE, ``continuous_actions=False`` is passed by
+default, and ``max_steps`` (when given) is passed on as MPE's ``max_cycles``.
 
-* MPE tasks come from the ``mpe2`` package (MPE left PettingZoo): ``simple_spread_v3`` ->
-  ``mpe2.simple_spread_v3``. ``continuous_actions=False`` is passed to them by default, and
-  ``max_steps`` (when given) is passed on as MPE's ``max_cycles``.
-* Other PettingZoo modules by family: ``classic/tictactoe_v3`` (or ``classic.tictactoe_v3``, or
-  the bare ``tictactoe_v3``) -> ``pettingzoo.classic.tictactoe_v3``; same for ``butterfly``,
-  ``sisl`` and ``atari`` where their optional dependencies are installed.
-* **AEC envs**: pass ``aec=True`` (or suffix the task with ``":aec"``, e.g.
-  ``"pettingzoo/simple_spread_v3:aec"``) to drive the env through its turn-based AEC API
-  (``module.env()``) instead of ``module.parallel_env()``. Modules without a ``parallel_env``
-  (e.g. ``classic/tictactoe_v3``) always use AEC.
+**AEC envs**: pass ``aec=True`` (or suffix the task with ``":aec"``, e.g. ``"pettingzoo/simple_spread_v3:aec"``)
+to drive the env through its turn-based AEC API (``module.env()``, stepped by pettingzoo_aec.py's
+:class:`~torchrl_vd.envs.pettingzoo_aec.AECDriver`) instead of ``module.parallel_env()``. Modules without a
+``parallel_env`` (e.g. ``classic/tictactoe_v3``) always use AEC.
 
 Why not TorchRL's ``PettingZooWrapper``: it wraps one raw env per TorchRL env (vectorizing means
-``SerialEnv``/``ParallelEnv`` around it: 378-437 steps/s vs 1590 raw on simple_spread,
-PERF-NOTES.md), groups agents by name pattern, and has no team reward, padding of heterogeneous
-agents or ``alive`` flags. :class:`PettingZooTeamEnv` holds ``num_envs`` raw envs and steps them in
-one serial loop, writing into fresh numpy arrays that become tensors with one ``torch.from_numpy``
-each per step. Cheaper than the raw parallel API, with the same transitions:
+``SerialEnv``/``ParallelEnv`` around it: 378-437 steps/s vs 1590 raw on simple_spread), groups agents by
+name pattern, and has no team reward, padding of heterogeneous agents or ``alive`` flags.
+:class:`PettingZooTeamEnv` holds ``num_envs`` raw envs and steps them in one serial loop, writing into fresh
+numpy arrays that become tensors with one ``torch.from_numpy`` each per step. Cheaper than the raw parallel
+API, with the same transitions:
 
 * a parallel env that is PettingZoo's ``aec_to_parallel`` wrapper (all MPE envs) is driven through
   its AEC env (that wrapper computes every observation twice per step);
@@ -31,7 +27,8 @@ each per step. Cheaper than the raw parallel API, with the same transitions:
 Key layout (docs/CONTRACT.md), batch size ``[num_envs]``:
 
 * ``("agents","observation")`` ``[N, n, F]`` float32. Agents with smaller observations are
-  **zero-padded** at the end up to the largest size ``F`` (e.g. ``simple_adversary``: 8 -> 10).
+  **zero-padded** at the end up to the largest size ``F`` (e.g. ``simple_adversary``: 8 -> 10;
+  pettingzoo_spaces.py).
   Terminated / removed agents observe zeros while the episode goes on.
 * ``("agents","action")`` ``[N, n]`` int64, ``Categorical(A)`` with ``A`` the largest action count.
 * ``("agents","action_mask")`` ``[N, n, A]`` bool, present when the env gives masks (``"action_mask"``
@@ -56,9 +53,6 @@ Key layout (docs/CONTRACT.md), batch size ``[num_envs]``:
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
-import pkgutil
 from typing import Any, Callable
 
 import numpy as np
@@ -66,118 +60,13 @@ import torch
 from tensordict import TensorDictBase
 
 from torchrl_vd.envs.base import SerialTeamEnv
-from torchrl_vd.envs.registry import GROUP, missing_dependency_error, register_env_family, unknown_task_error
+from torchrl_vd.envs.pettingzoo_aec import AECDriver, aec_envs_inside, is_aec_env
+from torchrl_vd.envs.pettingzoo_spaces import AgentSpaces
+from torchrl_vd.envs.pettingzoo_tasks import AEC_SUFFIX, import_task_module, pettingzoo_tasks, resolve_task
+from torchrl_vd.envs.registry import GROUP, register_env_family
 from torchrl_vd.envs.transforms import set_team_specs
 
-__all__ = ["PettingZooTeamEnv", "make_pettingzoo_env", "pettingzoo_tasks"]
-
-_PZ_FAMILIES = ("butterfly", "classic", "sisl", "atari")
-_AEC_SUFFIX = ":aec"
-
-
-# ---------------------------------------------------------------------------------------------
-# task lookup
-# ---------------------------------------------------------------------------------------------
-def _require_pettingzoo():
-    if importlib.util.find_spec("pettingzoo") is None:
-        raise missing_dependency_error("pettingzoo", "pettingzoo", "pettingzoo")
-
-
-def _submodules(package: str) -> list[str]:
-    """Names of ``package``'s ``*_vN`` env modules, found on disk without importing them."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return []
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    names = [m.name for m in pkgutil.iter_modules(spec.submodule_search_locations)]
-    return sorted(n for n in names if n.rsplit("_v", 1)[-1].isdigit() and "_v" in n)
-
-
-# Optional packages PettingZoo modules import (checked with find_spec: listing stays import-free).
-_FAMILY_DEPS = {"atari": ("multi_agent_ale_py",), "butterfly": ("pygame",), "sisl": ("pygame",), "classic": ()}
-_TASK_DEPS = {
-    "pistonball_v6": ("pymunk",),
-    "multiwalker_v9": ("Box2D",),
-    "chess_v6": ("chess",),
-    "hanabi_v5": ("hanabi_learning_environment",),
-    "leduc_holdem_v4": ("rlcard",),
-    "texas_holdem_v4": ("rlcard",),
-    "texas_holdem_no_limit_v6": ("rlcard",),
-}
-
-
-def _all_task_names() -> list[str]:
-    """Every task name on disk, installed or not (for "did you mean" suggestions)."""
-    names = list(_submodules("mpe2")) if importlib.util.find_spec("mpe2") is not None else []
-    if importlib.util.find_spec("pettingzoo") is not None:
-        for fam in _PZ_FAMILIES:
-            mods = _submodules(f"pettingzoo.{fam}")
-            names += [f"{fam}/{m}" for m in mods] + mods
-    return names
-
-
-def _deps_installed(family: str, task: str) -> bool:
-    deps = _FAMILY_DEPS.get(family, ()) + _TASK_DEPS.get(task, ())
-    return all(importlib.util.find_spec(d) is not None for d in deps)
-
-
-def pettingzoo_tasks() -> list[str]:
-    """Installed tasks: MPE2 names (bare) and ``family/task`` for PettingZoo's own families.
-
-    Tasks whose optional dependencies are missing (Atari ROMs, pymunk, Box2D, chess, rlcard, ...)
-    are left out; asking for one gives an ImportError naming what to install.
-    """
-    tasks = list(_submodules("mpe2")) if importlib.util.find_spec("mpe2") is not None else []
-    if importlib.util.find_spec("pettingzoo") is not None:
-        for fam in _PZ_FAMILIES:
-            tasks += [f"{fam}/{m}" for m in _submodules(f"pettingzoo.{fam}") if _deps_installed(fam, m)]
-    return tasks
-
-
-def _resolve_module(task: str) -> tuple[str, str]:
-    """``(module path, kind)`` for a task name; kind is ``"mpe"`` or a PettingZoo family."""
-    _require_pettingzoo()
-    name = task.replace(".", "/")
-    if "/" in name:
-        fam, mod = name.split("/", 1)
-        if fam == "mpe":
-            fam = "mpe2"
-        if fam == "mpe2":
-            return _resolve_mpe(mod, task)
-        if fam in _PZ_FAMILIES and mod in _submodules(f"pettingzoo.{fam}"):
-            return f"pettingzoo.{fam}.{mod}", fam
-        raise unknown_task_error("pettingzoo", task, _all_task_names())
-    mpe_names = _submodules("mpe2") if importlib.util.find_spec("mpe2") is not None else []
-    if name in mpe_names:
-        return f"mpe2.{name}", "mpe"
-    for fam in _PZ_FAMILIES:
-        if name in _submodules(f"pettingzoo.{fam}"):
-            return f"pettingzoo.{fam}.{name}", fam
-    if name.startswith("simple") and importlib.util.find_spec("mpe2") is None:
-        raise missing_dependency_error("pettingzoo", "mpe2", "pettingzoo")
-    raise unknown_task_error("pettingzoo", task, _all_task_names())
-
-
-def _resolve_mpe(mod: str, task: str) -> tuple[str, str]:
-    if importlib.util.find_spec("mpe2") is None:
-        raise missing_dependency_error("pettingzoo", "mpe2", "pettingzoo")
-    if mod not in _submodules("mpe2"):
-        raise unknown_task_error("pettingzoo", task, _all_task_names())
-    return f"mpe2.{mod}", "mpe"
-
-
-def _import_env_module(path: str, task: str, kind: str):
-    try:
-        return importlib.import_module(path)
-    except ImportError as err:
-        missing = getattr(err, "name", None) or str(err)
-        hint = "mpe2" if kind == "mpe" else f"pettingzoo[{kind}]"
-        raise ImportError(
-            f"The pettingzoo task {task!r} ({path}) could not be imported: missing {missing!r}. "
-            f"Install it with: pip install '{hint}'"
-        ) from err
+__all__ = ["PettingZooTeamEnv", "make_pettingzoo_env"]
 
 
 def _state_is_obs_concat(env) -> bool:
@@ -190,32 +79,6 @@ def _state_is_obs_concat(env) -> bool:
     raw = getattr(raw, "aec_env", raw)  # parallel wrappers
     raw = getattr(raw, "unwrapped", raw)
     return isinstance(raw, SimpleEnv) and type(raw).state is SimpleEnv.state
-
-
-def _state_source(env):
-    """``env.unwrapped`` when every wrapper around it is one of PettingZoo's own, else ``env``."""
-    cur = env
-    while hasattr(cur, "env") and cur is not getattr(cur, "unwrapped", cur):
-        if not type(cur).__module__.startswith("pettingzoo.utils.wrappers"):
-            return env
-        cur = cur.env
-    return getattr(env, "unwrapped", env)
-
-
-_CHECK_ONLY_WRAPPERS = ("OrderEnforcingWrapper", "AssertOutOfBoundsWrapper", "BaseWrapper")
-
-
-def _step_target(env):
-    """``env.unwrapped`` when every wrapper around it only checks call order / action bounds."""
-    cur = env
-    while hasattr(cur, "env") and cur is not getattr(cur, "unwrapped", cur):
-        if not (
-            type(cur).__module__.startswith("pettingzoo.utils.wrappers")
-            and type(cur).__name__ in _CHECK_ONLY_WRAPPERS
-        ):
-            return env
-        cur = cur.env
-    return getattr(env, "unwrapped", env)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,55 +124,44 @@ class PettingZooTeamEnv(SerialTeamEnv):
         name: str | None = None,
         unwrap_parallel: bool = True,
     ):
-        from pettingzoo.utils.env import AECEnv, ParallelEnv
-
         super().__init__(num_envs=num_envs, device=device, team_reward=team_reward)
         self.max_steps = None if max_steps is None else int(max_steps)
         self._envs = [env_fn() for _ in range(self.num_envs)]
-        env0 = self._envs[0]
-        if isinstance(env0, AECEnv):
-            self.is_aec = True
-        elif isinstance(env0, ParallelEnv) or hasattr(env0, "possible_agents"):
-            self.is_aec = False
-        else:
-            raise TypeError(f"env_fn must return a PettingZoo ParallelEnv or AECEnv, got {type(env0).__name__}.")
-        self.name = name or type(getattr(env0, "unwrapped", env0)).__name__
+        self.is_aec = is_aec_env(self._envs[0])
+        self.name = name or type(getattr(self._envs[0], "unwrapped", self._envs[0])).__name__
         self.parallel_via_aec = False
-        if not self.is_aec and unwrap_parallel:
-            from pettingzoo.utils.conversions import aec_to_parallel_wrapper
-
-            if all(type(e) is aec_to_parallel_wrapper for e in self._envs):
-                # PettingZoo's aec_to_parallel_wrapper.step calls ``last()`` before every agent's
-                # move, computing each observation twice per step (MPE: ~15% of a step). Driving
-                # the wrapped AEC env in "cycle" mode is the same transition (every live agent
-                # moves once, in turn order; rewards summed over the moves), without that.
-                self._envs = [e.aec_env for e in self._envs]
-                env0 = self._envs[0]
-                self.is_aec = self.parallel_via_aec = True
-                if aec_mode == "turn":
-                    raise ValueError("aec_mode='turn' does not apply to a parallel env.")
-                aec_mode = "cycle"
+        inner = aec_envs_inside(self._envs) if not self.is_aec and unwrap_parallel else None
+        if inner is not None:  # stepped through their AEC envs in "cycle" mode: the same transitions
+            self._envs = inner
+            self.is_aec = self.parallel_via_aec = True
+            if aec_mode == "turn":
+                raise ValueError("aec_mode='turn' does not apply to a parallel env.")
+            aec_mode = "cycle"
+        env0 = self._envs[0]
         self.agent_names = list(env0.possible_agents)
-        self.n_agents = n = len(self.agent_names)
-        self._index = {a: j for j, a in enumerate(self.agent_names)}
-
-        self._read_spaces(env0)
-        # Where to read an AEC env's state (agents, agent_selection, rewards, terminations, ...):
-        # PettingZoo's own wrappers keep it on ``env.unwrapped`` (they write there too), and every
-        # attribute read through them costs a chain of ``__getattr__`` calls; other wrappers may
-        # override those attributes, so read through them.
-        self._state_src = [_state_source(e) if self.is_aec else e for e in self._envs]
-        # What to call step()/observe() on: the raw env when the only wrappers are PettingZoo's
-        # order/bounds checks (MPE: OrderEnforcing + AssertOutOfBounds, ~15 us per agent move),
-        # which _step replaces by one range check of the whole joint action.
-        self._step_target = [_step_target(e) if self.is_aec else e for e in self._envs]
-
+        self.n_agents = len(self.agent_names)
+        self._spaces = sp = AgentSpaces(env0, self.agent_names, self.name)
+        self._index = sp.index  # agent name -> its row j in the team layout
+        self._obs_sizes, self._n_acts, self._n_acts_np = sp.obs_sizes, sp.n_acts, sp.n_acts_np
+        self.obs_dim, self.n_actions, self.padded_obs = sp.obs_dim, sp.n_actions, sp.padded_obs
+        self._aec = [AECDriver(e, self._index) for e in self._envs] if self.is_aec else None
         # One reset of every copy: finds the state shape, info masks, and leaves the envs ready.
         self._seed_copies(seed)
         first = [self._raw_reset(i) for i in range(self.num_envs)]
-        obs0, info0 = first[0]
+        self._choose_action_masks(first[0][1], aec_mode, action_mask)
+        self._read_state(env0)
+        self._init_bookkeeping()
+        self._make_specs()
+        # hold the first reset's outputs: the first _reset() call (no mask) uses them, so creating
+        # the env does not reset every copy twice
+        self._initial = first
+
+    # ------------------------------------------------------------------ construction steps
+    def _choose_action_masks(self, info0: dict, aec_mode: str | None, action_mask: bool | None) -> None:
+        """Set ``aec_mode`` (``None`` decides: ``"turn"`` when the env gives masks) and whether to export
+        action masks (``has_action_mask``), from the first reset's ``info0`` and the spaces."""
         self._mask_in_info = any(isinstance(info0.get(a), dict) and "action_mask" in info0[a] for a in info0)
-        env_masks = self._mask_in_obs or self._mask_in_info
+        env_masks = self._spaces.mask_in_obs or self._mask_in_info
         if aec_mode is None:
             aec_mode = "turn" if env_masks else "cycle"
         if aec_mode not in ("cycle", "turn"):
@@ -326,13 +178,18 @@ class PettingZooTeamEnv(SerialTeamEnv):
                 "action_mask=False is not possible here: agents have different action counts or "
                 "move in turns, so some actions must be masked."
             )
+
+    def _read_state(self, env0) -> None:
+        """Where ``"state"`` comes from: the env's ``state()`` (``has_env_state``), else the stacked observations."""
         self._state_fn = getattr(env0, "state", None)
         self._state_is_obs_concat = _state_is_obs_concat(env0)
         self.state_dim = self._probe_state(env0)
         self.has_env_state = self.state_dim is not None
         if not self.has_env_state:
-            self.state_dim = n * self.obs_dim
+            self.state_dim = self.n_agents * self.obs_dim
 
+    def _init_bookkeeping(self) -> None:
+        n = self.n_agents
         # per-copy bookkeeping (numpy, [N, n])
         self._alive = np.zeros((self.num_envs, n), dtype=bool)  # exported "alive" of the last output
         self._playing = np.zeros((self.num_envs, n), dtype=bool)  # agents that act at the next step
@@ -341,60 +198,8 @@ class PettingZooTeamEnv(SerialTeamEnv):
         self._steps = [0] * self.num_envs
         self._n_playing = [n] * self.num_envs
         self._group_batch = torch.Size([self.num_envs, n])
-        self._make_specs()
-        # hold the first reset's outputs: the first _reset() call (no mask) uses them, so creating
-        # the env does not reset every copy twice
-        self._initial = first
 
-    # ------------------------------------------------------------------ spaces and specs
-    def _read_spaces(self, env0) -> None:
-        from gymnasium import spaces
-
-        obs_sizes, n_acts, obs_discrete = [], [], []
-        self._mask_in_obs = False
-        for a in self.agent_names:
-            osp = env0.observation_space(a)
-            if isinstance(osp, spaces.Dict):
-                if "observation" not in osp.spaces:
-                    raise ValueError(
-                        f"{self.name}: agent {a!r} has a dict observation space without an 'observation' "
-                        f"entry ({list(osp.spaces)}); torchrl_vd needs one flat observation per agent."
-                    )
-                self._mask_in_obs = self._mask_in_obs or "action_mask" in osp.spaces
-                osp = osp.spaces["observation"]
-            if isinstance(osp, spaces.Box):
-                obs_sizes.append(int(np.prod(osp.shape)) if osp.shape else 1)
-                obs_discrete.append(None)
-            elif isinstance(osp, spaces.Discrete):
-                obs_sizes.append(int(osp.n))  # one-hot
-                obs_discrete.append(int(osp.start))
-            else:
-                raise ValueError(
-                    f"{self.name}: agent {a!r} has observation space {osp}; only Box and Discrete "
-                    "observations are supported."
-                )
-            asp = env0.action_space(a)
-            if isinstance(asp, spaces.Discrete):
-                if int(asp.start) != 0:
-                    raise ValueError(f"{self.name}: agent {a!r} has Discrete actions starting at {asp.start}; need 0.")
-                n_acts.append(int(asp.n))
-            elif isinstance(asp, spaces.Box):
-                raise ValueError(
-                    f"{self.name}: value decomposition needs discrete actions, but agent {a!r} has the "
-                    f"continuous action space {asp}. Use the env's discrete version (for MPE: "
-                    "continuous_actions=False, which make_pettingzoo_env passes by default)."
-                )
-            else:
-                raise ValueError(
-                    f"{self.name}: agent {a!r} has action space {asp}; value decomposition needs one "
-                    "Discrete action per agent."
-                )
-        self._obs_sizes, self._obs_discrete, self._n_acts = obs_sizes, obs_discrete, n_acts
-        self._n_acts_np = np.asarray(n_acts, dtype=np.int64)
-        self.obs_dim = max(obs_sizes)
-        self.n_actions = max(n_acts)
-        self.padded_obs = len(set(obs_sizes)) > 1
-
+    # ------------------------------------------------------------------ state and specs
     def _probe_state(self, env0) -> int | None:
         if self._state_fn is None:
             return None
@@ -431,27 +236,6 @@ class PettingZooTeamEnv(SerialTeamEnv):
         }
 
     # ------------------------------------------------------------------ per-copy helpers
-    def _write_obs(self, i: int, a: str, o, views, info) -> None:
-        j = self._index[a]
-        mask = None
-        if isinstance(o, dict):
-            mask = o.get("action_mask")
-            o = o["observation"]
-        if mask is None and info is not None:
-            inf = info.get(a)
-            if isinstance(inf, dict):
-                mask = inf.get("action_mask")
-        start = self._obs_discrete[j]
-        if start is None:
-            views["obs"][i, j, : self._obs_sizes[j]] = np.ravel(o)
-        else:
-            views["obs"][i, j, int(o) - start] = 1.0
-        if views["mask"] is not None:
-            if mask is not None:
-                views["mask"][i, j, : self._n_acts[j]] = np.asarray(mask, dtype=bool)
-            else:
-                views["mask"][i, j, : self._n_acts[j]] = True
-
     def _write_state(self, i: int, env, views) -> None:
         if self._state_is_obs_concat:
             # MPE's state() is the concatenation of every agent's observation: reuse the ones we
@@ -478,8 +262,7 @@ class PettingZooTeamEnv(SerialTeamEnv):
             m[j] = False
             m[j, 0] = True
         if self.aec_mode == "turn":
-            u = self._state_src[i]
-            sel = u.agent_selection if u.agents else None
+            sel = self._aec[i].selection()
             for j, a in enumerate(self.agent_names):
                 if a != sel and alive[j]:
                     m[j] = False
@@ -489,22 +272,16 @@ class PettingZooTeamEnv(SerialTeamEnv):
             m[empty, 0] = True
 
     def _raw_reset(self, i: int):
-        env = self._envs[i]
         seed = self._take_seed(i)
         if self.is_aec:
-            env.reset(seed=seed)
-            u = self._state_src[i]
-            obs = {a: env.observe(a) for a in u.agents}
-            info = dict(u.infos)
-        else:
-            obs, info = env.reset(seed=seed)
-        return obs, info
+            return self._aec[i].reset(seed)
+        return self._envs[i].reset(seed=seed)
 
     def _fill_after_reset(self, i: int, obs, info, views) -> None:
         env = self._envs[i]
-        live = set(self._state_src[i].agents)
+        live = set(self._aec[i].state.agents if self.is_aec else env.agents)
         for a, o in obs.items():
-            self._write_obs(i, a, o, views, info)
+            self._spaces.write_obs(i, a, o, views, info)
         for j, a in enumerate(self.agent_names):
             views["alive"][i, j] = views["playing"][i, j] = a in live
         self._trunc_seen[i] = False
@@ -589,7 +366,7 @@ class PettingZooTeamEnv(SerialTeamEnv):
             rrow[index[a]] = r
             rsum += r
         for a, o in obs.items():
-            self._write_obs(i, a, o, views, info)
+            self._spaces.write_obs(i, a, o, views, info)
         still = set(env.agents)
         arow, prow = views["alive"][i], views["playing"][i]
         n_playing, n_alive = 0, 0
@@ -609,67 +386,27 @@ class PettingZooTeamEnv(SerialTeamEnv):
         return rsum, n_playing, n_alive == self.n_agents
 
     def _step_aec(self, i: int, act: list[int], views) -> tuple[float, int, bool]:
-        """Step copy ``i`` (one cycle or one turn); returns like :meth:`_step_parallel`."""
-        env, u = self._step_target[i], self._state_src[i]
-        index = self._index
-        rew = [0.0] * self.n_agents
-        if self.aec_mode == "turn":
-            if u.agents:
-                env.step(act[index[u.agent_selection]])
-                for b, r in u.rewards.items():
-                    rew[index[b]] += r
-        else:
-            moved = set()
-            while u.agents:
-                a = u.agent_selection
-                if u.terminations.get(a, False) or u.truncations.get(a, False):
-                    if not self._dead_steps(env, u):
-                        break  # everyone is done
-                    continue
-                if a in moved:
-                    break
-                env.step(act[index[a]])
-                moved.add(a)
-                for b, r in u.rewards.items():
-                    if r:
-                        rew[index[b]] += r
+        """Step copy ``i`` (one cycle or one turn, :meth:`AECDriver.move`); returns like :meth:`_step_parallel`."""
+        driver = self._aec[i]
+        rew = driver.move(act, self.aec_mode)
         views["rew"][i, :, 0] = rew
         arow, prow = views["alive"][i], views["playing"][i]
         was_playing = self._playing[i]
-        terms, truncs, infos = u.terminations, u.truncations, u.infos
+        infos = driver.state.infos
         n_playing, n_alive = 0, 0
-        for a in u.agents:
-            j = index[a]
-            term, trunc = terms.get(a, False), truncs.get(a, False)
+        for a, term, trunc, obs in driver.outcomes():
+            j = self._index[a]
             if trunc:
                 self._trunc_seen[i] = True
             arow[j] = alive = not term and (not trunc or bool(was_playing[j]))
             prow[j] = playing = not (term or trunc)
             n_alive += alive
             n_playing += playing
-            self._write_obs(i, a, env.observe(a), views, infos)
+            self._spaces.write_obs(i, a, obs, views, infos)
         # agents that just ended leave the game at their next turn: do it now so that
         # agent_selection names the agent that moves next (turn mode masks by it)
-        self._dead_steps(env, u)
+        driver.dead_steps()
         return sum(rew), n_playing, n_alive == self.n_agents
-
-    @staticmethod
-    def _dead_steps(env, u) -> bool:
-        """Step (with ``None``) the terminated agents whose turn it is, unless all agents are done.
-
-        ``u`` is where the env's state lives (see ``_state_src``). Returns True when at least one
-        such step was taken.
-        """
-        took = False
-        while u.agents:
-            a = u.agent_selection
-            if not (u.terminations.get(a, False) or u.truncations.get(a, False)):
-                break
-            if all(u.terminations.get(b, False) or u.truncations.get(b, False) for b in u.agents):
-                break  # the episode is over: leave it to the reset
-            env.step(None)
-            took = True
-        return took
 
     def _set_seed(self, seed: int | None) -> int | None:
         if seed is None:
@@ -710,10 +447,10 @@ def make_pettingzoo_env(
         team_reward, action_mask, aec_mode: see :class:`PettingZooTeamEnv`.
         **env_kwargs: forwarded to the PettingZoo constructor (e.g. ``N=3``, ``local_ratio=0.5``).
     """
-    if task.endswith(_AEC_SUFFIX):
-        task, aec = task[: -len(_AEC_SUFFIX)], True
-    path, kind = _resolve_module(task)
-    module = _import_env_module(path, task, kind)
+    if task.endswith(AEC_SUFFIX):
+        task, aec = task[: -len(AEC_SUFFIX)], True
+    path, kind = resolve_task(task)
+    module = import_task_module(path, task, kind)
     if kind == "mpe":
         env_kwargs.setdefault("continuous_actions", False)
         if max_steps is not None:
@@ -728,7 +465,7 @@ def make_pettingzoo_env(
         team_reward=team_reward,
         action_mask=action_mask,
         aec_mode=aec_mode,
-        name=f"{task}{_AEC_SUFFIX if use_aec else ''}",
+        name=f"{task}{AEC_SUFFIX if use_aec else ''}",
     )
 
 

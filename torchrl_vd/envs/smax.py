@@ -84,30 +84,19 @@ def _shared_raw_smax(scenario: str, kwargs: tuple):
     return make_raw_smax(scenario, **dict(kwargs))
 
 
-@functools.lru_cache(maxsize=None)
-def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
-    """``(step, reset_where, initial_states)`` for ``num_envs`` copies of ``raw_env``, jitted.
+def _copy_fns(env, team_mean: bool) -> tuple:
+    """``(observe, reset_one, step_one, pack)``: the jax functions of one SMAX copy, for :func:`_batched_fns` to
+    vmap, and the packing of the batched outputs.
 
-    Cached, so that envs built on the same raw env and batch size (a trainer's probe and collector envs, or
-    tests) share one compilation: compiling SMAX's step takes 10-60 s on a CPU.
-
-    * ``step(keys [N, 2], states, actions [N, n] int32) -> (keys, states, (floats, bools), prepared)``
-      steps every copy and, when a copy finished, also prepares its reset (as JaxMARL's ``env.step`` does,
-      but without applying it): ``prepared = (keys, states, (floats, bools))`` where the finished copies are
-      reset and the others are as stepped. TorchRL's ``_reset`` that follows then costs no second pass over
-      the batch (a vmapped reset of every copy costs about half a step). Any other ``_reset`` mask uses
-      ``reset_where``.
-    * ``reset_where(keys, states, mask [N] bool) -> (keys, states, (floats, bools))``: resets the copies where
-      ``mask`` is set; the others keep their key and state.
-    * ``initial_states``: a zero batched state (the first reset replaces every copy of it).
-
-    ``floats`` = [obs N*n*F | world state N*S | ally rewards N*n | team reward N] (float32),
-    ``bools`` = [action masks N*n*A | alive N*n | terminated N | truncated N | battle won N].
+    * ``observe(state) -> (obs [n, F], world state [S], masks [n, A], alive [n])``;
+    * ``reset_one(key) -> (key, state)`` and ``step_one(key, state, action [n]) -> (key, state, ally rewards [n],
+      terminated, truncated, won)`` (SMAX's own step limit is the truncation);
+    * ``pack(obs, world, mask, alive, rew, term, trunc, won) -> (floats, bools)`` of the whole batch, laid out as
+      :func:`_batched_fns` documents, the team reward the mean (``team_mean``) or the sum of the ally rewards.
     """
     import jax
     import jax.numpy as jnp
 
-    env, N = raw_env, num_envs
     agents = list(env.agents)
     n = len(agents)
 
@@ -147,6 +136,35 @@ def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
         floats = jnp.concatenate([obs.reshape(-1), world.reshape(-1), rew.reshape(-1), team])
         bools = jnp.concatenate([mask.reshape(-1), alive.reshape(-1), term, trunc, won])
         return floats, bools
+
+    return observe, reset_one, step_one, pack
+
+
+@functools.lru_cache(maxsize=None)
+def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
+    """``(step, reset_where, initial_states)`` for ``num_envs`` copies of ``raw_env``, jitted.
+
+    Cached, so that envs built on the same raw env and batch size (a trainer's probe and collector envs, or
+    tests) share one compilation: compiling SMAX's step takes 10-60 s on a CPU.
+
+    * ``step(keys [N, 2], states, actions [N, n] int32) -> (keys, states, (floats, bools), prepared)``
+      steps every copy and, when a copy finished, also prepares its reset (as JaxMARL's ``env.step`` does,
+      but without applying it): ``prepared = (keys, states, (floats, bools))`` where the finished copies are
+      reset and the others are as stepped. TorchRL's ``_reset`` that follows then costs no second pass over
+      the batch (a vmapped reset of every copy costs about half a step). Any other ``_reset`` mask uses
+      ``reset_where``.
+    * ``reset_where(keys, states, mask [N] bool) -> (keys, states, (floats, bools))``: resets the copies where
+      ``mask`` is set; the others keep their key and state.
+    * ``initial_states``: a zero batched state (the first reset replaces every copy of it).
+
+    ``floats`` = [obs N*n*F | world state N*S | ally rewards N*n | team reward N] (float32),
+    ``bools`` = [action masks N*n*A | alive N*n | terminated N | truncated N | battle won N].
+    """
+    import jax
+    import jax.numpy as jnp
+
+    N, n = num_envs, len(list(raw_env.agents))
+    observe, reset_one, step_one, pack = _copy_fns(raw_env, team_mean)
 
     def reset_where(keys, states, mask):
         new_keys, new_states = jax.vmap(reset_one)(keys)

@@ -12,25 +12,21 @@ subclass changes, and why:
   bootstrapping). We build VMAS with ``terminated_truncated=True`` and emit ``terminated``,
   ``truncated`` and ``done = terminated | truncated``.
 * **Batched partial resets**: VmasEnv's ``_reset`` calls ``reset_at(i)`` once per done env (2-4 ms
-  each on CPU; 73% of rollout time on ``balance`` at 1024 envs, PERF-NOTES.md). VMAS has no
-  masked reset, so for ``k >= 2`` done envs we do one vectorized ``reset()`` of all envs and write
-  back the pre-reset values of the envs that were not done (every batched tensor reachable from
-  the VMAS environment, scenario, world and entities). Scenarios whose full reset also re-draws
-  state shared by all envs (``simple_reference``, ``football``, ``road_traffic``, ``sampling``,
-  ``ball_passage``, ``het_mass``) are detected on their first partial reset and fall back to
-  ``reset_at``. See :meth:`VmasTeamEnv._batched_reset`.
+  each on CPU; 73% of rollout time on ``balance`` at 1024 envs). VMAS has no masked reset, so for
+  ``k >= 2`` done envs we do one vectorized ``reset()`` of all envs and write back the pre-reset values
+  of the envs that were not done (every batched tensor reachable from the VMAS environment, scenario,
+  world and entities: vmas_reset.py). Scenarios whose full reset also re-draws state shared by all envs
+  (``simple_reference``, ``football``, ``road_traffic``, ``sampling``, ``ball_passage``, ``het_mass``) are
+  detected on their first partial reset and fall back to ``reset_at``. See :meth:`VmasTeamEnv._batched_reset`.
 * **Lean step**: observations/rewards are stacked once per step instead of building one
   TensorDict per agent.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
-import types
 import warnings
 
-import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Categorical, Composite, Unbounded
@@ -45,6 +41,7 @@ from torchrl_vd.envs.registry import (
     unknown_task_error,
 )
 from torchrl_vd.envs.transforms import check_team_reward_mode, done_specs, stacked_state, team_reward
+from torchrl_vd.envs.vmas_reset import batched_reset
 
 __all__ = ["VmasTeamEnv", "make_vmas_env", "vmas_tasks"]
 
@@ -65,32 +62,6 @@ def vmas_tasks() -> list[str]:
     """Every scenario name in VMAS's own registry (main, MPE and debug scenarios)."""
     vmas = _import_vmas()
     return sorted(set(vmas.scenarios) | set(vmas.mpe_scenarios) | set(vmas.debug_scenarios))
-
-
-_VMAS_BASES: tuple[type, ...] = ()
-_NOT_WALKED = (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
-_FOREIGN_MODULES = ("builtins", "torch", "numpy", "pyglet", "gym", "gymnasium", "typing", "enum")
-
-
-def _is_vmas_obj(obj) -> bool:
-    """Objects whose ``__dict__`` may hold simulation state (walked by the batched reset).
-
-    VMAS classes, and any plain Python object (scenario helpers such as road_traffic's
-    ``Timer``/``StateBuffer`` are defined without a module name) that is not a class, module,
-    function, or an object from torch/numpy/rendering libraries.
-    """
-    global _VMAS_BASES
-    if not _VMAS_BASES:
-        from vmas.simulator.core import TorchVectorizedObject
-        from vmas.simulator.scenario import BaseScenario
-
-        _VMAS_BASES = (TorchVectorizedObject, BaseScenario)
-    if isinstance(obj, _VMAS_BASES):
-        return True
-    if isinstance(obj, _NOT_WALKED) or not hasattr(obj, "__dict__"):
-        return False
-    module = type(obj).__module__ or ""
-    return not module.split(".", 1)[0] in _FOREIGN_MODULES
 
 
 class VmasTeamEnv(TrustedStepOutputs, VmasEnv):
@@ -278,74 +249,22 @@ class VmasTeamEnv(TrustedStepOutputs, VmasEnv):
         self.reset_stats["full"] += 1
 
     def _batched_reset(self, mask: torch.Tensor) -> None:
-        """Reset the envs where ``mask`` is True with one vectorized VMAS reset.
+        """Reset the envs where ``mask`` is True with one vectorized VMAS reset (:func:`batched_reset`).
 
-        VMAS can reset one env (``reset_at(i)``) or all of them (``reset()``), nothing in between.
-        We walk the VMAS environment, its scenario, world, entities, their states/actions and any
-        container or VMAS-defined helper object they hold (their ``__dict__``), snapshot every
-        tensor whose leading dim is ``num_envs`` (the per-env state, including the step counter),
-        call ``reset()``, then copy the snapshot back into the rows that were not to be reset.
-
-        Everything else found on the walk (tensors without a batch dim, Python numbers, object
-        references) is state shared by all envs. If the full reset changed any of it (e.g.
-        ``simple_reference`` re-draws its goal landmarks only on a full reset, ``road_traffic`` keeps
-        a time-major state buffer), a batched reset would not be what ``reset_at`` does: we put that
-        state back, redo the envs with ``reset_at`` and use ``reset_at`` for this env from then on
-        (with a warning).
+        A scenario whose full reset changes state shared by all envs cannot be reset so: the envs are
+        redone with ``reset_at``, and this env uses ``reset_at`` from then on (with a warning).
         """
-        batched, shared, leaves = _collect_state(self._env, self.num_envs)
-        memo: dict[int, torch.Tensor] = {}
-        snap = []
-        for holder, key, t in batched:
-            old = memo.get(id(t))
-            if old is None:
-                old = memo[id(t)] = t.clone()
-            snap.append((holder, key, t, old))
-        shared_snap = [(holder, key, t, t.clone()) for holder, key, t in shared]
-
-        self._env.reset(return_observations=False)
-
-        keep = ~mask
-        keep_views: dict[int, torch.Tensor] = {}  # keep mask shaped to broadcast over each rank
-        changed = []
-        for holder, key, t, old in snap:
-            cur = _get(holder, key)
-            if not isinstance(cur, torch.Tensor) or cur.shape != old.shape or cur.dtype != old.dtype:
-                changed.append((holder, key, t, old))
-                continue
-            kv = keep_views.get(old.dim())
-            if kv is None:
-                kv = keep_views[old.dim()] = keep.view(-1, *([1] * (old.dim() - 1)))
-            merged = torch.where(kv, old, cur)
-            try:
-                cur.copy_(merged)  # in place: aliases of this tensor see the restored rows too
-            except RuntimeError:  # e.g. an expanded (non-writable) view: replace it
-                _set(holder, key, merged)
-        for holder, key, t, old in shared_snap:
-            cur = _get(holder, key)
-            if cur is t:
-                if not torch.equal(t, old):
-                    changed.append((holder, key, t, old))
-            elif not (isinstance(cur, torch.Tensor) and cur.shape == old.shape and cur.dtype == old.dtype and torch.equal(cur, old)):
-                changed.append((holder, key, t, old))
-        changed_leaves = [(h, k, v) for h, k, v in leaves if not _same_leaf(_get(h, k), v)]
-        if not changed and not changed_leaves:
+        changed = batched_reset(self._env, mask, self.num_envs)
+        if not changed:
             self.reset_stats["batched"] += 1
             return
-        # Not separable: restore the shared state as it was and fall back to reset_at.
-        for holder, key, t, old in changed:
-            t.copy_(old) if t.shape == old.shape else None
-            _set(holder, key, t)
-        for holder, key, val in changed_leaves:
-            _set(holder, key, val)
         for i in mask.nonzero().reshape(-1).tolist():
             self._env.reset_at(i, return_observations=False)
         self.reset_stats["loop_envs"] += int(mask.sum())
         self._batched_ok = False
-        names = [f"{type(h).__name__}.{k}" for h, k, *_ in (changed + changed_leaves)[:4]]
         warnings.warn(
             f"VMAS scenario {self.scenario_name!r} changes state shared by all envs on a full reset "
-            f"({', '.join(names)}); batched partial resets are off for this env (using reset_at).",
+            f"({', '.join(changed)}); batched partial resets are off for this env (using reset_at).",
             stacklevel=4,
         )
 
@@ -354,66 +273,6 @@ class VmasTeamEnv(TrustedStepOutputs, VmasEnv):
             f"{type(self).__name__}(scenario={self.scenario_name!r}, num_envs={self.num_envs}, "
             f"n_agents={self.n_team_agents}, n_actions={self.n_actions}, device={self.device})"
         )
-
-
-def _get(holder, key):
-    return getattr(holder, key) if not isinstance(holder, (dict, list, tuple)) else holder[key]
-
-
-def _set(holder, key, value) -> None:
-    if isinstance(holder, tuple):
-        return  # immutable: tensors inside were restored in place
-    if isinstance(holder, (dict, list)):
-        holder[key] = value
-    else:
-        object.__setattr__(holder, key, value)
-
-
-def _same_leaf(cur, old) -> bool:
-    if cur is old:
-        return True
-    if type(cur) is not type(old):
-        return False
-    if isinstance(old, (int, float, bool, str, bytes, complex)):
-        return cur == old or (cur != cur and old != old)  # NaN == NaN here
-    if isinstance(old, np.ndarray):
-        return old.shape == cur.shape and bool(np.array_equal(old, cur, equal_nan=old.dtype.kind in "fc"))
-    return False
-
-
-def _collect_state(root, n_envs: int):
-    """Everything reachable from ``root`` through VMAS objects' ``__dict__`` and plain containers.
-
-    Returns ``(batched, shared, leaves)``, lists of ``(holder, key, value)``: tensors whose leading
-    dim is ``n_envs``; other tensors; and every other value met (numbers, strings, references to
-    objects and containers, compared by identity/value after a reset).
-    """
-    batched, shared, leaves = [], [], []
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, dict):
-            items = list(obj.items())
-        elif isinstance(obj, (list, tuple)):
-            items = list(enumerate(obj))
-        elif _is_vmas_obj(obj):
-            items = list(vars(obj).items())
-        else:
-            continue
-        for key, val in items:
-            if isinstance(val, torch.Tensor):
-                (batched if val.dim() >= 1 and val.shape[0] == n_envs else shared).append((obj, key, val))
-                continue
-            if isinstance(obj, dict) and not isinstance(key, (str, int)):
-                continue
-            leaves.append((obj, key, val))
-            if isinstance(val, (dict, list, tuple)) or _is_vmas_obj(val):
-                stack.append(val)
-    return batched, shared, leaves
 
 
 def make_vmas_env(

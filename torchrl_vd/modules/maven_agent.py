@@ -15,7 +15,7 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 
 from torchrl_vd.keys import GROUP, NOISE
-from torchrl_vd.modules.agents import GRUAgent
+from torchrl_vd.modules.gru_agent import GRUAgent
 
 
 def _time_major(x: torch.Tensor | None, seq: bool) -> torch.Tensor | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torchrl_vd.modules.agents import gru_gates
+from torchrl_vd.modules.gru_agent import gru_gates
 from torchrl_vd.modules.maven_agent import _time_major
 
 

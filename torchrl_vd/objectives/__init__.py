@@ -1,7 +1,8 @@
-"""Losses: common.py (shared base), mixing.py (VDN/QMIX), weighted.py (CW/OW-QMIX), qplex.py, qtran.py,
-maven.py, z_policy.py (MAVEN's L_RL)."""
+"""Losses: common.py (shared base), batch.py (reading and checking a batch), mixing.py (VDN/QMIX),
+weighted.py (CW/OW-QMIX), qplex.py, qtran.py, maven.py, z_policy.py (MAVEN's L_RL)."""
 
-from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
+from torchrl_vd.objectives.batch import Batch
+from torchrl_vd.objectives.common import ValueDecompositionLoss
 from torchrl_vd.objectives.maven import MavenLoss
 from torchrl_vd.objectives.mixing import MixingQLoss
 from torchrl_vd.objectives.qplex import QPlexLoss

@@ -1,15 +1,15 @@
-"""The shared base of every value-decomposition loss (VDN, QMIX, QTRAN, MAVEN).
+"""The shared base of every value-decomposition loss (VDN, QMIX, QTRAN, MAVEN): the torchrl ``LossModule`` contract.
 
-One forward order for all losses (STYLE.md): read + validate the batch → online utilities → gather
-chosen → centralized value → target (no grad) → td_error (priority) → masked, weighted reduction.
-Subclasses implement :meth:`ValueDecompositionLoss._losses` on an already validated :class:`Batch`
-and reuse the helpers below, so masks, burn-in, priorities, double Q and the value estimator are
-written once.
+One forward order for all losses: read + validate the batch → online utilities → gather chosen →
+centralized value → target (no grad) → td_error (priority) → masked, weighted reduction. Subclasses
+implement :meth:`ValueDecompositionLoss._losses` on an already validated :class:`~torchrl_vd.objectives.batch.Batch`
+and reuse the helpers below, so double Q, the TD target, the masked reduction and the value estimator are
+written once; reading and checking the batch (keys, team reward, masks, burn-in) lives in batch.py.
 
 Why not torchrl's ``QMixerLoss`` as the base: it ignores validity masks (an all-padding batch gives a
 non-zero loss), has no double Q and no priority weights, and spends most of its forward restructuring
-tensordicts (PERF-NOTES.md). We keep torchrl's contract — ``LossModule``, ``_AcceptedKeys`` +
-``set_keys``, ``make_value_estimator``, target parameters created by ``convert_to_functional`` so that
+tensordicts. We keep torchrl's contract — ``LossModule``, ``_AcceptedKeys`` + ``set_keys``,
+``make_value_estimator``, target parameters created by ``convert_to_functional`` so that
 ``SoftUpdate``/``HardUpdate`` work unchanged — and compute on plain tensors.
 """
 
@@ -31,38 +31,19 @@ from torchrl.objectives.value.functional import td_lambda_return_estimate
 from torchrl_vd.keys import GROUP
 from torchrl_vd.modules.agents import AgentNet
 from torchrl_vd.modules.interop import as_agent_net, spec_n_actions
+from torchrl_vd.objectives.batch import (
+    Batch,
+    read_eval_batch,
+    read_train_batch,
+    team_flag_of,
+    team_reward_of,
+    validate_batch,
+)
 
 # torchrl QMixerLoss key names with no entry of ours: set_keys accepts them (so a QMixerLoss set_keys line runs
 # unchanged) and records them; our losses compute these values on tensors and neither read nor write them.
 TORCHRL_ONLY_KEYS = ("action_value", "local_value", "global_value", "advantage", "value_target")
 AGENT_REDUCTIONS = ("sum", "mean")
-
-
-def _next(key: NestedKey) -> tuple:
-    return ("next", *key) if isinstance(key, tuple) else ("next", key)
-
-
-@dataclass
-class Batch:
-    """The tensors a loss reads, validated. ``*B`` is the batch ([B] transitions or [B, T] sequences)."""
-
-    obs: torch.Tensor  # [*B, n, F]
-    next_obs: torch.Tensor  # [*B, n, F]
-    action: torch.Tensor  # [*B, n] int64
-    reward: torch.Tensor  # [*B, 1] team reward
-    done: torch.Tensor  # [*B, 1] bool
-    terminated: torch.Tensor  # [*B, 1] bool
-    state: torch.Tensor | None  # [*B, *S]
-    next_state: torch.Tensor | None  # [*B, *S]
-    action_mask: torch.Tensor | None  # [*B, n, A] bool
-    next_action_mask: torch.Tensor | None  # [*B, n, A] bool
-    alive: torch.Tensor | None  # [*B, n] bool: dead/inactive agents contribute nothing
-    next_alive: torch.Tensor | None  # [*B, n] bool
-    valid: torch.Tensor  # [*B] bool: padding and burn-in steps are False
-    weight: torch.Tensor | None  # [*B] priority (importance) weights
-    hidden: torch.Tensor | None  # [B, n, H] stored hidden state at the first step of each sequence
-    is_init: torch.Tensor | None  # [*B] bool: episode starts (recurrent agents reset there)
-    td: TensorDictBase  # the input, for subclass-specific entries (e.g. MAVEN's z)
 
 
 class ValueDecompositionLoss(LossModule):
@@ -304,142 +285,29 @@ class ValueDecompositionLoss(LossModule):
         """Subclass hook: ``({"loss": ..., "loss_td": ..., ...}, td_error [*B])``."""
         raise NotImplementedError  # abstract
 
-    # ------------------------------------------------------------------ reading + validation
+    # ------------------------------------------------------------------ reading + validation (batch.py)
     def read_batch(self, td: TensorDictBase) -> Batch:
         """Gather and validate the entries the loss needs (clear errors instead of torch tracebacks)."""
-        k = self.tensor_keys
-        required = {
-            "observation": k.observation,
-            "action": k.action,
-            "next observation": _next(k.observation),
-            "next reward": _next(k.reward),
-            "next done": _next(k.done),
-        }
-        missing = [f"{name} {key!r}" for name, key in required.items() if td.get(key, None) is None]
-        if missing:
-            hint = ""
-            if td.get(_next(k.reward), None) is None and td.get(("next", self.group, "reward"), None) is not None:
-                hint = (
-                    f" The batch has per-agent rewards at {('next', self.group, 'reward')!r}: form the team reward "
-                    f"with torchrl_vd.TeamReward('mean' or 'sum') on the env (or replay buffer), or read them here: "
-                    f"loss.set_keys(reward=({self.group!r}, 'reward')) and reward_reduction='mean' or 'sum'."
-                )
-            raise KeyError(
-                f"{type(self).__name__} is missing entries {missing} in the batch. Collect data with a "
-                "torchrl_vd env (make_env) or map your keys with loss.set_keys(...)/loss.use_group(...)." + hint
-            )
-        obs, action = td.get(k.observation), td.get(k.action)
-        bdims = td.batch_dims
-        if action.ndim == obs.ndim and action.shape[-1] == 1:  # [*B, n, 1] -> [*B, n]
-            action = action.squeeze(-1)
-        if action.ndim == obs.ndim and action.shape[-1] == self.agent_net.n_actions:
-            action = action.argmax(-1)  # one-hot [*B, n, A] -> [*B, n]
-        done = self.team_flag(td.get(_next(k.done)), bdims)
-        terminated = td.get(_next(k.terminated), None)
-        terminated = done if terminated is None else self.team_flag(terminated, bdims)
-        state, next_state = td.get(k.state, None), td.get(_next(k.state), None)
-        valid = td.get(k.mask, None)
-        valid = torch.ones(td.batch_size, dtype=torch.bool, device=obs.device) if valid is None else valid.bool()
-        if valid.shape != td.batch_size:
-            valid = valid.reshape(td.batch_size)
-        if self.burn_in:
-            if bdims < 2:
-                raise ValueError(f"burn_in={self.burn_in} needs sequence batches [B, T]; got batch {list(td.batch_size)}.")
-            valid = valid.clone()
-            valid[..., : self.burn_in] = False  # burn-in steps only warm the hidden state
-        hidden = td.get(k.rnn_hidden, None)
-        if hidden is not None and bdims >= 2:
-            hidden = hidden[:, 0]  # [B, T, n, H] -> [B, n, H]: stored state at each sequence start
-        batch = Batch(
-            obs=obs,
-            next_obs=td.get(_next(k.observation)),
-            action=action.long(),
-            reward=self.team_reward(td.get(_next(k.reward)), bdims),
-            done=done.bool(),
-            terminated=terminated.bool(),
-            state=state,
-            next_state=next_state,
-            action_mask=td.get(k.action_mask, None),
-            next_action_mask=td.get(_next(k.action_mask), None),
-            alive=td.get(k.alive, None),
-            next_alive=td.get(_next(k.alive), None),
-            valid=valid,
-            weight=td.get(k.priority_weight, None),
-            hidden=hidden,
-            is_init=td.get(k.is_init, None),
-            td=td,
-        )
-        if batch.reward.shape != (*td.batch_size, 1):
-            raise ValueError(
-                f"Expected a team reward [*B, 1] at {_next(k.reward)!r}, got {list(batch.reward.shape)} for batch "
-                f"{list(td.batch_size)}. Per-agent rewards [*B, n, 1] need reward_reduction='sum' or 'mean' (or TeamReward on the env)."
-            )
+        batch = read_train_batch(td, self.tensor_keys, n_actions=self.agent_net.n_actions, group=self.group,
+                                 reward_reduction=self.reward_reduction, burn_in=self.burn_in,
+                                 loss_name=type(self).__name__)
         if self.check_inputs:
-            self._validate(batch)
+            validate_batch(batch, self.agent_net.n_agents, self.agent_net.n_actions)
         return batch
-
-    @staticmethod
-    def _per_agent(x: torch.Tensor, bdims: int) -> torch.Tensor | None:
-        """``x`` as ``[*B, n]`` when it holds one value per agent (``[*B, n, 1]`` or ``[*B, n>1]``), else None."""
-        if x.ndim == bdims + 2 and x.shape[-1] == 1:
-            return x.squeeze(-1)  # [*B, n, 1] -> [*B, n]
-        if x.ndim == bdims + 1 and x.shape[-1] > 1:
-            return x
-        return None
 
     def team_reward(self, reward: torch.Tensor, bdims: int) -> torch.Tensor:
         """The team reward r [*B, 1]: as given, or Σ_i r_i / (1/n) Σ_i r_i of per-agent rewards (``reward_reduction``)."""
-        per_agent = self._per_agent(reward, bdims)
-        if per_agent is None:
-            return reward
-        if self.reward_reduction is None:
-            raise ValueError(
-                f"The reward at {_next(self.tensor_keys.reward)!r} is per agent {list(reward.shape)}; the losses "
-                "learn from one team reward. Choose how it is formed: "
-                f"{type(self).__name__}(..., reward_reduction='mean') (torchrl's QMIX example averages) or 'sum', or put "
-                "torchrl_vd.TeamReward('mean') on the env."
-            )
-        if self.reward_reduction == "sum":
-            return per_agent.sum(-1, keepdim=True)  # [*B, n] -> [*B, 1]
-        return per_agent.mean(-1, keepdim=True)  # [*B, n] -> [*B, 1]
+        return team_reward_of(reward, bdims, self.reward_reduction, key=self.tensor_keys.reward,
+                              loss_name=type(self).__name__)
 
     def team_flag(self, flag: torch.Tensor, bdims: int) -> torch.Tensor:
         """A done/terminated flag [*B, 1]: as given, or *all* of per-agent flags [*B, n, 1] (the team's episode
         ends when every agent's has; an agent that is done before the others only stops contributing)."""
-        per_agent = self._per_agent(flag, bdims)
-        return flag if per_agent is None else per_agent.bool().all(-1, keepdim=True)  # [*B, n] -> [*B, 1]
+        return team_flag_of(flag, bdims)
 
-    def _validate(self, b: Batch) -> None:
-        n, A = self.agent_net.n_agents, self.agent_net.n_actions
-        if b.obs.shape[-2] != n:
-            raise ValueError(
-                f"The batch has {b.obs.shape[-2]} agents but the agent net was built for n_agents={n}."
-            )
-        active = b.valid.unsqueeze(-1)  # [*B, 1]
-        if b.alive is not None:
-            active = active & b.alive.bool()  # [*B, n]
-        bad = ((b.action < 0) | (b.action >= A)) & active
-        if bad.any():
-            idx = bad.nonzero()[0].tolist()
-            raise ValueError(f"Stored action {b.action[tuple(idx)].item()} at index {idx} is outside [0, {A}).")
-        if b.action_mask is not None:
-            legal = b.action_mask.bool().gather(-1, b.action.clamp(0, A - 1).unsqueeze(-1)).squeeze(-1)  # [*B, n]
-            bad = ~legal & active
-            if bad.any():
-                idx = bad.nonzero()[0].tolist()
-                raise ValueError(
-                    f"Stored action {b.action[tuple(idx)].item()} at batch index {idx} is invalid under its "
-                    f"action mask ({int(bad.sum())} such entries). The collection policy must honour the mask: "
-                    "build it with make_agent_policies(..., action_mask=True)."
-                )
-        for name, x in (("reward", b.reward), ("observation", b.obs), ("next observation", b.next_obs),
-                        ("state", b.state)):
-            if x is not None and x.is_floating_point() and not torch.isfinite(x).all():
-                idx = (~torch.isfinite(x)).nonzero()[0].tolist()
-                raise ValueError(
-                    f"Non-finite {name} ({x[tuple(idx)].item()}) reached the loss at batch index {idx}: refusing "
-                    "to train on it. Check the environment step that produced it."
-                )
+    def read_batch_for_eval(self, td: TensorDictBase) -> Batch:
+        """Like :meth:`read_batch` but only the current-step entries are required."""
+        return read_eval_batch(td, self.tensor_keys)
 
     # ------------------------------------------------------------------ shared maths
     def utilities(self, b: Batch, *, target: bool = False, need_current: bool = True, need_next: bool = True,
@@ -578,22 +446,5 @@ class ValueDecompositionLoss(LossModule):
             state = state.unsqueeze(len(batch)).expand(*batch, K, *state.shape[len(batch):])  # [*B, K, *S]
         return chosen, acts, state
 
-    def read_batch_for_eval(self, td: TensorDictBase) -> Batch:
-        """Like :meth:`read_batch` but only the current-step entries are required."""
-        k = self.tensor_keys
-        obs = td.get(k.observation, None)
-        if obs is None:
-            raise KeyError(f"Missing {k.observation!r}: the IGM check needs the agents' observations.")
-        hidden = td.get(k.rnn_hidden, None)
-        if hidden is not None and td.batch_dims >= 2:
-            hidden = hidden[:, 0]
-        return Batch(
-            obs=obs, next_obs=obs, action=torch.zeros(obs.shape[:-1], dtype=torch.long, device=obs.device),
-            reward=None, done=None, terminated=None, state=td.get(k.state, None), next_state=None,
-            action_mask=td.get(k.action_mask, None), next_action_mask=None, alive=td.get(k.alive, None),
-            next_alive=None, valid=torch.ones(td.batch_size, dtype=torch.bool, device=obs.device), weight=None,
-            hidden=hidden, is_init=td.get(k.is_init, None), td=td,
-        )
 
-
-__all__ = ["Batch", "ValueDecompositionLoss"]
+__all__ = ["ValueDecompositionLoss"]

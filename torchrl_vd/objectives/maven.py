@@ -28,7 +28,8 @@ from torch.nn import functional as F
 from torchrl_vd.keys import NOISE
 from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
 from torchrl_vd.modules.mixers.maven import MavenMixer
-from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss, _next
+from torchrl_vd.objectives.batch import Batch, _next
+from torchrl_vd.objectives.common import ValueDecompositionLoss
 from torchrl_vd.objectives.mixing import MixingQLoss
 
 

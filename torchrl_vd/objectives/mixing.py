@@ -8,7 +8,8 @@ from torch import nn
 
 from torchrl_vd.modules.interop import as_mixer
 from torchrl_vd.modules.mixers.base import Mixer
-from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
+from torchrl_vd.objectives.batch import Batch
+from torchrl_vd.objectives.common import ValueDecompositionLoss
 
 
 class MixingQLoss(ValueDecompositionLoss):

@@ -12,7 +12,8 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from torchrl_vd.modules.mixers.qplex import QPlexMixer
-from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
+from torchrl_vd.objectives.batch import Batch
+from torchrl_vd.objectives.common import ValueDecompositionLoss
 
 
 class QPlexLoss(ValueDecompositionLoss):

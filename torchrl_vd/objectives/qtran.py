@@ -20,7 +20,8 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from torchrl_vd.modules.qtran import QTranJointQ
-from torchrl_vd.objectives.common import Batch, ValueDecompositionLoss
+from torchrl_vd.objectives.batch import Batch
+from torchrl_vd.objectives.common import ValueDecompositionLoss
 
 VARIANTS = ("base", "alt")
 FEATURES = ("hidden", "obs", "utilities")

@@ -22,7 +22,7 @@ from torch import nn
 
 from torchrl_vd.modules.mixers.base import Mixer
 from torchrl_vd.modules.interop import as_agent_net
-from torchrl_vd.objectives.common import Batch
+from torchrl_vd.objectives.batch import Batch
 from torchrl_vd.objectives.mixing import MixingQLoss
 
 WEIGHTINGS = ("cw", "ow")

@@ -14,7 +14,8 @@ import torch
 
 from torchrl_vd.envs.registry import EnvInfo
 from torchrl_vd.envs.transforms import NoiseTransform
-from torchrl_vd.modules.agents import ACTIVATIONS, AgentNet, GRUAgent, MLPAgent
+from torchrl_vd.modules.agents import ACTIVATIONS, AgentNet, MLPAgent
+from torchrl_vd.modules.gru_agent import GRUAgent
 from torchrl_vd.modules.maven_agent import MavenAgent
 from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
 from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, QMixer, QPlexMixer, VDNMixer

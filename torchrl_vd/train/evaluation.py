@@ -11,7 +11,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl_vd.envs.registry import describe_env, make_env
 from torchrl_vd.igm import check_igm
 from torchrl_vd.keys import BATTLE_WON
-from torchrl_vd.modules.agents import make_agent_policies
+from torchrl_vd.modules.policies import make_agent_policies
 from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import load_checkpoint, restore_modules
 from torchrl_vd.train.config import TrainConfig

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from torchrl_vd.modules.agents import make_agent_policies
+from torchrl_vd.modules.policies import make_agent_policies
 from torchrl_vd.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from torchrl_vd.train.collectors import NoCollector, OverlapCollector, make_collector, watch_workers, worker_errors
 from torchrl_vd.train.config import ConfigError, TrainConfig
