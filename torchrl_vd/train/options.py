@@ -65,6 +65,7 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     value; tuples are coerced element by element (``tuple[Literal[...], ...]``).
 
     Examples:
+        >>> from typing import Literal
         >>> coerce("x", "3", int), coerce("y", "batch", bool | Literal["running", "batch"]), coerce("z", [1], tuple[int, ...])
         (3, 'batch', (1,))
     """
