@@ -11,6 +11,7 @@ from torch import nn
 from torchrl.envs import RewardSum, TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
+from _helpers import mstep_config
 from torchrl_vd import check_igm, make_env
 from torchrl_vd.modules.agents import AgentNet
 from torchrl_vd import MavenAgent, MavenDiscriminator, MavenMixer, NoiseTransform, make_z_policy
@@ -456,24 +457,6 @@ EARLIER_MAVEN = {"mixer_kwargs": {"hypernet_layers": 2},
                  "loss_kwargs": {"discrim_layers": 1, "z_lr": 1e-3, "z_objective": "entropy", "z_epsilon": 0.5,
                                  "eval_z": "mode"},
                  "last_action": False, "agent_id": False}
-
-
-def mstep_config(algo, m, seed, frames, out_dir, **overrides):
-    """The shared m-step setup (the authors' game: ``matrix/m-step`` shows branch 0 at t=0): same envs,
-    budget, ε schedule (1 -> 0.01 over 100 frames, REFERENCE) and learner for both algorithms; GRU agents
-    of width 64 (pymarl); RMSprop 5e-4; one update per collected episode (authors); hard target update
-    every 200 updates; a buffer of ~1000 episodes; 32 sampled sequences of m steps per update."""
-    from torchrl_vd.train import TrainConfig
-
-    num_envs = overrides.pop("num_envs", 16)
-    cfg = TrainConfig(
-        algo=algo, env="matrix/m-step", env_kwargs={"steps": m}, num_envs=num_envs, frames=frames,
-        frames_per_batch=num_envs * m, batch_size=32 * m, updates_per_batch=num_envs, buffer_size=1000 * m,
-        optimizer="rmsprop", lr=5e-4, grad_clip=10.0, gamma=0.99, eps_start=1.0, eps_end=0.01, eps_frames=100,
-        target_update=200, agent="gru", hidden=(64,), seed=seed, eval_episodes=8, progress=False,
-        out_dir=str(out_dir), loggers=("csv",),
-    )
-    return cfg.with_overrides(overrides) if overrides else cfg
 
 
 def greedy_return_per_z(result, cfg, noise_dim):
