@@ -26,10 +26,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from _checkpoint_faults import die_in_checkpoint_write
 
 import torchrl_vd as vd
 from torchrl_vd.train import checkpoint as ckpt_mod
-from torchrl_vd.train.checkpoint import FAULT_ENV, load_checkpoint
+from torchrl_vd.train.checkpoint import load_checkpoint
 
 DETERMINISTIC = ["frames", "updates", "eps", "loss", "train_return", "episodes", "eval_return"]
 
@@ -53,9 +54,8 @@ def tiny_vmas(out_dir, **kw) -> vd.TrainConfig:
 
 
 def _child(cfg: vd.TrainConfig, fault: str | None) -> None:
-    ckpt_mod._writes = 0  # FAULT_ENV counts this process's checkpoint writes (not the parent's, copied by fork)
-    if fault:
-        os.environ[FAULT_ENV] = fault
+    if fault:  # "STAGE:N": die at STAGE of this process's N-th checkpoint write (tests/_checkpoint_faults.py)
+        die_in_checkpoint_write(fault)
     import warnings
 
     warnings.simplefilter("ignore")
@@ -190,6 +190,35 @@ def test_a_kill_inside_a_checkpoint_write_leaves_the_last_complete_one(tmp_path,
     assert (out / "checkpoint.prev.pt").exists()
     assert run_forked(tiny(out, resume=str(out))) == 0
     _check_finished_like(reference[0], out, 64 * 16, 64)
+
+
+def _write_two_checkpoints(run_dir: Path, fault: str) -> None:
+    die_in_checkpoint_write(fault)
+    for k in (1, 2):
+        state = {"format_version": ckpt_mod.FORMAT_VERSION, "frames": k, "w": torch.full((4096,), float(k))}  # 16 KiB
+        ckpt_mod.write_checkpoint_file(run_dir / ckpt_mod.CHECKPOINT, {**state, "sha256": ckpt_mod.state_digest(state)})
+
+
+@pytest.mark.parametrize("stage", ["write", "written", "linked"])
+def test_the_injected_fault_dies_at_the_stage_it_names(tmp_path, stage):
+    """tests/_checkpoint_faults.py kills the second of two checkpoint writes where the files show it: a half
+    temp file (write), a complete temp file beside the old checkpoint (written), the old one also kept as
+    checkpoint.prev.pt, a hard link (linked)."""
+    proc = multiprocessing.get_context("fork").Process(target=_write_two_checkpoints, args=(tmp_path, f"{stage}:2"))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == -signal.SIGKILL
+    latest, tmp, prev = (tmp_path / name for name in (ckpt_mod.CHECKPOINT, ckpt_mod.TEMP, ckpt_mod.PREVIOUS))
+    assert ckpt_mod.read_checkpoint_file(latest)["frames"] == 1
+    if stage == "write":
+        assert 4096 < tmp.stat().st_size < latest.stat().st_size  # 4 KiB flushed, not the whole file
+        with pytest.raises(ValueError, match="is corrupt"):
+            ckpt_mod.read_checkpoint_file(tmp)
+    else:
+        assert ckpt_mod.read_checkpoint_file(tmp)["frames"] == 2
+    assert prev.exists() == (stage == "linked")
+    if stage == "linked":
+        assert os.path.samefile(prev, latest)
 
 
 # ------------------------------------------------------------------------------- damaged checkpoint files

@@ -185,3 +185,66 @@ def test_td_lambda_with_lambda_zero_equals_td0_and_burn_in_is_excluded():
     changed = td.clone()
     changed["next", "reward"][:, :2] += 100.0  # burn-in steps: their targets must not matter
     assert loss(changed)["loss"].item() == pytest.approx(loss(td.clone())["loss"].item())
+
+
+# ------------------------------------------------------------------------------------------- TD(λ) by hand
+# B = 2 sequences of T = 4 steps, 2 agents, 2 actions, identity agents (utilities = observations) and VDN, float64.
+# The value of the next state is V_{t+1} = Σ_i max_a Q̄_i(o'_{t+1}, a) (target agents = the online ones at
+# construction); each agent's next observation is [V_{t+1} / 2, −9], so V_{t+1} is the sequence below.
+# Every step's chosen Q_tot is 10 (each agent's chosen utility 5), so TD error = 10 − G_t > 0.
+#
+# G_t = r_t + γ (1 − term_t) [(1 − λ) V_{t+1} + λ G_{t+1}], where an episode that ends at t (done_t) has no
+# G_{t+1} of its own: G_t = r_t + γ (1 − term_t) V_{t+1} (a truncation bootstraps, a termination does not);
+# the last step bootstraps on V_T. γ = λ = 0.5:
+#   seq 0, truncated at t = 1 (done, not terminated), a new episode from t = 2:
+#     r = [1, 2, 3, 4], V_{t+1} = [2, 4, 6, 8]
+#     G_3 = 4 + .5·8 = 8;  G_2 = 3 + .5(.5·6 + .5·8) = 6.5;  G_1 = 2 + .5·4 = 4 (truncated: bootstraps on V_2)
+#     G_0 = 1 + .5(.5·2 + .5·4) = 2.5
+#   seq 1, terminated at t = 1 and at t = 3:
+#     r = [1, 3, 2, 5], V_{t+1} = [4, 10, 6, 2]
+#     G_3 = 5 (terminal);  G_2 = 2 + .5(.5·6 + .5·5) = 4.75;  G_1 = 3 (terminal: V_2 = 10 is ignored)
+#     G_0 = 1 + .5(.5·4 + .5·3) = 2.75
+LAMBDA_REWARD = [[1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 5.0]]
+LAMBDA_NEXT_V = [[2.0, 4.0, 6.0, 8.0], [4.0, 10.0, 6.0, 2.0]]
+LAMBDA_DONE = [[False, True, False, False], [False, True, False, True]]
+LAMBDA_TERMINATED = [[False, False, False, False], [False, True, False, True]]
+LAMBDA_RETURN = [[2.5, 4.0, 6.5, 8.0], [2.75, 3.0, 4.75, 5.0]]  # the G_t above
+
+
+def td_lambda_batch():
+    f64 = torch.float64
+    obs = torch.tensor([[5.0, 0.0], [0.0, 5.0]], dtype=f64).expand(2, 4, 2, 2)  # [B, T, n, A]: actions (0, 1) -> 5 + 5
+    half_v = torch.tensor(LAMBDA_NEXT_V, dtype=f64) / 2  # [B, T]
+    next_obs = torch.stack([half_v, torch.full_like(half_v, -9.0)], -1).unsqueeze(-2).expand(2, 4, 2, 2)
+    return TensorDict(
+        {
+            "agents": {"observation": obs.clone(), "action": torch.tensor([0, 1]).expand(2, 4, 2).clone()},
+            "next": {
+                "agents": {"observation": next_obs.clone()},
+                "reward": torch.tensor(LAMBDA_REWARD, dtype=f64).unsqueeze(-1),
+                "done": torch.tensor(LAMBDA_DONE).unsqueeze(-1),
+                "terminated": torch.tensor(LAMBDA_TERMINATED).unsqueeze(-1),
+            },
+        },
+        [2, 4],
+    )
+
+
+@pytest.mark.parametrize("double_q", [False, True])
+def test_td_lambda_target_equals_the_return_computed_by_hand(double_q):
+    loss = MixingQLoss(identity_agent().double(), VDNMixer(2), double_q=double_q)
+    loss.make_value_estimator(ValueEstimators.TDLambda, gamma=0.5, lmbda=0.5)
+    td = td_lambda_batch()
+    expected = torch.tensor(LAMBDA_RETURN, dtype=torch.float64)
+    # the target alone, from the hand-set V_{t+1}
+    y = loss.td_target(loss.read_batch(td), torch.tensor(LAMBDA_NEXT_V, dtype=torch.float64).unsqueeze(-1))
+    torch.testing.assert_close(y.squeeze(-1), expected, rtol=0, atol=1e-10)
+    # and through the loss: V_{t+1} from the target networks, TD error |Q_tot − G_t| = 10 − G_t
+    out = loss(td)
+    torch.testing.assert_close(td["td_error"], 10.0 - expected, rtol=0, atol=1e-10)
+    assert out["loss"].item() == pytest.approx(((10.0 - expected) ** 2).mean().item(), rel=0, abs=1e-10)
+    # λ matters here: TD(0) on the same batch gives r_t + γ (1 − term_t) V_{t+1}
+    loss.make_value_estimator(ValueEstimators.TD0, gamma=0.5)
+    loss(td)
+    td0 = torch.tensor([[2.0, 4.0, 6.0, 8.0], [3.0, 3.0, 5.0, 5.0]], dtype=torch.float64)
+    torch.testing.assert_close(td["td_error"], 10.0 - td0, rtol=0, atol=1e-10)

@@ -272,6 +272,7 @@ def test_memory_reward_rule_and_uniform_cue():
     cue = td[OBS][:, 0, 1:3].argmax(-1)  # [N]
     frac = cue.float().mean().item()
     assert 0.45 < frac < 0.55  # a fair coin per env: 0.5 ± 0.008 (one standard error over 4096 envs), bound 6 of them
+    assert int(cue.sum()) == 2058  # the env's own generator, seed 0 (measured; global torch RNG plays no part)
     # steps 0..delay-1 pay 0 whatever the actions; at the last step all agents must play the cue
     for _ in range(2):
         td[A] = torch.randint(0, 2, (4096, 3))
@@ -288,6 +289,7 @@ def test_memory_reward_rule_and_uniform_cue():
     # a memoryless constant policy scores ~0.5: it wins where the (fresh) cue is 0, the same ± 0.008 bound as above
     rewards, dones, _ = play(env, [[0, 0, 0]] * 3)
     assert 0.45 < rewards[-1].mean().item() < 0.55
+    assert rewards[-1].sum().item() == 2003  # cue 0 in 2003 of the 4096 fresh episodes (seed 0, measured)
 
 
 # ------------------------------------------------------------------------------------- resets / seeds

@@ -305,8 +305,10 @@ def test_gru_remembers_the_cue_that_a_feedforward_agent_cannot(tmp_path):
     gru = json.loads((out / "summary.json").read_text())
     mlp = vd.train(vd.TrainConfig(**MEMORY, agent="mlp", out_dir=str(tmp_path / "mlp")))
     assert isinstance(mlp.loss_module.agent_net, vd.MLPAgent)
-    assert gru["final_eval_return"] >= 0.9, gru
-    assert mlp.summary["final_eval_return"] <= 0.6, mlp.summary
+    # seed 0, measured (the same in repeated runs): the GRU recalls the cue in all 1024 greedy episodes; the MLP's
+    # fixed guess at t = 2 is right in 513 of them (a memoryless policy gets 0.5 in expectation)
+    assert (gru["final_eval_return"], gru["final_eval_return_std"]) == (1.0, 0.0), gru
+    assert mlp.summary["final_eval_return"] == 513 / 1024, mlp.summary
 
 
 @pytest.mark.slow

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 from hypothesis import given, settings
+from _helpers import env_family
 from hypothesis import strategies as st
 from torchrl.envs import Transform, TransformedEnv
 
 import torchrl_vd as vd
 from torchrl_vd.envs.matrix import make_matrix_env
-from torchrl_vd.envs.registry import register_env_family
 from torchrl_vd.testing import random_batch
 from torchrl_vd.train.algos import algorithms
 
@@ -57,12 +57,19 @@ class _NaNRewardAt(Transform):
         return td_reset
 
 
-@register_env_family("test-nan", examples=["qtran"], description="matrix games whose reward turns NaN (tests)")
 def _make_nan_env(task, *, num_envs, device, seed, at=3, **kw):
     return TransformedEnv(make_matrix_env(task, num_envs=num_envs, device=device, seed=seed, **kw), _NaNRewardAt(at))
 
 
-def test_nan_reward_from_the_env_is_reported_with_env_and_step(tmp_path):
+@pytest.fixture
+def nan_family():
+    """Matrix games whose reward turns NaN, as the env family ``test-nan`` for the test's duration."""
+    with env_family("test-nan", _make_nan_env, examples=["qtran"],
+                    description="matrix games whose reward turns NaN (tests)"):
+        yield
+
+
+def test_nan_reward_from_the_env_is_reported_with_env_and_step(tmp_path, nan_family):
     cfg = tiny_cfg("qmix", "test-nan/qtran", tmp_path, env_kwargs={"at": 3})
     with pytest.raises(ValueError, match=r"Non-finite reward from env 1 at step 2 of the batch starting at frame 0"):
         vd.train(cfg)

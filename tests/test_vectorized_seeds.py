@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import mstep_config
 
 import torchrl_vd as vd
 from torchrl_vd.cli import _parser
@@ -214,11 +215,6 @@ def test_maven_seeds_each_train_their_own_z_policy_and_reload_alone(tmp_path):
     """MAVEN vectorized: the stacked loss (agents, mixer, discriminator), one z-policy and REINFORCE trainer per
     seed fed only its own episodes, every seed's z-policy choosing z for its own envs (:class:`SeedNets`); each
     seed's run directory holds a single run's checkpoint (z-policy included) that reloads alone."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_maven import mstep_config
-
     from torchrl_vd.train.population import SeedNets
 
     # eval_z="mode": z = argmax π_z(s_0), so the greedy return of the deterministic game is a function of the networks

@@ -28,7 +28,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import signal
 import warnings
 from pathlib import Path
 
@@ -41,12 +40,6 @@ PREVIOUS = "checkpoint.prev.pt"  # the last complete checkpoint before the lates
 TEMP = "checkpoint.pt.tmp"  # a write in progress (never read)
 FORMAT_VERSION = 4  # 4: + sha256 of the contents; 3: plain data only (weights_only loading); 2 pickled a TensorDict
 READABLE_FORMATS = (3, 4)  # format 3 (no checksum) is still read, unverified
-
-#: Test hook (fault injection, tests/test_faults.py): ``STAGE:N`` SIGKILLs this process at ``STAGE`` of its
-#: N-th checkpoint write: ``write`` (half of the temp file written), ``written`` (temp file complete, not
-#: renamed), ``linked`` (previous kept as checkpoint.prev.pt, new one not yet renamed into place).
-FAULT_ENV = "TORCHRL_VD_CHECKPOINT_FAULT"
-_writes = 0  # checkpoints written by this process (for FAULT_ENV)
 
 
 def state_digest(state: dict) -> str:
@@ -113,14 +106,10 @@ def save_checkpoint(path: Path, *, cfg, learner_state: dict, extra_modules: dict
 
 def write_checkpoint_file(path: Path, state: dict) -> None:
     """temp file (same directory) -> flush + fsync -> keep the old one as checkpoint.prev.pt -> rename -> fsync dir."""
-    global _writes
-    _writes += 1
-    fault = _fault_plan()
     tmp, prev = path.with_name(TEMP), path.with_name(PREVIOUS)
     try:
         with _open_for_write(tmp) as raw:
-            f = _KillHalfway(raw) if fault == "write" else raw
-            torch.save(state, f)
+            torch.save(state, raw)
             raw.flush()
             os.fsync(raw.fileno())
     except Exception as err:  # torch's zip writer wraps the OSError of a failed write in a RuntimeError
@@ -133,52 +122,19 @@ def write_checkpoint_file(path: Path, state: dict) -> None:
         raise OSError(code, f"Could not write the checkpoint {path} ({reason}); {kept}. Free disk space (or fix "
                             f"the directory's permissions), then continue with `torchrl-vd train --resume "
                             f"{path.parent}`.") from err
-    _maybe_die(fault, "written")
     if path.exists():  # keep the last complete checkpoint until the new one is in place
         prev.unlink(missing_ok=True)
         try:
             os.link(path, prev)
         except OSError:  # no hard links on this filesystem: a rename (checkpoint.pt is briefly absent)
             os.replace(path, prev)
-    _maybe_die(fault, "linked")
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
 
 def _open_for_write(path: Path):
+    """The temp file, opened for writing (tests wrap it: a disk that fills up, a process killed mid-write)."""
     return open(path, "wb")
-
-
-def _fault_plan() -> str | None:
-    """The stage at which this write must die (FAULT_ENV), or None."""
-    plan = os.environ.get(FAULT_ENV)
-    if not plan:
-        return None
-    stage, _, n = plan.partition(":")
-    return stage if int(n or 1) == _writes else None
-
-
-def _maybe_die(fault: str | None, stage: str) -> None:
-    if fault == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-class _KillHalfway:
-    """File wrapper for the ``write`` fault: SIGKILL once the first 4 KiB of the temp file are on disk."""
-
-    def __init__(self, f):
-        self.f, self.written = f, 0
-
-    def write(self, b) -> int:
-        n = self.f.write(b)
-        self.written += n
-        if self.written > 4096:
-            self.f.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-        return n
-
-    def flush(self) -> None:
-        self.f.flush()
 
 
 def learner_state(state: dict) -> dict:
