@@ -178,9 +178,11 @@ def test_missing_dependency(monkeypatch, missing):
 
 def test_training_smoke(tmp_path):
     """VDN on 3m with the batch size of the tests above (collector and evaluation envs reuse their compilation)."""
-    cfg = vd.TrainConfig(algo="vdn", env="smax/3m", num_envs=N_ENVS, frames=N_ENVS * 40, frames_per_batch=N_ENVS * 20,
+    # from_dict: a complete config (the library defaults, no SMAX preset): small agents, learning from the start
+    cfg = vd.TrainConfig.from_dict(dict(algo="vdn", env="smax/3m", num_envs=N_ENVS, frames=N_ENVS * 40,
+                                        frames_per_batch=N_ENVS * 20,
                          batch_size=32, updates_per_batch=2, eps_frames=60, progress=False,
-                         out_dir=str(tmp_path / "run"), eval_episodes=N_ENVS, hidden=(32,))
+                         out_dir=str(tmp_path / "run"), eval_episodes=N_ENVS, hidden=(32,)))
     result = vd.train(cfg)
     assert result.summary["frames"] == N_ENVS * 40 and result.summary["updates"] == 4
     assert all(math.isfinite(r["loss"]) for r in result.metrics)
@@ -197,9 +199,10 @@ def test_win_rates_are_logged_per_batch_at_evaluations_and_in_the_summary(tmp_pa
     the battles the rows' episodes won, counted again from a rollout of the same greedy policy."""
     from torchrl_vd.train.evaluation import greedy_rollout
 
-    cfg = vd.TrainConfig(algo="vdn", env="smax/3m", num_envs=N_ENVS, frames=N_ENVS * 80, frames_per_batch=N_ENVS * 40,
+    cfg = vd.TrainConfig.from_dict(dict(algo="vdn", env="smax/3m", num_envs=N_ENVS, frames=N_ENVS * 80,
+                                        frames_per_batch=N_ENVS * 40,
                          batch_size=32, updates_per_batch=1, eps_frames=60, progress=False, eval_every=N_ENVS * 80,
-                         out_dir=str(tmp_path / "run"), eval_episodes=N_ENVS, hidden=(32,))
+                         out_dir=str(tmp_path / "run"), eval_episodes=N_ENVS, hidden=(32,)))
     result = vd.train(cfg)
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[-2:] == ["win_rate", "eval_win_rate"]
@@ -218,9 +221,10 @@ def test_win_rates_are_logged_per_batch_at_evaluations_and_in_the_summary(tmp_pa
 
 def test_vectorized_seeds_run_on_smax(tmp_path):
     """Three seeds of one battle each: the joint env has the tests' 3 battles (the same compilation)."""
-    cfg = vd.TrainConfig(algo="qmix", env="smax/3m", num_envs=1, frames=60, frames_per_batch=20, batch_size=16,
+    cfg = vd.TrainConfig.from_dict(dict(algo="qmix", env="smax/3m", num_envs=1, frames=60, frames_per_batch=20,
+                                        batch_size=16,
                          updates_per_batch=1, eps_frames=20, progress=False, seeds=(0, 1, 2), eval_episodes=1,
-                         out_dir=str(tmp_path / "seeds"), hidden=(16,))
+                         out_dir=str(tmp_path / "seeds"), hidden=(16,)))
     result = vd.train(cfg)
     assert [r.summary["frames"] for r in result.runs] == [60, 60, 60]
     assert all("final_eval_win_rate" in r.summary and "win_rate" in r.metrics[0] for r in result.runs)

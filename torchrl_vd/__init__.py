@@ -34,7 +34,7 @@ _EXPORTS = {
     "QTranJointQ": "torchrl_vd.modules.qtran", "QTranV": "torchrl_vd.modules.qtran",
     "make_z_policy": "torchrl_vd.modules.z_policy",
     # losses
-    "MavenLoss": "torchrl_vd.objectives", "MixingQLoss": "torchrl_vd.objectives", "QPlexLoss": "torchrl_vd.objectives",
+    "IQLLoss": "torchrl_vd.objectives", "MavenLoss": "torchrl_vd.objectives", "MixingQLoss": "torchrl_vd.objectives", "QPlexLoss": "torchrl_vd.objectives",
     "QTranLoss": "torchrl_vd.objectives", "ValueDecompositionLoss": "torchrl_vd.objectives",
     "WeightedQMixLoss": "torchrl_vd.objectives", "ZPolicyTrainer": "torchrl_vd.objectives",
     # IGM
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, Mixer, QMixer, QPlexMixer, VDNMixer
     from torchrl_vd.modules.qtran import QTranJointQ, QTranV
     from torchrl_vd.modules.z_policy import make_z_policy
-    from torchrl_vd.objectives import (MavenLoss, MixingQLoss, QPlexLoss, QTranLoss, ValueDecompositionLoss,
+    from torchrl_vd.objectives import (IQLLoss, MavenLoss, MixingQLoss, QPlexLoss, QTranLoss, ValueDecompositionLoss,
                                        WeightedQMixLoss, ZPolicyTrainer)
     from torchrl_vd.train.algos import AlgoParts, register_algo
     from torchrl_vd.train.resume import config_for_resume as train_config_for_resume

@@ -379,16 +379,19 @@ class ValueDecompositionLoss(LossModule):
         a_next = self.greedy_next_actions(b, q_next_online, q_next_t)  # [*B, n]
         return q_next_t, a_next, self.zero_dead(self.gather(q_next_t, a_next), b.next_alive)  # [*B, n, 1]
 
-    def td_target(self, b: Batch, next_value: torch.Tensor) -> torch.Tensor:
-        """y = r + γ (1 − terminated) V̄(next) (TD0), or the TD(λ) return over the time axis. [*B, 1]."""
+    def td_target(self, b: Batch, next_value: torch.Tensor, reward: torch.Tensor | None = None) -> torch.Tensor:
+        """y = r + γ (1 − terminated) V̄(next) (TD0), or the TD(λ) return over the time axis: ``[*B, 1]`` for a
+        centralized value, ``[*B, n]`` for per-agent values (independent learners), the team reward ``b.reward``
+        broadcast to them unless a per-agent ``reward`` ``[*B, n]`` is given."""
         next_value = next_value.detach()
+        reward = b.reward if reward is None else reward
         if self._value_type == ValueEstimators.TD0:
-            return b.reward + self.gamma * (~b.terminated).to(next_value.dtype) * next_value
+            return reward + self.gamma * (~b.terminated).to(next_value.dtype) * next_value
         if next_value.ndim < 3:
             raise ValueError("TD(lambda) needs sequence batches [B, T]; sample slices or use TD0.")
-        return td_lambda_return_estimate(
-            self.gamma, self.lmbda, next_value, b.reward, b.done, b.terminated, time_dim=-2
-        )
+        shape = next_value.shape  # [B, T, 1] or [B, T, n]: torchrl's estimator wants every input in it
+        return td_lambda_return_estimate(self.gamma, self.lmbda, next_value, reward.expand(shape),
+                                         b.done.expand(shape), b.terminated.expand(shape), time_dim=-2)
 
     def reduce(self, per_sample: torch.Tensor, b: Batch) -> torch.Tensor:
         """Mean over valid samples (× priority weights): padding and burn-in give zero loss and grad."""

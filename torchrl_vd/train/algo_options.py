@@ -162,3 +162,12 @@ class QPlexMixerOptions:
     """Apply the transformation w_i(s) Q_i + b_i(s) (True)."""
     is_minus_one: bool = True
     """Weigh the advantages by λ_i − 1 (True) or λ_i."""
+
+
+@dataclass
+class IQLLossOptions(TDLossOptions):
+    """Independent Q-learning's objective (EPyMARL ``QLearner`` with ``mixer: None``)."""
+
+    rewards: Literal["team", "individual"] = "team"
+    """Each agent learns from the team reward (EPyMARL's ``common_reward``) or from its own reward (XuanCe's IQL;
+    the env must give per-agent rewards: VMAS, PettingZoo, SMAX, LBF, RWARE)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from torchrl_vd.train.algo_options import (
+    IQLLossOptions,
     MavenMixerOptions,
     MavenOptions,
     NoOptions,
@@ -203,6 +204,8 @@ def _check_maven(cfg, opts: MavenOptions) -> list[str]:
 
 _BUILDERS = "torchrl_vd.train.builders"
 for _spec in (
+    AlgoSpec("iql", f"{_BUILDERS}:build_iql", "IQL: independent Q-learners, no mixer (Tan 1993; EPyMARL's baseline)",
+             loss_options=IQLLossOptions),
     AlgoSpec("vdn", f"{_BUILDERS}:build_vdn", "VDN: Q_tot = Σ_i Q_i (Sunehag et al. 2018)"),
     AlgoSpec("qmix", f"{_BUILDERS}:build_qmix", "QMIX: monotonic hypernetwork mixer on the state (Rashid et al. 2018)",
              mixer_options=QMixerOptions),

@@ -21,6 +21,7 @@ from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
 from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, QMixer, QPlexMixer, VDNMixer
 from torchrl_vd.modules.qtran import QTranJointQ, QTranV
 from torchrl_vd.modules.z_policy import make_z_policy
+from torchrl_vd.objectives.iql import IQLLoss
 from torchrl_vd.objectives.maven import MavenLoss
 from torchrl_vd.objectives.mixing import MixingQLoss
 from torchrl_vd.objectives.qplex import QPlexLoss
@@ -28,6 +29,7 @@ from torchrl_vd.objectives.qtran import QTranLoss
 from torchrl_vd.objectives.weighted import WeightedQMixLoss
 from torchrl_vd.objectives.z_policy import ZPolicyTrainer
 from torchrl_vd.train.algo_options import (
+    IQLLossOptions,
     MavenMixerOptions,
     MavenOptions,
     NoOptions,
@@ -56,6 +58,13 @@ def build_agent(cfg, info: EnvInfo) -> AgentNet:
 def td_loss_kwargs(cfg, loss_opts: TDLossOptions) -> dict:
     """The loss options every algorithm takes: ``double_q``/``burn_in`` from the config, the rest typed."""
     return dict(double_q=cfg.double_q, burn_in=cfg.burn_in, **dataclasses.asdict(loss_opts))
+
+
+def build_iql(cfg, info: EnvInfo, mixer_opts: NoOptions, loss_opts: IQLLossOptions) -> AlgoParts:
+    loss = IQLLoss(build_agent(cfg, info), **td_loss_kwargs(cfg, loss_opts))
+    if info.group != "agents":
+        loss.use_group(info.group)
+    return AlgoParts(loss)
 
 
 def build_vdn(cfg, info: EnvInfo, mixer_opts: NoOptions, loss_opts: TDLossOptions) -> AlgoParts:
@@ -167,5 +176,5 @@ def maven_joint_extras(opts: MavenOptions, seed_parts: list[AlgoParts]) -> Joint
                                           eval_z=opts.eval_z)], sync)
 
 
-__all__ = ["build_agent", "build_cw_qmix", "build_maven", "build_ow_qmix", "build_qmix", "build_qplex", "build_qtran",
+__all__ = ["build_agent", "build_cw_qmix", "build_iql", "build_maven", "build_ow_qmix", "build_qmix", "build_qplex", "build_qtran",
            "build_qtran_alt", "build_vdn", "maven_joint_extras", "td_loss_kwargs"]

@@ -55,6 +55,9 @@ ENV_ALGO_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # wjh720/QPLEX's matrix-game run (config/algs/qplex.yaml + default.yaml; README: --env-config=matrix_game_2).
     ("matrix", "qplex"): dict(optimizer="rmsprop", lr=5e-4, batch_size=32, buffer_size=5000, target_update=200,
                               grad_clip=10.0),
+    # EPyMARL's IQL (src/config/algs/iql.yaml): GRU-128 agents, Adam 3e-4, ε annealed over 200k steps.
+    ("lbf", "iql"): dict(agent="gru", hidden=(128,), lr=3e-4, eps_frames=200_000),
+    ("rware", "iql"): dict(agent="gru", hidden=(128,), lr=3e-4, eps_frames=200_000),
     # Q_jt on the agents' observations (loss.features): the optimum of the QTRAN game on 5/5 seeds.
     ("matrix", "qtran"): dict(loss_kwargs={"features": "obs"}),
     ("matrix", "qtran-alt"): dict(loss_kwargs={"features": "obs"}),
