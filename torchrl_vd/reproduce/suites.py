@@ -126,6 +126,52 @@ MPE = {
     ],
 }
 
+# -------------------------------------------------------------------------------------------- mpe-xuance
+# XuanCe's simple_spread_v3 benchmark (agi-brain/xuance-benchmarks @adec00d, MPE/simple_spread_v3/<algo>/results/
+# seed_{1..5}/learning_curve.csv and config.json; XuanCe 1.3.3): VDN, QMIX, OW-QMIX (its WQMIX) and IQL, 16 envs,
+# one gradient step of 256 transitions per 400 frames from frame 1000 (training_frequency 25 vector steps), buffer
+# 100k transitions, Adam 1e-3 (eps 1e-5), no gradient clip, double Q, a hard target copy every 100 updates (200 for
+# WQMIX), ε 1 -> 0.05 linear over 156,250 frames (VDN/QMIX: 2.5M / 16 parallel envs), 312,500 (WQMIX), 2.5M (IQL),
+# the team reward as the mean over agents (reward_scale 1/3 of our sum; IQL: each agent's own reward), bootstrapping
+# through the 25-step limit. MLP agents 64x64 (WQMIX 128x128) with parameter sharing and agent id, except QMIX
+# (separate networks; mixer 128, hypernetworks 2 x 128). Not reproduced: XuanCe's one ε draw per vector step for
+# every agent of every env (ours: per agent), its agent id concatenated after the first layer (ours: at the input),
+# orthogonal initialisation and an LR decaying linearly to half over the run.
+XUANCE_FILE = "xuance_simple_spread.csv"  # in the references folder: each seed's avg_return at 1M steps
+XUANCE_SOURCE = ("XuanCe 1.3.3 benchmark runs (agi-brain/xuance-benchmarks @adec00d, 5 seeds; per-seed greedy returns "
+                 f"at 1M steps in torchrl_vd/reproduce/references/{XUANCE_FILE}, whole curves in "
+                 "benchmarks/reference/xuance_simple_spread_curves.csv)")
+XUANCE_UNITS = ("mean over the 3 agents of each agent's 25-step episode return (greedy, XuanCe's avg_return); ours: "
+                "the team return (sum over agents) / 3")
+XUANCE_TRAIN = {
+    "env_kwargs": {"max_steps": 25}, "agent": "mlp", "hidden": [64, 64], "agent_id": True, "num_envs": 16,
+    "frames_per_batch": 400, "updates_per_batch": 1, "batch_size": 256, "buffer_size": 100_000, "lr": 1e-3,
+    "optimizer": "adam", "optimizer_eps": 1e-5, "grad_clip": 0.0, "learning_starts": 1000, "target_update": 100,
+    "eps_start": 1.0, "eps_end": 0.05, "eps_frames": 156_250, "reward_scale": 1 / 3, "double_q": True,
+    "bootstrap_time_limits": True, "eval_every": 100_000, "eval_episodes": 16, "checkpoint_every": 200_000,
+}
+XUANCE_ALGO = {
+    "qmix": {"share_params": False, "agent_id": None,
+             "mixer_kwargs": {"mixing_embed_dim": 128, "hypernet_layers": 2, "hypernet_embed": 128}},
+    "ow-qmix": {"hidden": [128, 128], "eps_frames": 312_500, "target_update": 200,
+                "mixer_kwargs": {"mixing_embed_dim": 32, "hypernet_embed": 64, "central_embed_dim": 256}},
+    "iql": {"eps_frames": 2_500_000, "reward_scale": 1.0, "loss_kwargs": {"rewards": "individual"}},
+}
+XUANCE_FRAMES = 1_000_000  # of XuanCe's 10M: what 12 runs take about 2.5 h for on one core here
+
+MPE_XUANCE = {
+    "description": "MPE simple_spread in XuanCe's configuration vs XuanCe's own VDN, QMIX, WQMIX and IQL (1M frames)",
+    "metric": "final_eval_return",
+    "quick": {"frames": 4_000, "seeds": [0, 1], "overrides": {"checkpoint_every": 0, "eval_every": 2_000}},
+    "entries": [
+        {"task": "pettingzoo/simple_spread_v3", "algo": algo,
+         "overrides": {**XUANCE_TRAIN, **XUANCE_ALGO.get(algo, {})},
+         "seeds": [0, 1, 2], "frames": XUANCE_FRAMES, "scale": 1 / 3,
+         "reference": {"file": XUANCE_FILE, "units": XUANCE_UNITS, "source": XUANCE_SOURCE}}
+        for algo in ("vdn", "qmix", "ow-qmix", "iql")
+    ],
+}
+
 # -------------------------------------------------------------------------------------------- vmas
 # Reference: BenchMARL 1.5.2 runs of the same config, written to this file of the references folder by
 # benchmarks/benchmarl_reference.py (rows task, algo, seed, value: BenchMARL's greedy evaluation return at 300k
@@ -270,4 +316,4 @@ QUICK = {
     ],
 }
 
-SUITES = {"mpe": MPE, "vmas": VMAS, "lbf": LBF, "smax": SMAX, "quick": QUICK}
+SUITES = {"mpe": MPE, "mpe-xuance": MPE_XUANCE, "vmas": VMAS, "lbf": LBF, "smax": SMAX, "quick": QUICK}

@@ -202,10 +202,18 @@ def _check_maven(cfg, opts: MavenOptions) -> list[str]:
     return []
 
 
+def _check_iql(cfg, opts) -> list[str]:
+    if opts.rewards == "individual" and (cfg.reward_scale != 1.0 or cfg.standardise_rewards):
+        return [f"reward_scale ({cfg.reward_scale}) and standardise_rewards ({cfg.standardise_rewards!r}) transform the "
+                "team reward, which IQL with loss.rewards='individual' does not learn from: set reward_scale=1 and "
+                "standardise_rewards=False, or use loss.rewards='team'"]
+    return []
+
+
 _BUILDERS = "torchrl_vd.train.builders"
 for _spec in (
     AlgoSpec("iql", f"{_BUILDERS}:build_iql", "IQL: independent Q-learners, no mixer (Tan 1993; EPyMARL's baseline)",
-             loss_options=IQLLossOptions),
+             loss_options=IQLLossOptions, check=_check_iql),
     AlgoSpec("vdn", f"{_BUILDERS}:build_vdn", "VDN: Q_tot = Σ_i Q_i (Sunehag et al. 2018)"),
     AlgoSpec("qmix", f"{_BUILDERS}:build_qmix", "QMIX: monotonic hypernetwork mixer on the state (Rashid et al. 2018)",
              mixer_options=QMixerOptions),
