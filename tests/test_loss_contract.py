@@ -11,8 +11,13 @@ the latent z). Each test asserts one contract item on small random batches:
 (c) the input tensordict is unchanged except the written ``td_error`` [*B];
 (d) target isolation: no gradient on target parameters; with γ = 0 the loss does not depend on the
     targets at all, with γ > 0 it does (they enter through the TD target only);
-(e) the valid-step ``mask``: an all-False mask gives loss 0 and zero gradients;
-(f) the output: a TensorDict of scalar ``loss*`` entries, ``loss`` finite and the only one with a graph.
+(e) the valid-step ``mask`` (ours, and torchrl's ``("collector", "mask")``): an all-False mask gives loss 0 and
+    zero gradients; a ``SliceSampler(pad_output=True)`` batch's padded steps do not count;
+(f) the output: a TensorDict of scalar ``loss*`` terms whose sum is the objective (torchrl's convention), plus
+    declared diagnostics;
+(g) torchrl's ``LossModule`` contract: ``repr``, ``in_keys``, a torchrl value estimator following ``set_keys``,
+    TD0 / TD1 / TDLambda on sequence and flat batches, ``reset_parameters_recursive``, a state-dict round trip,
+    keyword calls (``@dispatch``).
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from typing import Callable
 import pytest
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_vd import (
     CentralQMixer,
+    IQLLoss,
     MavenAgent,
     MavenDiscriminator,
     MavenLoss,
@@ -44,7 +51,7 @@ from torchrl_vd import (
     WeightedQMixLoss,
 )
 from torchrl_vd.keys import GROUP
-from torchrl_vd.objectives.common import ValueDecompositionLoss
+from torchrl_vd.objectives.common import ValueDecompositionLoss, total_loss
 from torchrl_vd.testing import random_batch
 
 N, A, F, S, H = 3, 4, 5, 6, 8  # agents, actions, observation size, state size, hidden width
@@ -83,6 +90,10 @@ def _qplex(td: TensorDict) -> ValueDecompositionLoss:
                                                                adv_hypernet_embed=H))
 
 
+def _iql(td: TensorDict) -> ValueDecompositionLoss:
+    return IQLLoss(MLPAgent(N, A, F, hidden=(H,)))
+
+
 def _maven(td: TensorDict) -> ValueDecompositionLoss:
     # the episode's latent z, one per sequence, also under "next" (the NoiseTransform's layout)
     z = torch.eye(Z)[torch.randint(Z, (BATCH[0], 1))].expand(*BATCH, Z)
@@ -99,7 +110,7 @@ class LossCase:
     """``_AcceptedKeys`` fields whose entries do not change this loss (feed-forward agents: no hidden state,
     no resets); test (a) checks the list both ways."""
     reported: set[str] = field(default_factory=set)
-    """Output entries reported from elsewhere or diagnostics rather than loss terms (MAVEN's ``loss_rl``,
+    """Output entries reported from elsewhere or diagnostics rather than loss terms (MAVEN's ``z_policy_loss``,
     Weighted QMIX's ``weight_mean``)."""
     target_free_at_gamma0: set[str] | None = None
     """Outputs that must not depend on the targets when γ = 0 (None: all of them). CW-QMIX's weights read
@@ -107,13 +118,16 @@ class LossCase:
     only its central TD loss is target-free there."""
 
 
+# QMixerLoss's key names these losses compute on tensors (their values are never read from the batch)
+NOT_READ = {"action_value", "local_value", "global_value", "advantage", "value_target"}
 LOSSES: dict[str, LossCase] = {
     "vdn": LossCase(_vdn, unread={"rnn_hidden", "is_init", "state"}),  # Σ_i Q_i ignores the state
+    "iql": LossCase(_iql, unread={"rnn_hidden", "is_init", "state", "agent_reward"}),  # team reward by default
     "qmix": LossCase(_qmix),
     "qtran-base": LossCase(_qtran("base")),
     "qtran-alt": LossCase(_qtran("alt")),
     # MAVEN's agents are recurrent (stored hidden state, resets at is_init), and so is its discriminator
-    "maven": LossCase(_maven, unread=set(), reported={"loss_rl"}),
+    "maven": LossCase(_maven, unread=set(), reported={"z_policy_loss"}),
     "cw-qmix": LossCase(_weighted("cw"), reported={"weight_mean"}, target_free_at_gamma0={"loss_central"}),
     "ow-qmix": LossCase(_weighted("ow"), reported={"weight_mean"}),
     "qplex": LossCase(_qplex),
@@ -134,6 +148,8 @@ def full_batch(seed: int = 0) -> TensorDict:
     td["next", "done"] = td["next", "terminated"] | (torch.rand(*BATCH, 1, generator=g) < 0.3)  # + truncations
     td["mask"] = torch.rand(*BATCH, generator=g) > 0.25
     td["priority_weight"] = torch.rand(*BATCH, generator=g) + 0.5
+    td["steps_to_next_obs"] = torch.randint(1, 3, (*BATCH, 1), generator=g)  # torchrl's MultiStep: γ^k
+    td["next", GROUP, "reward"] = torch.randn(*BATCH, N, 1, generator=g)
     td["is_init"] = torch.rand(*BATCH, 1, generator=g) < 0.3
     td[GROUP, "rnn_hidden"] = torch.randn(*BATCH, N, H, generator=g)
     return td
@@ -147,6 +163,10 @@ def case(request):
     loss = LOSSES[request.param].factory(td)
     loss.make_value_estimator(gamma=0.9)
     return request.param, LOSSES[request.param], loss, td
+
+
+def total(out: dict) -> torch.Tensor:
+    return sum(v for k, v in out.items() if k.startswith("loss"))
 
 
 def outputs(loss: ValueDecompositionLoss, td: TensorDictBase) -> dict[str, torch.Tensor]:
@@ -184,8 +204,8 @@ def test_a_every_key_has_a_default_and_set_keys_remaps_it(case):
         assert getattr(loss.tensor_keys, f.name) == f.default
     expected = outputs(loss, td)
     for f in fields:
-        if f.name == "priority":
-            continue  # the written key: test_c
+        if f.name == "priority" or f.name in NOT_READ:
+            continue  # the written key: test_c; QMixerLoss's names: test_g
         old = getattr(loss.tensor_keys, f.name)
         new = _renamed(old)
         assert (old in td.keys(True) or ("next", *(old if isinstance(old, tuple) else (old,))) in td.keys(True)), \
@@ -196,7 +216,7 @@ def test_a_every_key_has_a_default_and_set_keys_remaps_it(case):
         except (KeyError, ValueError):
             assert f.name not in spec.unread, f"{name}: {f.name} {old!r} is listed as unread but required"
         else:
-            read = not torch.equal(stale["loss"], expected["loss"])
+            read = not torch.equal(total(stale), total(expected))
             assert read == (f.name not in spec.unread), f"{name}: {f.name} {old!r} read: {read}"
         loss.set_keys(**{f.name: new})
         try:
@@ -253,7 +273,7 @@ def test_d_targets_get_no_gradient_and_enter_only_through_the_td_target(case):
     assert targets, f"{name} has no target parameters (delay_value=True keeps θ̄)"
     assert not any(n.startswith("target_") for n, _ in loss.named_parameters())
     out = loss(td)
-    out["loss"].backward()
+    total_loss(out).backward()
     assert all(not t.requires_grad and t.grad is None for t in targets)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.parameters())
 
@@ -276,18 +296,21 @@ def test_d_targets_get_no_gradient_and_enter_only_through_the_td_target(case):
     assert_same(changed, base, f"{name} (γ = 0) with other targets")
     loss.make_value_estimator(gamma=0.9)
     changed, base = perturbed_outputs(), outputs(loss, td)
-    assert not torch.equal(changed["loss"], base["loss"]), f"{name} (γ = 0.9): the targets are never used"
+    assert not torch.equal(total(changed), total(base)), f"{name} (γ = 0.9): the targets are never used"
 
 
 # ------------------------------------------------------------------------------------------ (e) masks
-def test_e_an_all_false_mask_gives_zero_loss_and_zero_gradients(case):
+@pytest.mark.parametrize("key", ["mask", ("collector", "mask")])
+def test_e_an_all_false_mask_gives_zero_loss_and_zero_gradients(case, key):
     name, spec, loss, td = case
-    td["mask"] = torch.zeros(*BATCH, dtype=torch.bool)
+    td[key] = torch.zeros(*BATCH, dtype=torch.bool)
     out = loss(td)
-    out["loss"].backward()
-    assert out["loss"].item() == 0.0
+    total_loss(out).backward()
     assert all(v.item() == 0.0 for k, v in out.items() if k not in spec.reported), (name, dict(out.items()))
     assert all(p.grad is None or (p.grad == 0).all() for p in loss.parameters())
+    loss.loss_mask_key = None  # QMixerLoss's way: torchrl's collector mask is ignored (ours never is)
+    if key != "mask":
+        assert total(outputs(loss, td)) != 0
 
 
 def test_e_masked_steps_do_not_count(case):
@@ -311,11 +334,134 @@ def test_f_output_is_a_tensordict_of_scalar_loss_entries(case):
     out = loss(td)
     assert isinstance(out, TensorDictBase) and out.batch_size == torch.Size([])
     # loss* terms, plus declared diagnostics (like torchrl's SAC reporting "alpha"): WQMIX's weight_mean
-    assert "loss" in out.keys() and all(k.startswith("loss") or k in spec.reported for k in out.keys()), list(out.keys())
-    assert all(v.shape == torch.Size([]) for v in out.values())
-    assert out["loss"].requires_grad and math.isfinite(out["loss"].item())
-    assert not any(v.requires_grad for k, v in out.items() if k != "loss")  # terms are reported detached
+    terms = [k for k in out.keys() if k.startswith("loss")]
+    assert terms and all(k in terms or k in spec.reported for k in out.keys()), list(out.keys())
+    assert list(out.keys()) == loss.out_keys and all(v.shape == torch.Size([]) for v in out.values())
+    assert all(out[k].requires_grad and math.isfinite(out[k].item()) for k in terms)  # their sum is the objective
+    assert not any(v.requires_grad for k, v in out.items() if k not in terms)  # diagnostics are detached
     assert all(math.isfinite(v.item()) for k, v in out.items() if k not in spec.reported)
+
+
+# ------------------------------------------------------------------------------------------ (e) SliceSampler
+def _trajectories(seed: int = 0) -> TensorDict:
+    """Three episodes of 3, 5 and 8 steps back to back: [16] transitions with episode ids, the last step of each
+    episode done (terminated or truncated)."""
+    lengths = (3, 5, 8)
+    td = full_batch(seed).reshape(-1)[:16].exclude("mask", "is_init", "steps_to_next_obs", ("agents", "rnn_hidden"))
+    ends = torch.tensor([t == sum(lengths[:i + 1]) - 1 for t in range(16) for i in range(3)]).reshape(16, 3).any(-1)
+    td["next", "done"] = ends.unsqueeze(-1)
+    td["next", "terminated"] = ends.unsqueeze(-1) & (torch.arange(16) < 10).unsqueeze(-1)
+    td["episode"] = torch.repeat_interleave(torch.arange(3), torch.tensor(lengths))
+    return td
+
+
+def test_e_a_padded_slice_sample_counts_its_real_steps_only(case):
+    """torchrl's ``SliceSampler(pad_output=True)`` pads slices of short episodes to ``slice_len`` (repeating their
+    last step) and marks the real steps in ``("collector", "mask")``: by default the loss on the padded sample
+    equals the loss on its real steps alone, to float rounding (feed-forward losses read a flat batch of
+    transitions; MAVEN's recurrent agents and discriminator read the sample as [slices, slice_len] sequences)."""
+    from torchrl.data import LazyTensorStorage, SliceSampler, TensorDictReplayBuffer
+
+    name, spec, loss, _ = case
+    data = _trajectories()
+    if name == "maven":
+        data["noise"] = data["next", "noise"] = torch.eye(Z)[data["episode"] % Z]
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(16), sampler=SliceSampler(
+        slice_len=6, traj_key="episode", strict_length=False, pad_output=True), batch_size=18)
+    rb.extend(data)
+    torch.manual_seed(3)
+    sample = rb.sample()  # [3 slices * 6], short slices padded
+    mask = sample["collector", "mask"]
+    assert mask.shape == (18,) and 0 < mask.sum() < 18, "the draw must hold padding for the test to mean anything"
+    if loss.agent_net.is_recurrent:
+        sample = sample.reshape(3, 6)  # [slices, slice_len]
+        real, pad = sample.clone(), ~sample["collector", "mask"]
+        for key in (("agents", "observation"), ("next", "reward"), "state"):
+            real[key][pad] = 7.0  # garbage in the padded steps
+        expected = outputs(loss, real)  # garbage in the padded steps: nothing changes
+    else:
+        expected = outputs(loss, sample[mask].exclude("collector"))  # the real steps alone, no mask at all
+    got = outputs(loss, sample)
+    for k in expected:
+        if k not in spec.reported:
+            assert torch.allclose(got[k], expected[k], rtol=1e-5, atol=1e-6), (name, k, got[k], expected[k])
+
+
+# ------------------------------------------------------------------------------------------ (g) torchrl's contract
+def test_g_repr_in_keys_and_the_value_estimator_follow_set_keys(case):
+    from torchrl.objectives.value import TD0Estimator, TDLambdaEstimator
+
+    name, _, loss, td = case
+    assert type(loss).__name__ in repr(loss)
+    assert set(loss.in_keys) >= {("agents", "observation"), ("agents", "action"), ("next", "reward"), ("next", "done")}
+    assert isinstance(loss.value_estimator, TD0Estimator) and loss.value_estimator.gamma.item() == pytest.approx(0.9)
+    loss.set_keys(global_value="q_tot", reward="team_reward")
+    loss.make_value_estimator(ValueEstimators.TDLambda, gamma=0.5)
+    est = loss.value_estimator
+    assert isinstance(est, TDLambdaEstimator) and est.lmbda.item() == pytest.approx(0.95)  # torchrl's default λ
+    assert (est.tensor_keys.value, est.tensor_keys.reward) == ("q_tot", "team_reward")
+    loss.set_keys(done=("done", "test"))
+    assert loss.value_estimator.tensor_keys.done == ("done", "test")
+
+
+def test_g_td1_and_td_lambda_on_sequences_and_on_flat_batches(case):
+    """TD(1) = TD(λ = 1); TD(λ = 0) = TD(0) where no episode is cut inside the batch; a flat batch [B] is read
+    as one trajectory along its dimension (torchrl's convention), so TD(λ) runs on it too."""
+    name, spec, loss, td = case
+    td = td.exclude("steps_to_next_obs")
+    td["next", "done"] = td["next", "terminated"].clone()  # every episode end is a termination here
+    values = {}
+    for key, (kind, hp) in {"td0": (ValueEstimators.TD0, {}), "td1": (ValueEstimators.TD1, {}),
+                            "l1": (ValueEstimators.TDLambda, {"lmbda": 1.0}),
+                            "l0": (ValueEstimators.TDLambda, {"lmbda": 0.0})}.items():
+        loss.make_value_estimator(kind, gamma=0.9, **hp)
+        values[key] = outputs(loss, td)
+        flat = td.reshape(-1)
+        flat_out = outputs(loss, flat)  # runs: [B*T] as one trajectory
+        assert all(math.isfinite(v.item()) for k, v in flat_out.items() if k not in spec.reported)
+    assert_same(values["td1"], values["l1"], f"{name}: TD(1) vs TD(λ=1)")
+    for k in values["td0"]:
+        if k not in spec.reported:
+            assert torch.allclose(values["l0"][k], values["td0"][k], rtol=1e-6, atol=1e-7), (name, k)
+    with pytest.raises(NotImplementedError, match="GAE"):
+        loss.make_value_estimator(ValueEstimators.GAE)
+
+
+def test_g_reset_parameters_recursive_resets_every_network_and_its_target(case):
+    name, _, loss, td = case
+    tensors = dict(loss.named_parameters()) | {n: b for n, b in loss.named_buffers() if n.startswith("target_")
+                                                and b.is_floating_point() and "_eye" not in n}
+    with torch.no_grad():
+        for t in tensors.values():
+            t.add_(1000.0)
+    loss.reset_parameters_recursive()
+    unchanged = [n for n, t in tensors.items() if (t.abs() > 100).any()]
+    assert unchanged == [], f"{name}: not reset: {unchanged}"
+
+
+def test_g_a_state_dict_round_trip_gives_the_same_loss(case):
+    name, spec, loss, td = case
+    torch.manual_seed(1)
+    fresh = LOSSES[name].factory(td.clone())
+    fresh.make_value_estimator(gamma=0.9)
+    fresh.load_state_dict(loss.state_dict())
+    assert_same(outputs(fresh, td), outputs(loss, td), f"{name}: state_dict round trip")
+
+
+def test_g_keyword_calls_equal_the_tensordict_call(case):
+    """torchrl's ``@dispatch``: ``loss(agents_observation=..., next_reward=..., ...)`` (nested keys joined by
+    ``_``) returns the ``out_keys`` values."""
+    name, spec, loss, td = case
+    kwargs = {"_".join(k if isinstance(k, tuple) else (k,)): v for k, v in td.items(True, True)}
+    kwargs = {k: v for k, v in kwargs.items() if k in {"_".join(x if isinstance(x, tuple) else (x,))
+                                                        for x in loss.in_keys}}
+    with torch.no_grad():
+        got = loss(**kwargs)
+    got = (got,) if len(loss.out_keys) == 1 else got  # one out_key: dispatch returns the value itself
+    expected = outputs(loss, td)
+    assert len(got) == len(loss.out_keys)
+    for key, value in zip(loss.out_keys, got):
+        assert torch.equal(value, expected[key]) or (value.isnan() & expected[key].isnan()).all(), (name, key)
 
 
 def test_every_exported_loss_is_in_the_suite():

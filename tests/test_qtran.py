@@ -13,6 +13,7 @@ import torchrl_vd as vd
 from torchrl_vd import MLPAgent, QTranJointQ, QTranLoss, QTranV
 from torchrl_vd.envs.matrix import NAMED_PAYOFFS
 from torchrl_vd.testing import identity_agent, random_batch
+from torchrl_vd.objectives.common import total_loss
 from torchrl_vd.train.algos import algorithms
 
 # ---------------------------------------------------------------------------------------------------
@@ -123,15 +124,15 @@ def test_base_terms_equal_hand_computation():
     # L_nopt: m = Σ Q_i(a_i) − Q_jt(a) + V per taken joint action
     #   (0,0): 1.5 − 1 + 0.5 = 1.0 -> 0     (1,1): 2 − 5 + 0.5 = −2.5 -> 6.25
     #   (0,1): 3 − 4 + 0.5 = −0.5 -> 0.25   (1,0): 0.5 + 2 + 0.5 = 3.0 -> 0    mean 1.625
-    assert out["loss_nopt"].item() == pytest.approx(1.625)
-    assert out["loss"].item() == pytest.approx(16.5 + 1.0 * 0.25 + 0.1 * 1.625)
+    assert out["loss_nopt"].item() == pytest.approx(0.1 * 1.625)  # reported weighted: λ_nopt · L_nopt
+    assert total_loss(out).item() == pytest.approx(16.5 + 1.0 * 0.25 + 0.1 * 1.625)
 
 
 @pytest.mark.parametrize("i, m, expected", [(0, 1.0, 0.0), (1, -2.5, 6.25), (2, -0.5, 0.25), (3, 3.0, 0.0)])
 def test_base_nopt_clamps_at_zero(i, m, expected):
     """min(0, m)²: m > 0 costs nothing, m < 0 costs m²."""
     out = make_loss("base")(hand_batch([ACTIONS[i]], [REWARDS[i]], [TERMINATED[i]]))
-    assert out["loss_nopt"].item() == pytest.approx(expected) == pytest.approx(min(0.0, m) ** 2)
+    assert out["loss_nopt"].item() / 0.1 == pytest.approx(expected) == pytest.approx(min(0.0, m) ** 2)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,8 @@ def test_td_target_uses_target_joint_q_and_double_q_selection(double_q, expected
 # ---------------------------------------------------------------------------------------- QTRAN-alt
 def test_alt_nopt_min_equals_hand_computation():
     loss = make_loss("alt")
-    per_sample = [loss(hand_batch([a], [r], [t]))["loss_nopt"].item() for a, r, t in zip(ACTIONS, REWARDS, TERMINATED)]
+    per_sample = [loss(hand_batch([a], [r], [t]))["loss_nopt"].item() / loss.lambda_nopt
+                  for a, r, t in zip(ACTIONS, REWARDS, TERMINATED)]
     # D_i(u) = Q_i(u) + Q_−i(a_−i) − T[u, a_−i] + V; per sample (1/2) Σ_i (min_u D_i(u))²
     # (0,0): agent 1 D = [1.0, 3.0] -> min 1.0 (> 0: still penalised, no clamp); agent 2 [1.0, −0.5] -> 0.25
     # (1,1): agent 1 [−0.5, −2.5] -> 6.25;  agent 2 [3.0, −2.5] -> 6.25
@@ -163,10 +165,10 @@ def test_alt_nopt_min_equals_hand_computation():
     # (1,0): agent 1 [1.0, 3.0] -> 1.0;     agent 2 [3.0, −2.5] -> 6.25
     assert per_sample == pytest.approx([0.625, 6.25, 3.25, 3.625])
     out = loss(hand_batch())
-    assert out["loss_nopt"].item() == pytest.approx(13.75 / 4)
+    assert out["loss_nopt"].item() == pytest.approx(0.1 * 13.75 / 4)
     assert out["loss_td"].item() == pytest.approx(16.5)  # L_td and L_opt are QTRAN-base's
     assert out["loss_opt"].item() == pytest.approx(0.25)
-    assert out["loss"].item() == pytest.approx(16.5 + 0.25 + 0.1 * 13.75 / 4)
+    assert total_loss(out).item() == pytest.approx(16.5 + 0.25 + 0.1 * 13.75 / 4)
 
 
 def test_counterfactual_network_equals_explicit_joint_actions():
@@ -214,7 +216,7 @@ def test_greedy_actions_honour_action_masks(variant, nopt):
     # a* = (0, 0): (1 + 0.5 − 1 + 0.5)² = 1.0  (unmasked a* = (0, 1): 0.25)
     assert out["loss_opt"].item() == pytest.approx(1.0)
     # base m = 1.0 -> 0; alt: agent 1 D = [1.0, 3.0] -> 1.0, agent 2 D = [1.0, (−0.5 illegal)] -> 1.0
-    assert out["loss_nopt"].item() == pytest.approx(nopt)
+    assert out["loss_nopt"].item() == pytest.approx(0.1 * nopt)
 
 
 @pytest.mark.parametrize("variant", ["base", "alt"])
@@ -227,7 +229,7 @@ def test_dead_agents_contribute_nothing(variant):
         td = hand_batch([[1, a2]], [1.0], [True], alive=alive)
         td["agents", "observation"][0, 1] = torch.tensor(obs2)
         out = loss(td)
-        out["loss"].backward()
+        total_loss(out).backward()
         outs.append(torch.stack([out[k] for k in ("loss_td", "loss_opt", "loss_nopt")]))
         grads.append(torch.cat([p.grad.flatten() for p in loss.parameters() if p.grad is not None]))
     assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
@@ -235,7 +237,7 @@ def test_dead_agents_contribute_nothing(variant):
     # L_opt = (Q_1(0) − 0 + V)² = 1.5²; base L_nopt: m = Q_1(1) − 0 + V = 0.5 > 0 -> 0;
     # alt: agent 1 D = [1.5, 0.5] -> 0.25, the dead agent's term is 0 -> (0.25 + 0) / 2
     assert outs[0][1].item() == pytest.approx(2.25)
-    assert outs[0][2].item() == pytest.approx({"base": 0.0, "alt": 0.125}[variant])
+    assert outs[0][2].item() == pytest.approx(0.1 * {"base": 0.0, "alt": 0.125}[variant])  # λ_nopt · L_nopt
 
 
 # ----------------------------------------------------------------------------------------- IGM
@@ -310,12 +312,13 @@ def test_opt_and_nopt_never_move_joint_q(variant, agent_kind, features):
     groups = {"agent": list(agent.parameters()), "joint_q": list(joint_q.parameters()), "v": list(loss.v_net.parameters())}
 
     def grads(lambda_opt, lambda_nopt):
+        loss.lambda_opt, loss.lambda_nopt = 1.0, 1.0
+        terms = tuple(loss(td)[k].item() for k in ("loss_opt", "loss_nopt"))  # unweighted (λ = 1)
+        assert terms == pytest.approx(OPT_NOPT[variant, agent_kind, features], rel=1e-5)
         loss.lambda_opt, loss.lambda_nopt = lambda_opt, lambda_nopt
         out = loss(td)
-        terms = (out["loss_opt"].item(), out["loss_nopt"].item())
-        assert terms == pytest.approx(OPT_NOPT[variant, agent_kind, features], rel=1e-5)
         loss.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        total_loss(out).backward()
         return {k: [p.grad for p in ps] for k, ps in groups.items()}
 
     def moved(g):
@@ -427,7 +430,7 @@ def test_l_nopt_is_zero_iff_the_qtran_inequality_holds(table, v0, util, actions)
     td = hand_batch(actions=[list(actions)], rewards=[0.0], terminated=[True])
     td["agents", "observation"] = torch.tensor(util).view(1, 2, 2)  # utilities Q_i(·) = o_i
     m = float(util[actions[0]] + util[2 + actions[1]] - tab[actions].item() + v0)
-    l_nopt = loss(td)["loss_nopt"].item()
+    l_nopt = loss(td)["loss_nopt"].item() / loss.lambda_nopt
     if m >= 1e-4:
         assert l_nopt == 0.0
     elif m <= -1e-4:
@@ -485,7 +488,7 @@ def test_loss_and_gradients_equal_pymarl_qtran(kind, double_q, dtype):
     loss.lambda_opt = loss.lambda_nopt = 0.0
     ref.opt_loss = ref.nopt_min_loss = 0.0
     out = loss(td)
-    out["loss"].backward()
+    total_loss(out).backward()
     r_loss, r_td, _, _ = ref.loss(batch)
     r_loss.backward()
     td_grad_gap = max_grad_gap(pairs)
@@ -502,10 +505,11 @@ def test_loss_and_gradients_equal_pymarl_qtran(kind, double_q, dtype):
     loss.lambda_opt, loss.lambda_nopt = 1.0, 0.1
     ref.opt_loss, ref.nopt_min_loss = 1.0, 0.1
     out = loss(td)
-    out["loss"].backward()
+    total_loss(out).backward()
     r_loss, r_td, r_opt, r_nopt = ref.loss(batch)
     r_loss.backward()
     grad_gap = max_grad_gap(pairs)
+    out = {**out, "loss": total_loss(out), "loss_nopt": out["loss_nopt"] / 0.1}  # pymarl reports nopt unweighted
     terms = (("loss", r_loss), ("loss_td", r_td), ("loss_opt", r_opt), ("loss_nopt", r_nopt))
     gaps = {k: abs(out[k].item() - r.item()) for k, r in terms}
     print(f"qtran {kind} double_q={double_q} {dtype}: max|Δloss| = {max(gaps.values()):.2e} (loss {r_loss.item():.4f}, "

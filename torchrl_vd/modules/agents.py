@@ -34,7 +34,11 @@ class PerAgentLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_agents, in_features, out_features))
         self.bias = nn.Parameter(torch.empty(n_agents, out_features))
-        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default init, per agent
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Linear's default initialisation, per agent: U(−1/√in, 1/√in) for weights and biases."""
+        bound = 1.0 / math.sqrt(self.weight.shape[1])
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 

@@ -1,36 +1,46 @@
-"""The shared base of every value-decomposition loss (VDN, QMIX, QTRAN, MAVEN): the torchrl ``LossModule`` contract.
+"""The shared base of every value-decomposition loss: the torchrl ``LossModule`` contract, as ``QMixerLoss`` has it.
 
-One forward order for all losses: read + validate the batch → online utilities → gather chosen →
-centralized value → target (no grad) → td_error (priority) → masked, weighted reduction. Subclasses
-implement :meth:`ValueDecompositionLoss._losses` on an already validated :class:`~torchrl_vd.objectives.batch.Batch`
-and reuse the helpers below, so double Q, the TD target, the masked reduction and the value estimator are
-written once; reading and checking the batch (keys, team reward, masks, burn-in) lives in batch.py.
+One forward order for all losses: read + validate the batch → online utilities → gather chosen → centralized value
+→ target (no grad) → td_error (priority) → masked, weighted reduction. Subclasses implement
+:meth:`ValueDecompositionLoss._losses` on an already validated :class:`~torchrl_vd.objectives.batch.Batch` and reuse
+the helpers below, so double Q, the TD target, the masked reduction and the value estimator are written once.
+Reading and checking the batch lives in batch.py, the networks' registration in networks.py, the TD targets in
+returns.py.
 
-Why not torchrl's ``QMixerLoss`` as the base: it ignores validity masks (an all-padding batch gives a
-non-zero loss), has no double Q and no priority weights, and spends most of its forward restructuring
-tensordicts. We keep torchrl's contract — ``LossModule``, ``_AcceptedKeys`` + ``set_keys``,
-``make_value_estimator``, target parameters created by ``convert_to_functional`` so that
-``SoftUpdate``/``HardUpdate`` work unchanged — and compute on plain tensors.
+What torchrl code reads of a loss is here under torchrl's names, so that ``MixingQLoss`` is a drop-in for
+``QMixerLoss`` (TorchRL's own tests and ``DQNTrainer``; docs/COMING_FROM_TORCHRL.md): ``local_value_network`` (the
+user's Q-value policy, or one built around a bare network) and its ``local_value_network_params`` /
+``target_local_value_network_params``, ``tensor_keys`` with QMixerLoss's key names, a torchrl value estimator
+(TD0, TD1, TDLambda) at ``value_estimator``, ``in_keys`` / ``out_keys``, keyword calls (``@dispatch``),
+``reset_parameters_recursive``, the ``("collector", "mask")`` of torchrl's samplers and collectors, outputs named
+``loss_*`` whose sum is the objective. What stays ours, on purpose: double Q (default), masks of padded sequences,
+dead agents and burn-in, priority weights, |TD error| as the priority.
 """
 
 from __future__ import annotations
 
-import copy
-import warnings
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import TensorDictModuleBase, dispatch
 from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.objectives.common import LossModule
-from torchrl.objectives.utils import ValueEstimators
-from torchrl.objectives.value.functional import td_lambda_return_estimate
+from torchrl.objectives.utils import (
+    _GAMMA_LMBDA_DEPREC_ERROR,
+    ValueEstimators,
+    default_value_kwargs,
+    dispatch_value_estimator,
+)
+from torchrl.objectives.value import ValueEstimatorBase
 
 from torchrl_vd.keys import GROUP
 from torchrl_vd.modules.agents import AgentNet
 from torchrl_vd.modules.interop import as_agent_net, spec_n_actions
+from torchrl_vd.modules.policies import make_agent_policies
 from torchrl_vd.objectives.batch import (
     Batch,
     read_eval_batch,
@@ -39,56 +49,78 @@ from torchrl_vd.objectives.batch import (
     team_reward_of,
     validate_batch,
 )
+from torchrl_vd.objectives.networks import NetworkRegistry
+from torchrl_vd.objectives.returns import SUPPORTED, td_target
 
-# torchrl QMixerLoss key names with no entry of ours: set_keys accepts them (so a QMixerLoss set_keys line runs
-# unchanged) and records them; our losses compute these values on tensors and neither read nor write them.
-TORCHRL_ONLY_KEYS = ("action_value", "local_value", "global_value", "advantage", "value_target")
 AGENT_REDUCTIONS = ("sum", "mean")
+PER_AGENT_KEYS = ("observation", "action", "action_mask", "alive", "rnn_hidden", "action_value", "local_value")
 
 
-class ValueDecompositionLoss(LossModule):
+def total_loss(out: TensorDictBase) -> torch.Tensor:
+    """The objective of a loss's output: the sum of its ``loss*`` entries (torchrl's convention, as its trainers
+    sum them)."""
+    return sum(value for key, value in out.items() if key.startswith("loss"))
+
+
+def _agent_of(module: nn.Module, *, n_agents: int | None) -> AgentNet:
+    return as_agent_net(module, n_agents=n_agents)[0]
+
+
+class ValueDecompositionLoss(NetworkRegistry, LossModule):
     """Base class: a torchrl ``LossModule`` over per-agent utilities and a centralized value.
 
     Args:
-        agent_net: the per-agent utility network: an :class:`AgentNet`; a feed-forward ``nn.Module``
-            ``[*B, n, F] -> [*B, n, A]`` such as torchrl's ``MultiAgentMLP``; or a TorchRL Q-value policy
-            (``TensorDictSequential(TensorDictModule(net), QValueModule)``), whose network is used and whose
-            observation, action and action-mask keys the loss adopts (:func:`~torchrl_vd.modules.interop.as_agent_net`).
+        local_value_network: the per-agent utility network (``agent_net`` in this library's words): a TorchRL
+            Q-value policy (``TensorDictSequential(TensorDictModule(net), QValueModule)``, ``SafeSequential``,
+            ``QValueActor``), whose network is used and whose observation, action and action-mask keys the loss
+            adopts; an :class:`AgentNet`; or a feed-forward ``nn.Module`` ``[*B, n, F] -> [*B, n, A]`` such as
+            torchrl's ``MultiAgentMLP`` (:func:`~torchrl_vd.modules.interop.as_agent_net`). It is registered as
+            ``local_value_network`` (a bare network wrapped in a greedy policy), its parameters as
+            ``local_value_network_params``.
 
     Keyword Args:
-        double_q: select a*_{t+1} with the online agents, evaluate it with the target networks.
-        loss_function: ``"l2"`` (seed: squared TD error), ``"smooth_l1"`` or ``"l1"``.
-        reward_reduction: how a *per-agent* reward ``[*B, n, 1]`` read at ``("next", reward)`` (e.g. after
-            ``set_keys(reward=("agents", "reward"))``) becomes the team reward r: ``"sum"`` (r = Σ_i r_i) or
-            ``"mean"`` (r = 1/n Σ_i r_i, torchrl's QMIX example's ``.mean(-2)``). ``None`` (default): a
-            per-agent reward is an error naming these fixes. Per-agent done / terminated flags ``[*B, n, 1]``
-            are always reduced with *all* (the team's episode ends when every agent's has). A team reward
-            ``[*B, 1]`` is used as it is.
-        burn_in: for sequence batches [B, T]: the first ``burn_in`` steps only warm the recurrent
-            hidden state and are excluded from the loss.
-        check_inputs: validate actions against masks and reject NaN/inf rewards and observations
-            (one cheap pass; turn off only when profiling).
-        delay_value: keep separate target networks (required by the seed's θ̄).
-        action_space: accepted as ``QMixerLoss`` takes it, so its constructor line runs unchanged: a string
-            (``"categorical"``, ``"one-hot"``) or an action spec whose |A| must match the agent net. Stored
-            actions are read either way: categorical ``[*B, n]`` / ``[*B, n, 1]`` or one-hot ``[*B, n, A]``.
+        n_agents: the number of agents when the network does not say (a shared ``nn.Linear``); the mixer's.
+        double_q: select a*_{t+1} with the online agents, evaluate it with the target networks (van Hasselt et
+            al. 2016; pymarl's default). ``QMixerLoss`` has none: ``double_q=False`` computes its target.
+        loss_function: ``"l2"`` (the squared TD error of VDN and QMIX), ``"smooth_l1"`` or ``"l1"``.
+        reward_reduction: how a *per-agent* reward ``[*B, n, 1]`` read at ``("next", reward)`` becomes the team
+            reward r: ``"sum"`` (r = Σ_i r_i) or ``"mean"`` (torchrl's QMIX example's ``.mean(-2)``). ``None``
+            (default): a per-agent reward is an error naming these fixes. Per-agent done / terminated flags
+            ``[*B, n, 1]`` are reduced with *all* (the team's episode ends when every agent's has).
+        burn_in: for sequence batches [B, T]: the first ``burn_in`` steps only warm the recurrent hidden state and
+            are excluded from the loss (R2D2, Kapturowski et al. 2019).
+        check_inputs: validate actions against masks and reject NaN/inf rewards and observations.
+        delay_value: keep separate target networks θ̄ (DQN's; required by the TD targets of every paper here).
+        action_space: as ``QMixerLoss`` takes it: ``"categorical"``, ``"one-hot"`` or an action spec whose |A| must
+            match the network. Stored actions are read either way.
+        gamma: refused as torchrl refuses it (set γ with ``make_value_estimator``).
+        priority_key: refused as torchrl refuses it (``set_keys(priority=...)``).
     """
 
     @dataclass
     class _AcceptedKeys:
-        """Tensordict entries read and written (remap with ``set_keys``; ``use_group`` moves all).
+        """Tensordict entries read and written (remap with ``set_keys``; ``use_group`` moves the per-agent ones).
 
         Attributes:
             observation: per-agent observations [*B, n, F]. Default ``("agents", "observation")``.
-            action: taken actions [*B, n]. Default ``("agents", "action")``.
+            action: taken actions [*B, n] (or one-hot [*B, n, A]). Default ``("agents", "action")``.
             action_mask: legal actions [*B, n, A], optional. Default ``("agents", "action_mask")``.
             alive: per-agent activity flags [*B, n], optional. Default ``("agents", "alive")``.
             rnn_hidden: recurrent agents' hidden state. Default ``("agents", "rnn_hidden")``.
+            action_value: the agents' utilities Q(h_i, ·), as the policy writes them (QMixerLoss's name; computed
+                here on tensors, not read). Default ``("agents", "action_value")``.
+            local_value: Q(h_i, a_i) (QMixerLoss's name; not read). Default ``("agents", "chosen_action_value")``.
+            global_value: Q_tot, what a mixer module writes (QMixerLoss's name; the value estimator's ``value``).
+                Default ``"chosen_action_value"``.
             state: centralized information z. Default ``"state"``.
             reward: team reward under ``"next"`` [*B, 1]. Default ``"reward"``.
             done / terminated: under ``"next"`` [*B, 1]. Defaults ``"done"`` / ``"terminated"``.
             is_init: episode-start flags (torchrl ``InitTracker``). Default ``"is_init"``.
-            mask: valid-step mask of padded sequence batches [*B]. Default ``"mask"``.
+            mask: valid-step mask of padded sequence batches [*B] (with ``loss_mask_key``'s torchrl masks, by
+                default ``("collector", "mask")``). Default ``"mask"``.
+            steps_to_next_obs: torchrl's ``MultiStep`` step counts k (γ^k). Default ``"steps_to_next_obs"``.
+            advantage / value_target: the value estimator's outputs (QMixerLoss's names; not written here).
+                Defaults ``"advantage"`` / ``"value_target"``.
             priority: written: per-sample |TD error| for prioritized replay. Default ``"td_error"``.
             priority_weight: importance weights from a prioritized sampler. Default ``"priority_weight"``.
         """
@@ -98,28 +130,36 @@ class ValueDecompositionLoss(LossModule):
         action_mask: NestedKey = (GROUP, "action_mask")
         alive: NestedKey = (GROUP, "alive")
         rnn_hidden: NestedKey = (GROUP, "rnn_hidden")
+        action_value: NestedKey = (GROUP, "action_value")
+        local_value: NestedKey = (GROUP, "chosen_action_value")
+        global_value: NestedKey = "chosen_action_value"
         state: NestedKey = "state"
         reward: NestedKey = "reward"
         done: NestedKey = "done"
         terminated: NestedKey = "terminated"
         is_init: NestedKey = "is_init"
         mask: NestedKey = "mask"
+        steps_to_next_obs: NestedKey = "steps_to_next_obs"
+        advantage: NestedKey = "advantage"
+        value_target: NestedKey = "value_target"
         priority: NestedKey = "td_error"
         priority_weight: NestedKey = "priority_weight"
 
     tensor_keys: _AcceptedKeys
     default_keys = _AcceptedKeys
     default_value_estimator = ValueEstimators.TD0
-    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0, ValueEstimators.TDLambda)
+    SUPPORTED_VALUE_ESTIMATORS = SUPPORTED
+    out_keys = ["loss"]
 
-    agent_net: AgentNet
-    agent_net_params: Any
-    target_agent_net_params: Any
+    local_value_network: TensorDictModuleBase
+    local_value_network_params: Any
+    target_local_value_network_params: Any
 
     def __init__(
         self,
-        agent_net: nn.Module,
+        local_value_network: nn.Module,
         *,
+        n_agents: int | None = None,
         double_q: bool = True,
         loss_function: str = "l2",
         burn_in: int = 0,
@@ -127,28 +167,45 @@ class ValueDecompositionLoss(LossModule):
         delay_value: bool = True,
         reward_reduction: str | None = None,
         action_space: Any = None,
+        gamma: float | None = None,
+        priority_key: NestedKey | None = None,
     ):
         super().__init__()
+        if gamma is not None:
+            raise TypeError(_GAMMA_LMBDA_DEPREC_ERROR)
+        self._set_deprecated_ctor_keys(priority=priority_key)  # a RuntimeError naming set_keys, as torchrl's
         if loss_function not in ("l2", "smooth_l1", "l1"):
             raise ValueError(f"loss_function must be 'l2', 'smooth_l1' or 'l1', got {loss_function!r}.")
         if reward_reduction not in (None, *AGENT_REDUCTIONS):
             raise ValueError(f"reward_reduction must be None, 'sum' or 'mean', got {reward_reduction!r}.")
-        self.reward_reduction = reward_reduction
         if int(burn_in) < 0:
             raise ValueError(f"burn_in must be >= 0, got {burn_in}.")
-        self.double_q = bool(double_q)
-        self.loss_function = loss_function
-        self.burn_in = int(burn_in)
-        self.check_inputs = bool(check_inputs)
-        self.delay_value = bool(delay_value)
-        self.gamma, self.lmbda = 0.99, None
-        self._value_type = ValueEstimators.TD0
-        self._targets: dict[str, nn.Module] = {}
-        self.torchrl_keys: dict[str, NestedKey] = {}  # QMixerLoss-only key names given to set_keys (not read)
-        agent_net, keys = as_agent_net(agent_net)
-        self.add_network("agent_net", agent_net)
+        self.reward_reduction, self.double_q, self.loss_function = reward_reduction, bool(double_q), loss_function
+        self.burn_in, self.check_inputs, self.delay_value = int(burn_in), bool(check_inputs), bool(delay_value)
+        self._in_keys = None
+        self._init_registry()
+        agent, keys = as_agent_net(local_value_network, n_agents=n_agents)
+        policy = (local_value_network if isinstance(local_value_network, TensorDictModuleBase)
+                  else make_agent_policies(agent)[0])  # what torchrl code syncs and checkpoints: a greedy policy
+        self.add_network("local_value_network", policy, compute=partial(_agent_of, n_agents=agent.n_agents),
+                         alias="agent_net")
         self.adopt_keys(keys)
         self._check_action_space(action_space)
+
+    @property
+    def agent_net(self) -> AgentNet:
+        """The per-agent utility network the loss computes with (its parameters: ``local_value_network_params``)."""
+        return self.compute_module("agent_net")
+
+    @property
+    def agent_net_params(self) -> TensorDictBase:
+        """``agent_net``'s online parameters (a view into ``local_value_network_params``)."""
+        return self.network_params("agent_net")
+
+    @property
+    def target_agent_net_params(self) -> TensorDictBase:
+        """``agent_net``'s target parameters (a view into ``target_local_value_network_params``)."""
+        return self.network_params("agent_net", target=True)
 
     def _check_action_space(self, action_space: Any) -> None:
         if action_space is None:
@@ -178,33 +235,6 @@ class ValueDecompositionLoss(LossModule):
         if keys:
             self.set_keys(**keys)
 
-    # ------------------------------------------------------------------ networks and targets
-    def add_network(self, name: str, module: nn.Module) -> None:
-        """Register ``module`` with online params ``<name>_params`` and target ``target_<name>_params``.
-
-        ``convert_to_functional`` creates the target parameters that torchrl's ``SoftUpdate`` /
-        ``HardUpdate`` find by name. The online module keeps its own parameters (called directly, no
-        per-call parameter swap), and a copy of it is bound once to the target tensors; the updaters
-        write those tensors in place, so the copy always sees the current target weights.
-        """
-        with warnings.catch_warnings():  # torchrl asks for class annotations of every name; ours are dynamic
-            warnings.filterwarnings("ignore", message="The name .* wasn't part of the annotations")
-            self.convert_to_functional(module, name, create_target_params=self.delay_value)
-        if self.delay_value:
-            target = copy.deepcopy(module)
-            self._modules[f"target_{name}_params"].to_module(target)
-            self._targets[name] = target
-
-    def target(self, name: str) -> nn.Module:
-        """The target copy θ̄ of network ``name`` (the online module itself if ``delay_value=False``)."""
-        return self._targets.get(name) or getattr(self, name)
-
-    def _apply(self, fn, *args, **kwargs):
-        out = super()._apply(fn, *args, **kwargs)
-        for name, target in self._targets.items():  # .to(device) made new target tensors: rebind
-            self._modules[f"target_{name}_params"].to_module(target)  # (no getattr: torchrl warns there)
-        return out
-
     @property
     def group(self) -> str:
         """The agent group name (first element of the observation key)."""
@@ -214,83 +244,92 @@ class ValueDecompositionLoss(LossModule):
     # ------------------------------------------------------------------ keys and value estimator
     def use_group(self, group: str) -> "ValueDecompositionLoss":
         """Move every per-agent key to another agent group name (e.g. ``"agent"`` in PettingZoo)."""
-        self.set_keys(
-            **{
-                f: (group, getattr(self.tensor_keys, f)[-1])
-                for f in ("observation", "action", "action_mask", "alive", "rnn_hidden")
-            }
-        )
+        self.set_keys(**{f: (group, getattr(self.tensor_keys, f)[-1]) for f in PER_AGENT_KEYS})
         return self
 
-    def set_keys(self, **kwargs) -> None:
-        """Remap tensordict entries (``_AcceptedKeys``); torchrl ``QMixerLoss`` key names are accepted too.
-
-        ``action``, ``reward``, ``done``, ``terminated`` and ``priority`` mean what they mean in
-        ``QMixerLoss``. Its ``action_value`` / ``local_value`` (per-agent Q(h_i, ·) and Q(h_i, a_i)),
-        ``global_value`` (Q_tot), ``advantage`` and ``value_target`` have no entry here: these losses
-        compute them on tensors and neither read nor write them, so they are recorded in
-        ``torchrl_keys`` and only checked: a per-agent one in another agent group than the observation
-        is an error (call :meth:`use_group` first). One difference to know: ``QMixerLoss`` writes the
-        *squared* TD error at ``priority``, these losses write |TD error|.
-        """
-        ours = self._AcceptedKeys.__dataclass_fields__
-        torchrl_only = {k: kwargs.pop(k) for k in list(kwargs) if k in TORCHRL_ONLY_KEYS and k not in ours}
-        super().set_keys(**kwargs)
-        for name in ("action_value", "local_value"):
-            key = torchrl_only.get(name)
-            if isinstance(key, tuple) and len(key) > 1 and key[0] != self.group:
-                raise ValueError(
-                    f"set_keys({name}={key!r}) names agent group {key[0]!r} but this loss reads group {self.group!r} "
-                    f"(observation {self.tensor_keys.observation!r}); call loss.use_group({key[0]!r}) first."
-                )
-        self.torchrl_keys.update(torchrl_only)
-
     def _forward_value_estimator_keys(self, **kwargs) -> None:
-        pass  # returns are computed on tensors in _td_target: no estimator keys to forward
+        """The estimator's keys follow the loss's (its ``value`` is ``global_value``), as QMixerLoss's do."""
+        if getattr(self, "_value_estimator", None) is not None:
+            self._value_estimator.set_keys(**self._estimator_keys())
+        self._in_keys = None
 
-    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> None:
-        """Choose the return estimator: ``TD0`` (seed: r + γ max Q̄) or ``TDLambda`` (``lmbda``).
+    def _estimator_keys(self) -> dict[str, NestedKey]:
+        k = self.tensor_keys
+        return {"advantage": k.advantage, "value_target": k.value_target, "value": k.global_value, "reward": k.reward,
+                "done": k.done, "terminated": k.terminated}
 
-        Hyperparameters: ``gamma`` (default 0.99) and, for TD(λ), ``lmbda`` (default 0.6, pymarl2).
-        The return is computed by torchrl's functional estimators on tensors (TD(λ) via
-        ``td_lambda_return_estimate``) instead of a ``ValueEstimatorBase`` that would re-run the
-        networks through tensordicts.
+    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> "ValueDecompositionLoss":
+        """Choose the return estimator: ``TD0`` (r + γ max Q̄, the target of every paper here), ``TD1`` or
+        ``TDLambda`` (``lmbda``), with torchrl's defaults (γ 0.99, λ 0.95; pymarl2 uses λ 0.6).
+
+        The loss holds the torchrl estimator object (``value_estimator``: its γ, λ and keys, which ``set_keys``
+        keeps in step) and computes the returns with torchrl's functional estimators on the values it computed
+        (returns.py), not by running the networks again through the estimator. A ``ValueEstimatorBase`` instance
+        or subclass is taken as torchrl takes it; its γ (and λ) are read from it.
         """
+        if isinstance(value_type, ValueEstimatorBase) or (
+                isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)):
+            return LossModule.make_value_estimator(self, value_type, **hyperparams)
         value_type = value_type or self.default_value_estimator
-        if value_type not in self.SUPPORTED_VALUE_ESTIMATORS:
-            raise NotImplementedError(
-                f"{type(self).__name__} supports {[v.name for v in self.SUPPORTED_VALUE_ESTIMATORS]}, "
-                f"got {value_type}."
-            )
-        unknown = set(hyperparams) - {"gamma", "lmbda"}
-        if unknown:
-            raise TypeError(f"Unknown value-estimator hyperparameters {sorted(unknown)}; use gamma, lmbda.")
-        gamma = float(hyperparams.get("gamma", self.gamma))
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must lie in [0, 1], got {gamma}.")
-        lmbda = hyperparams.get("lmbda", 0.6) if value_type == ValueEstimators.TDLambda else None
-        if lmbda is not None and not 0.0 <= float(lmbda) <= 1.0:
-            raise ValueError(f"lmbda must lie in [0, 1], got {lmbda}.")
-        self._value_type, self.gamma, self.lmbda = value_type, gamma, lmbda
+        for name in ("gamma", "lmbda"):
+            if name in hyperparams and not 0.0 <= float(hyperparams[name]) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {hyperparams[name]}.")
+        est = dispatch_value_estimator(self, value_type, supported=self.SUPPORTED_VALUE_ESTIMATORS,
+                                       tensor_keys=self._estimator_keys(), value_network=None, **hyperparams)
+        hp = {**default_value_kwargs(value_type), **hyperparams}
+        # γ and λ as given: the estimator stores them as float32 tensors, which float64 computations would feel
+        self._exact = (est, float(hp["gamma"]), None if hp.get("lmbda") is None else float(hp["lmbda"]))
+        return self
+
+    def _discount(self) -> tuple[ValueEstimators, float, float | None]:
+        """``(kind, γ, λ)`` of the value estimator (built with torchrl's defaults on first use)."""
+        est = self.value_estimator
+        exact = getattr(self, "_exact", None)
+        if exact is not None and exact[0] is est:
+            return self.value_type, exact[1], exact[2]
+        lmbda = getattr(est, "lmbda", None)  # an estimator the user built: its own γ, λ
+        return getattr(self, "value_type", ValueEstimators.TD0), float(est.gamma), None if lmbda is None else float(lmbda)
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        """The entries ``forward`` reads (optional ones included: masks, state, recurrent and MultiStep entries)."""
+        if self._in_keys is None:
+            k = self.tensor_keys
+            now = [k.observation, k.action, k.action_mask, k.alive, k.rnn_hidden, k.state, k.is_init, k.mask,
+                   k.priority_weight, k.steps_to_next_obs, *self._loss_mask_keys()]
+            nxt = [k.observation, k.action_mask, k.alive, k.state, k.reward, k.done, k.terminated]
+            self._in_keys = list(dict.fromkeys([*now, *[_next_key(x) for x in nxt], *self._extra_in_keys()]))
+        return self._in_keys
+
+    def _extra_in_keys(self) -> list[NestedKey]:
+        """Entries a subclass reads besides the base's (e.g. MAVEN's z)."""
+        return []
 
     # ------------------------------------------------------------------ forward
+    @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        """Loss terms as a TensorDict of scalars: ``loss`` (the weighted objective) and ``loss_*``."""
+        """The loss terms as a TensorDict of scalars named ``loss*`` (their sum is the objective: :func:`total_loss`)
+        and diagnostics; writes the per-sample |TD error| at ``tensor_keys.priority``."""
         batch = self.read_batch(tensordict)
         losses, td_error = self._losses(batch)
         tensordict.set(self.tensor_keys.priority, td_error.detach())  # [*B] for prioritized replay
         return TensorDict(losses, [])
 
     def _losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Subclass hook: ``({"loss": ..., "loss_td": ..., ...}, td_error [*B])``."""
+        """Subclass hook: ``({"loss...": ..., diagnostics...}, td_error [*B])``."""
         raise NotImplementedError  # abstract
 
     # ------------------------------------------------------------------ reading + validation (batch.py)
     def read_batch(self, td: TensorDictBase) -> Batch:
-        """Gather and validate the entries the loss needs (clear errors instead of torch tracebacks)."""
+        """Gather and validate the entries the loss needs (clear errors instead of torch tracebacks); the valid
+        steps also honour torchrl's masks (``loss_mask_key``: by default ``("collector", "mask")``)."""
         batch = read_train_batch(td, self.tensor_keys, n_actions=self.agent_net.n_actions, group=self.group,
                                  reward_reduction=self.reward_reduction, burn_in=self.burn_in,
                                  loss_name=type(self).__name__)
+        for key in self._loss_mask_keys():
+            mask = td.get(key, None)
+            if mask is not None:
+                batch.valid = batch.valid & mask.bool().reshape(batch.valid.shape)  # [*B] (or [*B, 1]) -> [*B]
         if self.check_inputs:
             validate_batch(batch, self.agent_net.n_agents, self.agent_net.n_actions)
         return batch
@@ -380,29 +419,27 @@ class ValueDecompositionLoss(LossModule):
         return q_next_t, a_next, self.zero_dead(self.gather(q_next_t, a_next), b.next_alive)  # [*B, n, 1]
 
     def td_target(self, b: Batch, next_value: torch.Tensor, reward: torch.Tensor | None = None) -> torch.Tensor:
-        """y = r + γ (1 − terminated) V̄(next) (TD0), or the TD(λ) return over the time axis: ``[*B, 1]`` for a
-        centralized value, ``[*B, n]`` for per-agent values (independent learners), the team reward ``b.reward``
-        broadcast to them unless a per-agent ``reward`` ``[*B, n]`` is given."""
-        next_value = next_value.detach()
-        reward = b.reward if reward is None else reward
-        if self._value_type == ValueEstimators.TD0:
-            return reward + self.gamma * (~b.terminated).to(next_value.dtype) * next_value
-        if next_value.ndim < 3:
-            raise ValueError("TD(lambda) needs sequence batches [B, T]; sample slices or use TD0.")
-        shape = next_value.shape  # [B, T, 1] or [B, T, n]: torchrl's estimator wants every input in it
-        return td_lambda_return_estimate(self.gamma, self.lmbda, next_value, reward.expand(shape),
-                                         b.done.expand(shape), b.terminated.expand(shape), time_dim=-2)
+        """The TD target of a value ``[*B, 1]`` (centralized) or ``[*B, n]`` (per agent) from its next-step value
+        (returns.py: TD(0), TD(1) or TD(λ) as the value estimator says), the team reward ``b.reward`` broadcast to
+        the agents unless a per-agent ``reward`` ``[*B, n]`` is given."""
+        kind, gamma, lmbda = self._discount()
+        steps = b.td.get(self.tensor_keys.steps_to_next_obs, None)
+        if steps is not None:
+            steps = steps.reshape(*b.valid.shape, 1)  # [*B] or [*B, 1] -> [*B, 1]
+        return td_target(kind, gamma, lmbda, b.reward if reward is None else reward, next_value, b.done,
+                         b.terminated, steps)
 
     def reduce(self, per_sample: torch.Tensor, b: Batch) -> torch.Tensor:
-        """Mean over valid samples (× priority weights): padding and burn-in give zero loss and grad."""
+        """Mean over valid samples (× priority weights): padding and burn-in give zero loss and grad (and a NaN
+        on a padded step stays out: selected away, not multiplied by 0)."""
         x = per_sample.reshape(b.valid.shape)  # [*B, 1] -> [*B]
         if b.weight is not None:
             x = x * b.weight.reshape(b.valid.shape)
-        valid = b.valid.to(x.dtype)
-        return (x * valid).sum() / valid.sum().clamp_min(1.0)
+        x = torch.where(b.valid, x, torch.zeros_like(x))
+        return x.sum() / b.valid.sum().clamp_min(1).to(x.dtype)
 
     def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Elementwise (pred − target)² (seed), |pred − target| or smooth-L1."""
+        """Elementwise (pred − target)² (the squared TD error of DQN, VDN and QMIX), |pred − target| or smooth-L1."""
         if self.loss_function == "l2":
             return (pred - target).pow(2)
         if self.loss_function == "l1":
@@ -450,4 +487,8 @@ class ValueDecompositionLoss(LossModule):
         return chosen, acts, state
 
 
-__all__ = ["ValueDecompositionLoss"]
+def _next_key(key: NestedKey) -> tuple:
+    return ("next", *key) if isinstance(key, tuple) else ("next", key)
+
+
+__all__ = ["ValueDecompositionLoss", "total_loss"]

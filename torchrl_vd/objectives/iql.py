@@ -31,14 +31,14 @@ class IQLLoss(ValueDecompositionLoss):
     TD(λ) runs per agent over the time axis of sequence batches.
 
     Args:
-        agent_net: the per-agent utility network (see :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss`).
+        local_value_network: the agents (see :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss`).
 
     Keyword Args:
         rewards: ``"team"`` or ``"individual"``.
         others: see :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss`.
 
-    Returns (forward): ``loss`` and ``loss_td`` (equal); ``td_error`` [*B] = the mean over the sample's valid agents
-    of |Q_i − y_i| (the priority of the sample).
+    Returns (forward): ``loss``; writes ``td_error`` [*B] = the mean over the sample's valid agents of |Q_i − y_i|
+    (the priority of the sample).
 
     Examples:
         >>> import torch
@@ -49,7 +49,7 @@ class IQLLoss(ValueDecompositionLoss):
         >>> td = random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=8)
         >>> out = loss(td)
         >>> sorted(out.keys()), td["td_error"].shape
-        (['loss', 'loss_td'], torch.Size([8]))
+        (['loss'], torch.Size([8]))
     """
 
     @dataclass
@@ -66,11 +66,11 @@ class IQLLoss(ValueDecompositionLoss):
     tensor_keys: _AcceptedKeys
     default_keys = _AcceptedKeys
 
-    def __init__(self, agent_net: nn.Module, *, rewards: Literal["team", "individual"] = "team", **kwargs):
+    def __init__(self, local_value_network: nn.Module, *, rewards: Literal["team", "individual"] = "team", **kwargs):
         if rewards not in ("team", "individual"):
             raise ValueError(f"rewards must be 'team' or 'individual', got {rewards!r}.")
         self.rewards = rewards
-        super().__init__(agent_net, **kwargs)
+        super().__init__(local_value_network, **kwargs)
 
     def use_group(self, group: str) -> "IQLLoss":
         super().use_group(group)
@@ -104,7 +104,7 @@ class IQLLoss(ValueDecompositionLoss):
             dist = dist * b.weight.reshape(*b.valid.shape, 1)  # [*B] -> [*B, 1]
         loss = dist.sum() / mask.sum().clamp_min(1.0)
         td_error = ((chosen - y).detach().abs() * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)  # [*B]
-        return {"loss": loss, "loss_td": loss.detach()}, td_error
+        return {"loss": loss}, td_error
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """Independent learners have no joint value: the IGM check does not apply (``NotImplementedError``)."""

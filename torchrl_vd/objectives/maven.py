@@ -1,6 +1,6 @@
-"""MAVEN: latent-conditioned QMIX + variational MI + a hierarchical z-policy (seed §MaVEN).
+"""MAVEN: latent-conditioned QMIX + variational MI + a hierarchical z-policy (Mahajan et al., NeurIPS 2019).
 
-The seed's complete objective::
+The paper's complete objective (its Eq. 6)::
 
     max  L_RL(θ) + λ_MI · L_V(υ, φ, η, ψ) − λ_QL · L_QL(φ, η, ψ)
 
@@ -34,7 +34,7 @@ from torchrl_vd.objectives.mixing import MixingQLoss
 
 
 class MavenLoss(MixingQLoss):
-    """``loss = λ_QL · L_QL + λ_MI · L_MI`` (seed §MaVEN; the z-policy's L_RL is :class:`ZPolicyTrainer`).
+    """``λ_QL · L_QL + λ_MI · L_MI`` (Mahajan et al. 2019, Eq. 6; the z-policy's L_RL is :class:`ZPolicyTrainer`).
 
     * L_QL = E[(Q_tot(s_t, a_t; z) − [r + γ max_a' Q̄_tot(s_{t+1}, a'; z)])²]: the
       :class:`MixingQLoss` TD loss with z-conditioned agents (:class:`MavenAgent`) and a mixer on
@@ -62,9 +62,9 @@ class MavenLoss(MixingQLoss):
         temperature: τ of the Boltzmann policies σ = softmax(Q_i / τ) (authors: 1).
         **kwargs: :class:`ValueDecompositionLoss` options (double_q, loss_function, burn_in, ...).
 
-    Returns (forward): ``loss`` (optimise this), ``loss_ql`` (= ``loss_td``, the TD term), ``loss_mi``,
-    and ``loss_rl``: the z-policy's last REINFORCE loss, reported from the :class:`ZPolicyTrainer` that
-    was given this loss (NaN before its first update or for a uniform z-policy); it has no gradient here.
+    Returns (forward): ``loss_td`` (λ_QL · L_QL) and ``loss_mi`` (λ_MI · L_MI), whose sum is the objective, and
+    ``z_policy_loss``: the z-policy's last REINFORCE loss, reported from the :class:`ZPolicyTrainer` that was
+    given this loss (NaN before its first update or for a uniform z-policy); it has no gradient here.
 
     Examples:
         >>> import torch
@@ -77,10 +77,8 @@ class MavenLoss(MixingQLoss):
         ...                  MavenDiscriminator(2, 3, 6, noise_dim=8), noise_dim=8)
         >>> out = loss(td)
         >>> sorted(out.keys())
-        ['loss', 'loss_mi', 'loss_ql', 'loss_rl', 'loss_td']
-        >>> torch.allclose(out["loss"], 1.0 * out["loss_ql"] + 1.0 * out["loss_mi"])  # λ_QL = λ_MI = 1
-        True
-        >>> out["loss_rl"].isnan().item()  # no ZPolicyTrainer has reported an L_RL yet
+        ['loss_mi', 'loss_td', 'z_policy_loss']
+        >>> out["z_policy_loss"].isnan().item()  # no ZPolicyTrainer has reported an L_RL yet
         True
     """
 
@@ -97,13 +95,13 @@ class MavenLoss(MixingQLoss):
 
     tensor_keys: _AcceptedKeys
     default_keys = _AcceptedKeys
-    mixer: MavenMixer
     discriminator: MavenDiscriminator
+    out_keys = ["loss_td", "loss_mi", "z_policy_loss"]
 
     def __init__(
         self,
-        agent_net: nn.Module,
-        mixer: MavenMixer,
+        local_value_network: nn.Module,
+        mixer_network: MavenMixer,
         discriminator: nn.Module,
         *,
         noise_dim: int,
@@ -112,7 +110,7 @@ class MavenLoss(MixingQLoss):
         temperature: float = 1.0,
         **kwargs,
     ):
-        super().__init__(agent_net, mixer, **kwargs)
+        super().__init__(local_value_network, mixer_network, **kwargs)
         self.noise_dim = int(noise_dim)
         for name, net in (("agent_net", self.agent_net), ("mixer", self.mixer), ("discriminator", discriminator)):
             if getattr(net, "noise_dim", None) != self.noise_dim:
@@ -129,6 +127,9 @@ class MavenLoss(MixingQLoss):
         self.register_buffer("last_loss_rl", torch.tensor(float("nan")))
         self._online_q: torch.Tensor | None = None  # Q(τ_t, ·; z) of the TD pass, reused by L_MI
         self._keep_online_q = False
+
+    def _extra_in_keys(self) -> list:
+        return [*super()._extra_in_keys(), self.tensor_keys.noise, _next(self.tensor_keys.noise)]
 
     # ------------------------------------------------------------------ z-conditioning hooks
     def noise(self, b: Batch, *, next: bool = False) -> torch.Tensor:
@@ -165,7 +166,7 @@ class MavenLoss(MixingQLoss):
 
     # ------------------------------------------------------------------ losses
     def mi_loss(self, b: Batch, q: torch.Tensor) -> torch.Tensor:
-        """L_MI = −E[log q_υ(z | σ(τ))], σ = per-agent softmax(Q_i) (seed: Boltzmann policies).
+        """L_MI = −E[log q_υ(z | σ(τ))], σ = per-agent softmax(Q_i) (the paper's Boltzmann policies, Sec. 3.2).
 
         A recurrent discriminator aggregates the trajectory; its prediction is scored where each episode
         segment of the batch ends — done steps and each sequence's last step (the authors score each
@@ -193,16 +194,9 @@ class MavenLoss(MixingQLoss):
         finally:
             self._keep_online_q = False
         q, self._online_q = self._online_q, None
-        loss_ql = out["loss"]
         loss_mi = self.mi_loss(b, q)
-        loss = self.lambda_ql * loss_ql + self.lambda_mi * loss_mi
-        return {
-            "loss": loss,
-            "loss_ql": loss_ql.detach(),
-            "loss_td": loss_ql.detach(),
-            "loss_mi": loss_mi.detach(),
-            "loss_rl": self.last_loss_rl.clone(),
-        }, td_error
+        return {"loss_td": self.lambda_ql * out["loss"], "loss_mi": self.lambda_mi * loss_mi,
+                "z_policy_loss": self.last_loss_rl.clone()}, td_error
 
     # joint_q_values (IGM check): MixingQLoss's, which goes through utilities() and mixer_state() above and
     # therefore evaluates Q_tot(s, a; z) with the batch's z. Fixing z, the mixer is monotonic: IGM holds per z.

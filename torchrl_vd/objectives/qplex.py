@@ -14,9 +14,10 @@ from torch import nn
 from torchrl_vd.modules.mixers.qplex import QPlexMixer
 from torchrl_vd.objectives.batch import Batch
 from torchrl_vd.objectives.common import ValueDecompositionLoss
+from torchrl_vd.objectives.mixing import MixingLossBase
 
 
-class QPlexLoss(ValueDecompositionLoss):
+class QPlexLoss(MixingLossBase):
     """L(θ) = 1/|B| Σ (r + γ (1 − terminated) Q̄_tot(s', τ', u*') − Q_tot(s, τ, u))²  (reference l.143-166).
 
     Q_tot(s, τ, u) = QPlexMixer(Q_i(τ_i, u_i), V_i(τ_i), s, u), V_i = max over legal actions of the
@@ -44,13 +45,13 @@ class QPlexLoss(ValueDecompositionLoss):
         >>> loss = QPlexLoss(MLPAgent(2, 3, 4), QPlexMixer(2, 3, (8,)))
         >>> out = loss(random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=16))
         >>> sorted(out.keys())
-        ['loss', 'loss_td']
+        ['loss']
     """
 
-    mixer: QPlexMixer
-
-    def __init__(self, agent_net: nn.Module, mixer: QPlexMixer, **kwargs):
-        super().__init__(agent_net, **kwargs)
+    def __init__(self, local_value_network: nn.Module, mixer_network: QPlexMixer, **kwargs):
+        mixer = mixer_network
+        kwargs.setdefault("n_agents", getattr(mixer, "n_agents", None))
+        ValueDecompositionLoss.__init__(self, local_value_network, **kwargs)
         if not isinstance(mixer, QPlexMixer):
             raise TypeError(f"mixer must be a QPlexMixer, got {type(mixer).__name__}.")
         agent = self.agent_net
@@ -59,7 +60,8 @@ class QPlexLoss(ValueDecompositionLoss):
                 f"The mixer was built for (n_agents, n_actions)={(mixer.n_agents, mixer.n_actions)} but the agent "
                 f"net for {(agent.n_agents, agent.n_actions)}; build both from describe_env(env)."
             )
-        self.add_network("mixer", mixer)
+        self._user_mixer_keys = False  # the duplex mixer reads (Q_i, V_i, s, u): no mixer TensorDictModule
+        self.add_network("mixer_network", mixer, alias="mixer")
 
     def greedy_values(self, q: torch.Tensor, mask: torch.Tensor | None, alive: torch.Tensor | None) -> torch.Tensor:
         """V_i = max_{legal u_i} Q_i(τ_i, u_i) ``[*B, n, 1]``, gathered at the masked argmax (finite even
@@ -77,7 +79,7 @@ class QPlexLoss(ValueDecompositionLoss):
             v_next = self.target("mixer")(chosen_next, greedy_next, b.next_state, a_next)  # [*B, 1]
             y = self.td_target(b, v_next)  # [*B, 1]
         loss_td, td_error = self.td_loss(q_tot, y, b)
-        return {"loss": loss_td, "loss_td": loss_td.detach()}, td_error
+        return {"loss": loss_td}, td_error
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """Q_tot(s, τ, u) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""

@@ -1,14 +1,14 @@
 """QTRAN and QTRAN-alt (Son et al., "QTRAN: Learning to Factorize with Transformation for Cooperative
-Multi-Agent Reinforcement Learning", ICML 2019; seed §QTRAN).
+Multi-Agent Reinforcement Learning", ICML 2019).
 
 QTRAN learns three things: the per-agent utilities Q(h_i, a_i; θ_i), an unrestricted joint
-action-value Q(h, z, a; θ^q) and a value V(h, z; θ^v). The seed's condition
+action-value Q(h, z, a; θ^q) and a value V(h, z; θ^v). The condition of its Theorem 1
 
     Σ_i Q(h_i, a_i) − Q(h, z, a) + V(h, z) = 0 if a = a*,  ≥ 0 otherwise            (a* greedy)
 
 is what makes the agents' greedy actions greedy for Q_jt (IGM). Q_jt is fitted by TD (L_td) and the
 condition is imposed on the utilities and V by two regularisers (L_opt, L_nopt) in which Q_jt is a
-fixed target (θ^q is trained by L_td alone, as in the seed's argument lists). With the default
+fixed target (θ^q is trained by L_td alone, as the paper's loss arguments say). With the default
 ``features="hidden"`` Q_jt reads the agents' hidden features with gradient, so L_td also trains the
 agents' trunk, as pymarl's learner does.
 """
@@ -28,7 +28,7 @@ FEATURES = ("hidden", "obs", "utilities")
 
 
 class QTranLoss(ValueDecompositionLoss):
-    """QTRAN's objective: loss = L_td + λ_opt·L_opt + λ_nopt·L_nopt (seed §QTRAN; pymarl's weights).
+    """QTRAN's objective L_td + λ_opt·L_opt + λ_nopt·L_nopt (Son et al. 2019, Eqs. 4-6; pymarl's weights).
 
     * L_td(θ^q [, θ_i]) = (r + γ Q_jt(h', z', a*'; θ̄_q) − Q_jt(h, z, a; θ^q))², a*' the greedy next joint
       action (argmax of the online agents' utilities with ``double_q``, of the target agents' without),
@@ -59,10 +59,11 @@ class QTranLoss(ValueDecompositionLoss):
     gradient, so L_td trains the agents' trunk too (L_td(θ^q, {θ_i})); the target Q_jt reads the target
     agents' next-step features. ``"obs"`` — the agents' current observations o_i; ``"utilities"`` —
     the online agents' utility vectors Q(h_i, ·) (detached; the target agents' at the next step). The
-    last two keep the seed's split: the agents are trained by L_opt and L_nopt only.
+    last two keep the paper's split: the agents are trained by L_opt and L_nopt only.
 
     Args:
-        agent_net: per-agent utility network (``MLPAgent``, ``GRUAgent``, ...).
+        local_value_network: the agents (``MLPAgent``, ``GRUAgent``, a TorchRL Q-value policy, ...; see
+            :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss`).
         joint_q: a :class:`~torchrl_vd.modules.qtran.QTranJointQ` (θ^q; target θ̄_q).
         v_net: a :class:`~torchrl_vd.modules.mixers.QTranV` or any module ``state [*B, *S] -> [*B, 1]``.
 
@@ -74,8 +75,8 @@ class QTranLoss(ValueDecompositionLoss):
             with :meth:`feature_dim`.
         Others: see :class:`ValueDecompositionLoss` (``double_q``, ``loss_function``, ``burn_in``, ...).
 
-    Returns (forward): ``loss`` (optimise this), and the detached terms ``loss_td``, ``loss_opt``,
-    ``loss_nopt``; writes the per-sample |TD error of Q_jt| at ``"td_error"``.
+    Returns (forward): ``loss_td``, ``loss_opt`` (λ_opt · L_opt) and ``loss_nopt`` (λ_nopt · L_nopt), whose sum is
+    the objective; writes the per-sample |TD error of Q_jt| at ``"td_error"``.
 
     Examples:
         >>> import torch
@@ -86,17 +87,18 @@ class QTranLoss(ValueDecompositionLoss):
         >>> loss = QTranLoss(agent, joint_q, QTranV(state_shape=(8,)), variant="alt")
         >>> out = loss(random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=16))
         >>> sorted(out.keys())
-        ['loss', 'loss_nopt', 'loss_opt', 'loss_td']
-        >>> torch.allclose(out["loss"], out["loss_td"] + 1.0 * out["loss_opt"] + 0.1 * out["loss_nopt"])
+        ['loss_nopt', 'loss_opt', 'loss_td']
+        >>> bool(out["loss_td"] >= 0 and out["loss_opt"] >= 0 and out["loss_nopt"] >= 0)
         True
     """
 
     joint_q: QTranJointQ
     v_net: nn.Module
+    out_keys = ["loss_td", "loss_opt", "loss_nopt"]
 
     def __init__(
         self,
-        agent_net: nn.Module,
+        local_value_network: nn.Module,
         joint_q: QTranJointQ,
         v_net: nn.Module,
         *,
@@ -106,7 +108,8 @@ class QTranLoss(ValueDecompositionLoss):
         features: str = "hidden",
         **kwargs,
     ):
-        super().__init__(agent_net, **kwargs)
+        kwargs.setdefault("n_agents", getattr(joint_q, "n_agents", None))
+        super().__init__(local_value_network, **kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
         if features not in FEATURES:
@@ -198,9 +201,8 @@ class QTranLoss(ValueDecompositionLoss):
         else:
             loss_nopt = self.reduce(self._nopt_min(b, q, chosen, h, v), b)
 
-        loss = loss_td + self.lambda_opt * loss_opt + self.lambda_nopt * loss_nopt
-        terms = {"loss_td": loss_td, "loss_opt": loss_opt, "loss_nopt": loss_nopt}
-        return {"loss": loss, **{k: t.detach() for k, t in terms.items()}}, td_error
+        return {"loss_td": loss_td, "loss_opt": self.lambda_opt * loss_opt,
+                "loss_nopt": self.lambda_nopt * loss_nopt}, td_error
 
     def _nopt_min(self, b: Batch, q: torch.Tensor, chosen: torch.Tensor, h: torch.Tensor, v: torch.Tensor):
         """QTRAN-alt's per-sample (1/N) Σ_i (min_{u_i} D_i(u_i))² ``[*B, 1]`` (see the class docstring)."""

@@ -76,9 +76,9 @@ class WeightedQMixLoss(MixingQLoss):
         lambda_central: weight of L_central (reference ``central_loss: 1``).
         Others: see :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss`.
 
-    Returns (forward): ``loss`` (optimise this) and the detached ``loss_td``, ``loss_central`` and
-    ``weight_mean`` (mean w over valid samples; the reference logs it as ``w_to_use``, over the padded
-    batch); writes |Q_tot − y| at ``"td_error"``. :meth:`central_q_values` evaluates Q̂* on any joint
+    Returns (forward): ``loss_td`` (λ_qmix · QMIX's weighted TD loss) and ``loss_central`` (λ_central · Q̂*'s),
+    whose sum is the objective, and ``weight_mean`` (mean w over valid samples; the reference logs it as
+    ``w_to_use``, over the padded batch); writes |Q_tot − y| at ``"td_error"``. :meth:`central_q_values` evaluates Q̂* on any joint
     actions (``joint_q_values``, read by ``check_igm``, is Q_tot).
 
     Examples:
@@ -89,15 +89,16 @@ class WeightedQMixLoss(MixingQLoss):
         ...                         weighting="ow")
         >>> out = loss(random_batch(n_agents=2, n_actions=3, obs_dim=4, batch=16))
         >>> sorted(out.keys())
-        ['loss', 'loss_central', 'loss_td', 'weight_mean']
+        ['loss_central', 'loss_td', 'weight_mean']
     """
 
     central_mixer: Mixer
+    out_keys = ["loss_td", "loss_central", "weight_mean"]
 
     def __init__(
         self,
-        agent_net: nn.Module,
-        mixer: Mixer,
+        local_value_network: nn.Module,
+        mixer_network: nn.Module,
         central_mixer: Mixer,
         central_agent: nn.Module | None = None,
         *,
@@ -107,7 +108,7 @@ class WeightedQMixLoss(MixingQLoss):
         lambda_central: float = 1.0,
         **kwargs,
     ):
-        super().__init__(agent_net, mixer, **kwargs)
+        super().__init__(local_value_network, mixer_network, **kwargs)
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}.")
         if not 0.0 < float(alpha) <= 1.0:
@@ -178,11 +179,10 @@ class WeightedQMixLoss(MixingQLoss):
             w = torch.full_like(q_tot, self.alpha).masked_fill(full, 1.0)  # [*B, 1]
         loss_td, td_error = self.td_loss(q_tot, y, b, weight=w)
         loss_central = self.reduce(self.distance(q_star, y), b)
-        loss = self.lambda_qmix * loss_td + self.lambda_central * loss_central
         valid = b.valid.to(w.dtype)  # [*B]
         weight_mean = (w.reshape(valid.shape) * valid).sum() / valid.sum().clamp_min(1.0)
-        terms = {"loss_td": loss_td, "loss_central": loss_central, "weight_mean": weight_mean}
-        return {"loss": loss, **{k: t.detach() for k, t in terms.items()}}, td_error
+        return {"loss_td": self.lambda_qmix * loss_td, "loss_central": self.lambda_central * loss_central,
+                "weight_mean": weight_mean.detach()}, td_error
 
     def central_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
         """Q̂*(s, u) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online central networks).

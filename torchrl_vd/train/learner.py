@@ -20,6 +20,7 @@ from torchrl.objectives import HardUpdate
 from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_vd.keys import REWARD
+from torchrl_vd.objectives.common import total_loss
 from torchrl_vd.objectives.utils import FusedSoftUpdate
 from torchrl_vd.train.guards import NonFiniteUpdate, describe_non_finite
 from torchrl_vd.train.reward_standardisation import reward_standardiser
@@ -189,8 +190,8 @@ class Learner:
         return _minibatches(self.replay_buffer, n)
 
     def objective(self, sample: TensorDictBase) -> torch.Tensor:
-        """The loss to minimise on ``sample``."""
-        return self.loss(sample)["loss"]
+        """The loss to minimise on ``sample``: the sum of its ``loss*`` terms (torchrl's convention)."""
+        return total_loss(self.loss(sample))
 
     def clip_grads(self) -> torch.Tensor:
         """Clip the global gradient norm at ``grad_clip``; returns the norm before clipping."""

@@ -40,6 +40,7 @@ from torch import nn
 from torch.utils._pytree import tree_map
 
 from torchrl_vd.envs.registry import EnvInfo, describe_env, make_env
+from torchrl_vd.objectives.common import total_loss
 from torchrl_vd.train.algos import AlgoParts, JointExtras, get_algo
 from torchrl_vd.train.checkpoint import restore_modules
 
@@ -92,7 +93,7 @@ class SeedStack:
         self.online = tuple(template._modules[f"{n}_params"] for n in self.names) + tuple(stacked_plain)
         online_modules = tuple(getattr(template, n) for n in self.names) + tuple(template._modules[k] for k in plain)
         self.params = self.online + tuple(template._modules[f"target_{n}_params"] for n in self.names)
-        self.modules = online_modules + tuple(template.target(n) for n in self.names)
+        self.modules = online_modules + tuple(template.target_module(n) for n in self.names)
         for module in (sub for net in self.modules for sub in net.modules()):
             if hasattr(module, "vmappable"):  # recurrent nets: the GRU as cell steps, which torch.vmap can run
                 module.vmappable = True
@@ -114,7 +115,7 @@ class SeedStack:
 
     def _seed_loss(self, params: tuple, td: TensorDictBase) -> torch.Tensor:
         with self.bound(params):
-            return self.template(td)["loss"]
+            return total_loss(self.template(td))
 
     def loss(self, td: TensorDictBase) -> torch.Tensor:
         """Each seed's objective on its own minibatch: ``td [N, *B]`` -> ``[N]`` (differentiable). The inputs are

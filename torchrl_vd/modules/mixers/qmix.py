@@ -25,7 +25,7 @@ class QMixer(Mixer):
 
     Two mixing layers: ``h = ELU(Q·|W1(z)| + b1(z))``, ``Q_tot = h·|W2(z)| + V(z)`` where the weights
     come from hypernetworks of the state z and V(z) = Linear-ReLU-Linear is the state bias
-    (pymarl's architecture, REFERENCE.md "QMIX defaults").
+    (pymarl's architecture, ``src/modules/mixers/qmix.py``; Rashid et al. 2018, Sec. 4.2).
 
     Args:
         n_agents: number of agents n.
@@ -74,16 +74,29 @@ class QMixer(Mixer):
         self.hyper_b1 = nn.Linear(s, self.embed_dim)
         self.hyper_w2 = hypernetwork(s, self.embed_dim, hypernet_layers, hypernet_embed)
         self.hyper_v = nn.Sequential(nn.Linear(s, self.embed_dim), nn.ReLU(), nn.Linear(self.embed_dim, 1))
-        if init_scale is not None:
-            for net in (self.hyper_w1, self.hyper_b1, self.hyper_w2, self.hyper_v):
-                for layer in net.modules():
-                    if isinstance(layer, nn.Linear):
-                        nn.init.orthogonal_(layer.weight, gain=float(init_scale))
-                        nn.init.zeros_(layer.bias)
+        self.init_scale = None if init_scale is None else float(init_scale)
+        self._scale_init()
+
+    def _scale_init(self) -> None:
+        """With ``init_scale``: orthogonal hypernetwork weights of that gain and zero biases (JaxMARL's)."""
+        if self.init_scale is None:
+            return
+        for net in (self.hyper_w1, self.hyper_b1, self.hyper_w2, self.hyper_v):
+            for layer in net.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.orthogonal_(layer.weight, gain=self.init_scale)
+                    nn.init.zeros_(layer.bias)
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every hypernetwork layer as a new mixer is (torch's default, then ``init_scale``)."""
+        for layer in self.modules():
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+        self._scale_init()
 
     def mix(self, utilities: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         batch = utilities.shape[:-1]
-        # monotonicity (seed: ∂Q/∂Q_i ≥ 0): absolute values on every weight that multiplies a Q_i
+        # monotonicity (QMIX's ∂Q_tot/∂Q_i ≥ 0): absolute values on every weight that multiplies a Q_i
         w1 = self.hyper_w1(state).abs().view(*batch, self.n_agents, self.embed_dim)  # [*B, n, E]
         w2 = self.hyper_w2(state).abs().unsqueeze(-1)  # [*B, E, 1]
         b1 = self.hyper_b1(state).unsqueeze(-2)  # [*B, 1, E]
