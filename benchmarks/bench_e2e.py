@@ -91,6 +91,8 @@ def worker_qmixerloss(iters: int, seed: int, eval_envs: int, eval_seed: int, ext
     H = HPARAMS
     frames = iters * H["frames_per_batch"]
 
+    from torchrl_vd.objectives.common import total_loss
+
     def make(num_envs, s):
         return VmasEnv("balance", num_envs=num_envs, continuous_actions=False, categorical_actions=True,
                        max_steps=BALANCE_KWARGS["max_steps"], n_agents=BALANCE_KWARGS["n_agents"], seed=s, device="cpu")
@@ -113,7 +115,7 @@ def worker_qmixerloss(iters: int, seed: int, eval_envs: int, eval_seed: int, ext
         for _ in range(H["updates"]):
             out = loss(rb.sample())
             optim.zero_grad()
-            out["loss"].backward()
+            total_loss(out).backward()
             torch.nn.utils.clip_grad_norm_(loss.parameters(), H["grad_clip"])
             optim.step()
             updater.step()

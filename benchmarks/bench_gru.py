@@ -50,6 +50,7 @@ warnings.filterwarnings("ignore")
 
 from torchrl.objectives import SoftUpdate  # noqa: E402
 
+from torchrl_vd.objectives.common import total_loss
 from torchrl_vd import MixingQLoss, QMixer  # noqa: E402
 from torchrl_vd.modules.agents import MLPAgent  # noqa: E402
 from torchrl_vd.modules.gru_agent import GRUAgent  # noqa: E402
@@ -127,7 +128,7 @@ class Update:
         t0 = time.perf_counter()
         out = self.loss(self.batch)
         self.optim.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        total_loss(out).backward()
         torch.nn.utils.clip_grad_norm_(self.params, 10.0)
         self.optim.step()
         self.updater.step()

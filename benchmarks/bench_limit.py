@@ -162,6 +162,7 @@ def async_proto(cfg, iters: int) -> dict:
     import functools
 
     import torch
+    from torchrl_vd.objectives.common import total_loss
     from torchrl.collectors import Collector
     from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
     from torchrl.data.replay_buffers.samplers import RandomSampler
@@ -195,7 +196,7 @@ def async_proto(cfg, iters: int) -> dict:
             for td in _minibatches(rb, cfg.updates_per_batch):
                 out = loss(td)
                 optim.zero_grad(set_to_none=True)
-                out["loss"].backward()
+                total_loss(out).backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optim.step()
                 updater.step()

@@ -77,10 +77,12 @@ def build(algo: str, agent: str, n: int):
     optim = torch.optim.Adam(params, lr=5e-4, fused=True)
     updater = FusedSoftUpdate(loss, tau=0.005)
 
+    from torchrl_vd.objectives.common import total_loss
+
     def step():
         out = loss(td.clone(False))
         optim.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        total_loss(out).backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
         optim.step()
         updater.step()

@@ -70,13 +70,15 @@ def step_fn(loss, rb, *, fused_lerp: bool, fused_adam: bool, validate_once: bool
     updater = (FusedSoftUpdate if fused_lerp else SoftUpdate)(loss, tau=0.005)
     optim = torch.optim.Adam(params, lr=5e-5, fused=fused_adam)
 
+    from torchrl_vd.objectives.common import total_loss
+
     def run():
         loss.check_inputs = not validate_once
         batches = _minibatches(rb, steps) if chunked else (rb.sample() for _ in range(steps))
         for td in batches:
             out = loss(td)
             optim.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            total_loss(out).backward()
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
             optim.step()
             updater.step()
@@ -92,11 +94,13 @@ def torchrl_step_fn(env, rb, steps: int):
     parts = build_qmixerloss(env)
     loss, optim, updater = parts["loss"], parts["optim"], parts["updater"]
 
+    from torchrl_vd.objectives.common import total_loss
+
     def run():
         for _ in range(steps):
             out = loss(rb.sample())
             optim.zero_grad()
-            out["loss"].backward()
+            total_loss(out).backward()
             torch.nn.utils.clip_grad_norm_(loss.parameters(), 5.0)
             optim.step()
             updater.step()
