@@ -164,7 +164,7 @@ class SerialTeamEnv(TeamEnvBase):
         )
 
     def _take_seed(self, i: int) -> int | None:
-        """The seed of copy ``i``'s next reset (once: later resets continue its own random stream)."""
+        """Copy ``i``'s seed for its next reset (once: later resets continue its own random stream)."""
         seed, self._pending_seeds[i] = self._pending_seeds[i], None
         return seed
 

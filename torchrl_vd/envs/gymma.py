@@ -23,7 +23,7 @@ limit (``max_steps``) itself: it counts steps, and asks ``is_terminal(env)`` whe
 ended is really over. A step that ends the episode without a real termination (the env's own limit,
 the adapter's ``max_steps`` count, or ``truncated`` from the env) is reported as ``truncated``.
 
-Key layout (DESIGN.md), batch size ``[num_envs]``:
+Key layout (torchrl_vd/keys.py, docs/CONTRACT.md), batch size ``[num_envs]``:
 
 * ``("agents","observation")`` ``[N, n, F]`` float32: each agent's observation, flattened.
 * ``("agents","action")`` ``[N, n]`` int64, ``Categorical(A)``.

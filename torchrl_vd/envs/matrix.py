@@ -237,7 +237,8 @@ class TwoStepGame(MatrixGame):
 
 
 class MStepGame(MatrixGame):
-    """m-step matrix game of Mahajan et al., "MAVEN", NeurIPS 2019 (m-step game; REFERENCE.md).
+    """m-step matrix game of Mahajan et al., "MAVEN", NeurIPS 2019 (the authors'
+    ``nstep_matrix_game.py``).
 
     2 agents, 2 actions, horizon m (``steps``). The joint action at t=0 fixes a branch
     (0,0)->0, (0,1)->1, (1,0)->2, (1,1)->3. At every step the reward is 1 while on branch 0 or 3 and

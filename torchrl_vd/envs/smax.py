@@ -13,7 +13,7 @@ bool buffer, handed to torch by DLPack (two zero-copy handovers per step on CPU,
 into contiguous views. Actions go to JAX as an int32 array. JAX runs on its default device (CPU here);
 tensors are moved to ``device`` when it differs.
 
-Key layout (DESIGN.md), batch size ``[num_envs]``, ``n`` allies, ``A = 5 + num_enemies`` actions:
+Key layout (torchrl_vd/keys.py, docs/CONTRACT.md), batch size ``[num_envs]``, ``n`` allies, ``A = 5 + num_enemies`` actions:
 
 * ``("agents","observation")`` ``[N, n, F]`` float32: SMAX's unit-list observations.
 * ``("agents","action")`` ``[N, n]`` int64: 0-3 move (N, E, S, W), 4 stop, ``5 + j`` attack enemy ``j``.

@@ -1,4 +1,4 @@
-"""MAVEN's variational posterior q_υ(z | σ(τ)) (Mahajan et al. 2019; seed §MaVEN: L_V, L_MI)."""
+"""MAVEN's variational posterior q_υ(z | σ(τ)) (Mahajan et al. 2019: the MI term L_MI via its bound L_V)."""
 
 from __future__ import annotations
 

@@ -164,7 +164,7 @@ def maven_joint_extras(opts: MavenOptions, seed_parts: list[AlgoParts]) -> Joint
     Each seed keeps its own z-policy and REINFORCE trainer (its ``after_batch`` on its own rows of the batch);
     the joint env's NoiseTransform reads a copy of seed 0's z-policy whose logits network runs every seed's
     network on that seed's rows (:class:`~torchrl_vd.train.population.SeedNets`), refreshed by ``sync`` after
-    the seeds' trainers stepped. The uniform z-policy has no parameters: every seed's is the same module.
+    all seeds' trainers stepped. The uniform z-policy has no parameters: every seed's is the same module.
     """
     policies = [parts.extra_modules["z_policy"] for parts in seed_parts]
     joint, sync = policies[0], (lambda: None)

@@ -218,7 +218,7 @@ class Learner:
         return self.state_dict()
 
     def load_seed_states(self, states: list[dict]) -> None:
-        """Restore from the seeds' single-run learner states (:func:`~torchrl_vd.train.checkpoint.learner_state`)."""
+        """Restore from every seed's single-run learner state (:func:`~torchrl_vd.train.checkpoint.learner_state`)."""
         self.load_state_dict(states[0])
 
     def load_state_dict(self, state: dict) -> None:
