@@ -18,7 +18,7 @@ from tensordict.nn import TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
 
-from torchrl_vd.keys import GROUP
+from torchrl_vd.keys import ACTION_VALUE, GROUP, IS_INIT, LAST_ACTION, NEXT, OBSERVATION, RNN_HIDDEN
 from torchrl_vd.modules.agents import AgentNet, _linear
 
 
@@ -375,15 +375,15 @@ class GRUAgent(AgentNet):
     def _step_module(self, group: str, *inputs: NestedKey) -> TensorDictModule:
         """:meth:`forward` as a ``TensorDictModule``: reads the observation, hidden state and ``"is_init"``, then
         ``inputs`` (a subclass's extra forward arguments), then (``last_action=True``) the previous actions."""
-        in_keys = [(group, "observation"), (group, "rnn_hidden"), "is_init", *inputs]
+        in_keys = [(group, OBSERVATION), (group, RNN_HIDDEN), IS_INIT, *inputs]
         if self.last_action:
-            in_keys.append((group, "last_action"))
-        out_keys = [(group, "action_value"), ("next", group, "rnn_hidden")]
+            in_keys.append((group, LAST_ACTION))
+        out_keys = [(group, ACTION_VALUE), (NEXT, group, RNN_HIDDEN)]
         return TensorDictModule(self, in_keys=in_keys, out_keys=out_keys)
 
     def extra_inputs(self, td: TensorDictBase, group: str = GROUP) -> dict:
         """``last_action``/``next_last_action`` from a batch (``last_action=True``), else nothing."""
         if not self.last_action:
             return {}
-        key = (group, "last_action")
-        return {"last_action": td.get(key, None), "next_last_action": td.get(("next", *key), None)}
+        key = (group, LAST_ACTION)
+        return {"last_action": td.get(key, None), "next_last_action": td.get((NEXT, *key), None)}  # forward kwargs

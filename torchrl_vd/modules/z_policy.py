@@ -19,7 +19,7 @@ from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.modules import OneHotCategorical
 
-from torchrl_vd.keys import NOISE
+from torchrl_vd.keys import NOISE, STATE
 
 
 class ZPolicyNet(nn.Module):
@@ -57,7 +57,7 @@ def make_z_policy(
     *,
     learned: bool = True,
     hidden: int = 128,
-    state_key: NestedKey = "state",
+    state_key: NestedKey = STATE,
     noise_key: NestedKey = NOISE,
 ) -> ProbabilisticTensorDictSequential:
     """π_z(z | s_0) as a probabilistic tensordict module: ``state_key`` -> ``noise_key`` (one-hot).

@@ -19,15 +19,15 @@ from torchrl.data.replay_buffers.samplers import RandomSampler
 from torchrl.objectives import HardUpdate
 from torchrl.objectives.utils import ValueEstimators
 
-from torchrl_vd.keys import REWARD
+from torchrl_vd.keys import NEXT, REWARD, TERMINATED, TRUNCATED
 from torchrl_vd.objectives.utils import FusedSoftUpdate
 from torchrl_vd.train.guards import NonFiniteUpdate, describe_non_finite
 from torchrl_vd.train.reward_standardisation import reward_standardiser
 
 
-TEAM_REWARD = ("next", REWARD)  # the team reward of a stored transition [*B, 1]
-NEXT_TERMINATED = ("next", "terminated")  # [*B, 1]: the TD target does not bootstrap past it
-NEXT_TRUNCATED = ("next", "truncated")  # [*B, 1]: the episode was cut by a time limit
+TEAM_REWARD = (NEXT, REWARD)  # the team reward of a stored transition [*B, 1]
+NEXT_TERMINATED = (NEXT, TERMINATED)  # [*B, 1]: the TD target does not bootstrap past it
+NEXT_TRUNCATED = (NEXT, TRUNCATED)  # [*B, 1]: the episode was cut by a time limit
 
 
 class EpsilonSchedule:
@@ -142,7 +142,7 @@ class Learner:
 
     @property
     def next_hidden_key(self) -> tuple:
-        return ("next", *_as_tuple(self.loss.tensor_keys.rnn_hidden))
+        return (NEXT, *_as_tuple(self.loss.tensor_keys.rnn_hidden))
 
     def update(self, n: int) -> list[torch.Tensor]:
         """``n`` gradient steps on uniform minibatches; returns the detached losses.
