@@ -45,7 +45,7 @@ class _GRULayer(nn.Module):
 
     ``vmappable=True`` runs the same GRU as :meth:`unrolled`, a Python loop of the cell equations in
     plain tensor ops: ``torch.vmap`` has no batching rule for ``nn.GRU`` (``aten::gru``), and many seeds
-    in one process (train/seeds.py) run the agents under ``vmap`` over stacked parameters.
+    in one process (train/population.py) run the agents under ``vmap`` over stacked parameters.
     """
 
     def __init__(self, n_agents: int, in_features: int, hidden_size: int, share_params: bool):
@@ -130,8 +130,8 @@ class GRUAgent(AgentNet):
       (a^{t-1}, the input of step t) and under ``"next"`` (a^t, the input of step t+1), and the
       replay sample has both for every step.
 
-    ``env_transforms(env)`` returns ``[InitTracker(), TensorDictPrimer(rnn_hidden), (LastAction())]``;
-    ``train()`` appends them to the collection and evaluation envs.
+    ``torchrl_vd.agent_transforms(agent, env)`` returns ``[InitTracker(), TensorDictPrimer(rnn_hidden),
+    (LastAction())]``; ``train()`` appends them to the collection and evaluation envs.
 
     Args:
         n_agents, n_actions, obs_dim: sizes (``obs_dim`` without the optional extra inputs).
@@ -189,7 +189,7 @@ class GRUAgent(AgentNet):
     @property
     def vmappable(self) -> bool:
         """Whether the GRU runs as a loop of cell steps without data-dependent branches (``_GRULayer.unrolled``),
-        which ``torch.vmap`` can run: many seeds in one process set it (train/seeds.py); the default, False,
+        which ``torch.vmap`` can run: many seeds in one process set it (train/population.py); the default, False,
         keeps the faster fused ``nn.GRU`` calls. Both compute the same values to float rounding."""
         return self.rnn.vmappable
 
@@ -206,8 +206,8 @@ class GRUAgent(AgentNet):
             if last_action is None:
                 raise ValueError(
                     "GRUAgent(last_action=True) needs the previous actions [*B, n, A]: the env needs "
-                    "agent.env_transforms(env) (LastAction writes ('agents', 'last_action')), and callers of "
-                    "evaluate() pass them with **agent.extra_inputs(td)."
+                    "torchrl_vd.agent_transforms(agent, env) (LastAction writes ('agents', 'last_action')), and "
+                    "callers of evaluate() pass them with **agent.extra_inputs(td)."
                 )
             parts.append(last_action.to(obs.dtype))
         if self.agent_id:

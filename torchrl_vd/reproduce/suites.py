@@ -17,7 +17,7 @@ this one file, and the command line lists the suites without importing torch.
 * ``entries``: one dict per (task, algo):
 
   - ``task``: ``TrainConfig.env`` (``family/task``); ``algo``: ``TrainConfig.algo``. The env family's
-    and the algorithm's presets (``TrainConfig.preset``) are applied first, then
+    and the algorithm's presets (train/presets.py) are applied first, then
   - ``overrides``: any ``TrainConfig`` fields (dotted keys reach into dicts, as ``--set`` does);
   - ``seeds``: list of ints; ``frames``: total environment frames per run;
   - ``scale``: our metric times ``scale`` is in the reference's units (e.g. the number of agents if

@@ -39,7 +39,7 @@ class TrainResult:
 
 @dataclass
 class SeedsResult:
-    """What ``train()`` returns for ``TrainConfig.seeds`` (train/seeds.py).
+    """What ``train()`` returns for ``TrainConfig.seeds`` (train/population.py).
 
     Attributes:
         runs: one :class:`TrainResult` per seed, in ``seeds`` order, each with its own trained loss module
