@@ -28,6 +28,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from torchrl_vd import (
     CentralQMixer,
+    IQLLoss,
     MavenAgent,
     MavenDiscriminator,
     MavenLoss,
@@ -83,6 +84,14 @@ def _qplex(td: TensorDict) -> ValueDecompositionLoss:
                                                                adv_hypernet_embed=H))
 
 
+def _iql(rewards: str) -> Callable[[TensorDict], ValueDecompositionLoss]:
+    def factory(td: TensorDict) -> ValueDecompositionLoss:
+        td["next", GROUP, "reward"] = torch.randn(*BATCH, N, 1)  # each agent's own reward, beside the team's
+        return IQLLoss(MLPAgent(N, A, F, hidden=(H,)), rewards=rewards)
+
+    return factory
+
+
 def _maven(td: TensorDict) -> ValueDecompositionLoss:
     # the episode's latent z, one per sequence, also under "next" (the NoiseTransform's layout)
     z = torch.eye(Z)[torch.randint(Z, (BATCH[0], 1))].expand(*BATCH, Z)
@@ -117,6 +126,10 @@ LOSSES: dict[str, LossCase] = {
     "cw-qmix": LossCase(_weighted("cw"), reported={"weight_mean"}, target_free_at_gamma0={"loss_central"}),
     "ow-qmix": LossCase(_weighted("ow"), reported={"weight_mean"}),
     "qplex": LossCase(_qplex),
+    # independent learners: no mixer, so no state; they learn from the team reward or from each agent's own
+    # (the team reward stays a required entry of every batch)
+    "iql": LossCase(_iql("team"), unread={"rnn_hidden", "is_init", "state", "agent_reward"}),
+    "iql-individual": LossCase(_iql("individual"), unread={"rnn_hidden", "is_init", "state"}),
 }
 
 
