@@ -1,6 +1,7 @@
 """Shared helpers of the benchmark scripts: thread setup, timing, medians, markdown tables, JSON results.
 
-Every benchmark runs with one torch thread (PERF-NOTES.md: on a 2-core box 2 threads are 4-15x slower)
+Every benchmark runs with one torch thread (benchmarks/RESULTS.md §0: on a loaded 2-core box 2 threads
+were 4-15x slower)
 and compares variants only through ratios measured in the same run: variants are interleaved round by
 round and each figure is the median over rounds.
 """

@@ -1,6 +1,6 @@
 """End-to-end QMIX on VMAS balance: torchrl_vd vs BenchMARL 1.5.2 vs a hand-built torchrl QMixerLoss loop.
 
-The config (PERF-NOTES.md anchor): VMAS ``balance`` with 4 agents (BenchMARL's balance.yaml default;
+The config (the BenchMARL anchor's, benchmarks/RESULTS.md §0): VMAS ``balance`` with 4 agents (BenchMARL's balance.yaml default;
 VMAS's own default is 3, so ``n_agents=4`` is passed), 100-step episodes, 60 envs x 100 steps = 6000
 frames per iteration, 200 gradient steps per iteration, batch 128, shared MLP agent 2x256 (ReLU),
 QMIX mixer (embed 32, 2-layer hypernets of width 64), Adam lr 5e-5, grad-norm clip 5, Polyak tau
@@ -30,7 +30,7 @@ stepped by two worker processes (one per core), learner unchanged.
 
 BenchMARL 1.5.2 needs torchrl < 0.12: it runs from its own venv (``--benchmarl-python``, default
 ``.venv-benchmarl/bin/python``), created by ``benchmarks/setup_benchmarl.sh`` when missing. If it
-cannot be installed, the table falls back to the PERF-NOTES anchor figure (867 frames/s) and says so.
+cannot be installed, the table falls back to the anchor figure (867 frames/s, RESULTS.md §0) and says so.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BALANCE_KWARGS, ROOT, emit, median, run_worker, setup, table, write_results  # noqa: E402
 
-ANCHOR = {"frames_per_s": 867.0, "collect_frames_per_s": 2495.0, "grad_steps_per_s": 48.7}  # PERF-NOTES.md
+ANCHOR = {"frames_per_s": 867.0, "collect_frames_per_s": 2495.0, "grad_steps_per_s": 48.7}  # benchmarks/RESULTS.md §0
 HPARAMS = dict(num_envs=60, frames_per_batch=6000, updates=200, batch_size=128, hidden=(256, 256), lr=5e-5,
                grad_clip=5.0, tau=0.005, gamma=0.99, eps_start=0.8, eps_end=0.01)
 
@@ -223,7 +223,7 @@ def main() -> None:
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
     benchmarl_error = ensure_benchmarl(Path(a.benchmarl_python), not a.no_install) if "benchmarl" in variants else None
     if benchmarl_error:
-        print(f"BenchMARL unavailable ({benchmarl_error}); using the PERF-NOTES anchor figure instead.")
+        print(f"BenchMARL unavailable ({benchmarl_error}); using the anchor figure (RESULTS.md §0) instead.")
         variants.remove("benchmarl")
     common = ["--iters", str(a.iters), "--eval-envs", str(a.eval_envs), "--eval-seed", str(a.eval_seed)]
     cmds = {v: [sys.executable, __file__, "--worker", v, *common] for v in variants if v in WORKERS}
@@ -261,7 +261,7 @@ def main() -> None:
         if "ours-before" in runs:
             rows[-1] += [ratio(v, "ours-before", "frames_per_s"), ratio(v, "ours-before", "grad_steps_per_s")]
     if "benchmarl" not in runs:
-        rows.append(["benchmarl (PERF-NOTES anchor, not measured here)", ANCHOR["frames_per_s"], float("nan"),
+        rows.append(["benchmarl (RESULTS.md §0 anchor, not measured here)", ANCHOR["frames_per_s"], float("nan"),
                      ANCHOR["collect_frames_per_s"], ANCHOR["grad_steps_per_s"], 1e3 / ANCHOR["grad_steps_per_s"],
                      float("nan"), 1.0, float("nan"), float("nan"), float("nan")])
     headers = ["variant", "frames/s (wall)", "frames/CPU-s", "collect frames/s", "grad steps/s", "ms/grad step",

@@ -5,7 +5,7 @@
 
 Every variant of a row group takes the same number of steps with uniformly random actions; the
 figure is env-steps/s (one env-step = one step of one of the ``num_envs`` copies), the median over
-interleaved rounds (variants alternate round by round: the box is shared, see PERF-NOTES.md).
+interleaved rounds (variants alternate round by round: the box is shared, benchmarks/RESULTS.md).
 
 * VMAS ``balance`` / ``navigation`` (discrete actions, ``max_steps=100``), ``num_envs`` 32 and 1024:
   raw ``vmas`` stepping (no resets: finished worlds keep stepping, an upper bound),

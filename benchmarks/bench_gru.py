@@ -25,7 +25,7 @@ times ``GRUAgent.unroll`` with each of its two reset strategies forced, and with
 Data are synthetic but consistent (``next_obs[t] == obs[t+1]`` inside an episode, ``is_init`` at
 episode starts), obs dim 18, state = stacked observations, 5 actions. Medians of ``--reps`` steps
 after warm-up, timed round-robin across configurations (load drift on a shared box hits all alike), one
-torch thread (PERF-NOTES.md). Prints markdown tables and writes
+torch thread (benchmarks/RESULTS.md §0). Prints markdown tables and writes
 ``benchmarks/results/bench_gru.json``.
 """
 

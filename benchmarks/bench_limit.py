@@ -174,7 +174,7 @@ def async_proto(cfg, iters: int) -> dict:
     from torchrl_vd.train.learner import _minibatches
     from torchrl_vd.train.algos import algorithms
 
-    os.environ["OMP_NUM_THREADS"] = "1"  # the worker process: 1 thread too (OpenMP spin-waits, PERF-NOTES)
+    os.environ["OMP_NUM_THREADS"] = "1"  # the worker process: 1 thread too (OpenMP spin-waits, RESULTS.md §0)
     info = describe_env(make_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed, **cfg.env_kwargs))
     loss = algorithms()[cfg.algo].parts(cfg, info).loss_module
     loss.make_value_estimator(gamma=cfg.gamma)

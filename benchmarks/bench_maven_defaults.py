@@ -1,13 +1,13 @@
-"""MAVEN on the m-step game (m = 10, 105k frames, 5 seeds): the authors' defaults beside this library's earlier ones.
+"""MAVEN on the m-step game (m = 10, 105k frames, 5 seeds): the authors' defaults beside an entropy-regularised π_z.
 
-    python benchmarks/bench_maven_defaults.py both OUT [--workers 1] [--seeds 0-4]   # authors s0, earlier s0, ...
+    python benchmarks/bench_maven_defaults.py both OUT [--workers 1] [--seeds 0-4]   # authors s0, entropy s0, ...
     python benchmarks/bench_maven_defaults.py authors OUT               # MavenOptions' defaults (authors' m-step)
-    python benchmarks/bench_maven_defaults.py earlier OUT               # tests/test_maven.py EARLIER_MAVEN
+    python benchmarks/bench_maven_defaults.py entropy OUT               # tests/test_maven.py ENTROPY_MAVEN
 
 Same game, budget and learner as tests/test_maven.py ``mstep_config`` (GRU 64, RMSprop 5e-4, one update of 32
 sequences per episode, ε 1 → 0.01 over 100 frames, the GRU discriminator ``rnn_discrim``). One thread per run.
 Each finished run appends a row to ``OUT/rows.jsonl``; a rerun skips the runs already there (resumable).
-Each row: the run's ``final_eval_return`` (its ``eval_z``: uniform z for the authors', π_z's mode for the earlier),
+Each row: the run's ``final_eval_return`` (its ``eval_z``: uniform z for the authors', π_z's mode for entropy),
 the greedy return of every z (``per_z``), of π_z's mode (``mode_return``) and their mean (``uniform_mean``).
 """
 
@@ -25,8 +25,8 @@ import test_maven as tm  # noqa: E402  (the shared m-step setup)
 
 from torchrl_vd.train.config import parse_seeds  # noqa: E402
 
-CONFIGS = {"authors": {"last_action": True}, "earlier": tm.EARLIER_MAVEN}
-FRAMES = 105_000  # REFERENCE.md's t_max for the m-step game
+CONFIGS = {"authors": {"last_action": True}, "entropy": tm.ENTROPY_MAVEN}
+FRAMES = 105_000  # the authors' m-step t_max (AnujMahajanOxf/MAVEN)
 
 
 def _finished(rows_file: Path) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Many seeds in one process (issue #18): seed-frames/s of one N-seed process vs N sequential single runs.
+"""Many seeds in one process: seed-frames/s of one N-seed process vs N sequential single runs.
 
 For each workload and each N, two measurements, each a whole process (start-up, env and network
 construction, training, final evaluation and files) timed from spawn to exit:
@@ -13,7 +13,7 @@ second in even rounds and first in odd ones, one row per round (a load change hi
 seed-frames/s = N x frames per seed / wall seconds; the speedup is vectorized over sequential. Each row also gives
 the final greedy return (``final_eval_return``) of every sequential run run and of every vectorized seed (mean ±
 sd and the values): the two sides must learn the same distribution of outcomes.
-Targets (issue #18): balance 8 seeds >= 4x, matrix 8 seeds >= 8x, issue-#9 config >= 1.5x.
+Targets: balance 8 seeds >= 4x, matrix 8 seeds >= 8x, the e2e config >= 1.5x.
 
 Workloads:
 
@@ -22,8 +22,8 @@ Workloads:
 * ``matrix``: the QTRAN matrix game with the TrainConfig defaults (32 envs, 3200 frames and 50 updates per batch);
 * ``gru``: GRU agents (QMIX) on the m-step game, m = 10, with tests/test_maven.py's learner (``WORKLOADS``);
 * ``pettingzoo``: the ``pettingzoo`` preset on simple_spread (GRU QMIX; raw Python envs, stepped in turn);
-* ``issue9``: the issue-#9 config: VMAS balance 4 agents, 60 envs x 100 steps, 200 updates per batch of
-  128, MLP 2x256 (bench_e2e.py's). Its FLOP-bound ceiling is printed: the FLOPs of one QMIX update
+* ``e2e``: bench_e2e.py's config: VMAS balance 4 agents, 60 envs x 100 steps, 200 updates per batch of
+  128, MLP 2x256. Its FLOP-bound ceiling is printed: the FLOPs of one QMIX update
   (agents forward + backward on the current step, two forward passes on the next, mixer) against this
   machine's measured fp32 matmul rate give the most updates/s, hence seed-frames/s, any number of
   vectorized seeds could reach when the learner is the bottleneck.
@@ -31,7 +31,7 @@ Workloads:
 Every row prints ``cat /proc/loadavg`` (numbers from a loaded box are not comparable; take the final
 table on a quiet one).
 
-    python benchmarks/bench_seeds.py                                   # full table (see README; ~1-2 h on 2 cores)
+    python benchmarks/bench_seeds.py                                   # full table (~1-2 h on 2 cores)
     python benchmarks/bench_seeds.py --workloads matrix --ns 1,2 --iters 1 --sequential-max 1   # smoke
 """
 
@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {
     "balance": dict(algo="qmix", env="vmas/balance", env_kwargs={"max_steps": 100}),
     "matrix": dict(algo="qmix", env="matrix/qtran"),
-    "issue9": dict(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100}, num_envs=60,
-                   frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256)),
+    "e2e": dict(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100}, num_envs=60,
+                frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256)),
     # recurrent agents: tests/test_maven.py's m-step learner (GRU 64, 16 envs x one 10-step episode per batch,
     # one update of 32 sequences per episode) with QMIX; the vectorized run unrolls the GRU cell by cell
     "gru": dict(algo="qmix", env="matrix/m-step", env_kwargs={"steps": 10}, agent="gru", hidden=(64,), num_envs=16,
@@ -136,7 +136,7 @@ def qmix_update_flops(n_agents=4, obs_dim=16, n_actions=9, hidden=(256, 256), ba
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--workloads", default="balance,matrix,issue9")
+    p.add_argument("--workloads", default="balance,matrix,e2e")
     p.add_argument("--ns", default="1,2,4,8,16,32,64", help="numbers of seeds")
     p.add_argument("--iters", type=int, default=5, help="collected batches per seed")
     p.add_argument("--sequential-max", type=int, default=4, help="single runs actually run per row (mean x N)")
@@ -181,15 +181,15 @@ def main() -> None:
                 print(f"| {workload} | {n} | {seq_s:.1f} | {vec_s:.1f} | {n * frames / seq_s:.0f} | "
                       f"{n * frames / vec_s:.0f} | {seq_s / vec_s:.2f}x | {spread(seq_ret)} | {spread(vec_ret)} | "
                       f"{loadavg()} |", flush=True)
-        if workload == "issue9":
+        if workload == "e2e":
             import torchrl_vd as vd
 
-            info = vd.describe_env(vd.make_env("vmas/balance", num_envs=1, **WORKLOADS["issue9"]["env_kwargs"]))
+            info = vd.describe_env(vd.make_env("vmas/balance", num_envs=1, **WORKLOADS["e2e"]["env_kwargs"]))
             flops = qmix_update_flops(info.n_agents, int(info.obs_shape[0]), info.n_actions, state_dim=int(info.state_shape[0]))
             rate = matmul_flops()
-            fpb, updates = WORKLOADS["issue9"]["frames_per_batch"], WORKLOADS["issue9"]["updates_per_batch"]
+            fpb, updates = WORKLOADS["e2e"]["frames_per_batch"], WORKLOADS["e2e"]["updates_per_batch"]
             ceiling = rate / flops * fpb / updates  # seed-frames/s if the learner ran at the matmul rate
-            print(f"\nissue9 FLOP-bound ceiling: {flops / 1e6:.1f} MFLOP per update, matmul {rate / 1e9:.1f} GFLOP/s "
+            print(f"\ne2e FLOP-bound ceiling: {flops / 1e6:.1f} MFLOP per update, matmul {rate / 1e9:.1f} GFLOP/s "
                   f"-> {rate / flops:.0f} updates/s -> {ceiling:.0f} seed-frames/s (learner only; the single run "
                   f"measured {args.iters * fpb / single_s:.0f}, so at most {ceiling / (args.iters * fpb / single_s):.1f}x "
                   f"from vectorizing seeds) | {loadavg()}", flush=True)

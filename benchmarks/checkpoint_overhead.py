@@ -1,4 +1,4 @@
-"""Checkpoint overhead on the issue-#9 config (VMAS balance, 4 agents, 60 envs x 100 steps per batch,
+"""Checkpoint overhead on the end-to-end config of bench_e2e.py (VMAS balance, 4 agents, 60 envs x 100 steps per batch,
 200 updates of 128 per batch, MLP 2x256: ``TrainConfig(algo="qmix", env="vmas/balance")``).
 
 Trains with a checkpoint after every batch (``checkpoint_every = frames_per_batch``) until the replay

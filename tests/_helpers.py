@@ -44,8 +44,8 @@ def env_family(name: str, factory, **kwargs):
 
 def mstep_config(algo, m, seed, frames, out_dir, **overrides):
     """The shared m-step setup (the authors' game: ``matrix/m-step`` shows branch 0 at t=0): same envs,
-    budget, ε schedule (1 -> 0.01 over 100 frames, REFERENCE) and learner for both algorithms; GRU agents
-    of width 64 (pymarl); RMSprop 5e-4; one update per collected episode (authors); hard target update
+    budget, ε schedule (1 -> 0.01 over 100 frames, the authors' m-step config) and learner for both algorithms;
+    GRU agents of width 64 (pymarl); RMSprop 5e-4; one update per collected episode (authors); hard target update
     every 200 updates; a buffer of ~1000 episodes; 32 sampled sequences of m steps per update."""
     from torchrl_vd.train import TrainConfig
 

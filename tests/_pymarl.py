@@ -279,7 +279,7 @@ def learner_inputs(batch: dict) -> tuple[torch.Tensor, ...]:
 
 
 def to_tensordict(batch: dict) -> TensorDict:
-    """The same episodes as a torchrl_vd sequence batch [B, T] (DESIGN.md keys, ``mask`` = the learners' mask)."""
+    """The same episodes as a torchrl_vd sequence batch [B, T] (torchrl_vd.keys names, ``mask`` = the learners' mask)."""
     B, T1 = batch["obs"].shape[:2]
     T = T1 - 1
     action = batch["actions"][:, :T, :, 0]  # [B, T, n]

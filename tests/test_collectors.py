@@ -195,7 +195,8 @@ def test_async_ctrl_c_checkpoints_and_the_run_resumes(tmp_path):
     cmd = [sys.executable, "-m", "torchrl_vd", "train", "--algo", "vdn", "--env", "matrix/m-step", "--frames", "400000",
            "--out", str(out), "--quiet", "--set", "num_envs=16", "--set", "frames_per_batch=256",
            "--set", "updates_per_batch=4", "--set", "env_kwargs.steps=4", "--set", "collector=async"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # setsid: the trainer leads a process group of its own, as a terminal's foreground job does
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=os.setsid)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if (out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) >= 3:

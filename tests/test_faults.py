@@ -78,7 +78,7 @@ def run_forked(cfg: vd.TrainConfig, kill_after: float | tuple[int, float] | None
     rows0 = _metrics_rows(Path(cfg.out_dir))
     proc = multiprocessing.get_context("fork").Process(target=_child, args=(cfg, fault))
     proc.start()
-    if isinstance(kill_after, tuple):  # an instant inside the run, however slow the machine is today
+    if isinstance(kill_after, tuple):  # an instant inside the run, however slow the machine is
         new_rows, delay = kill_after
         while proc.is_alive() and _metrics_rows(Path(cfg.out_dir)) < rows0 + new_rows:
             time.sleep(0.005)

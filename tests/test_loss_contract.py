@@ -90,8 +90,12 @@ def _qplex(td: TensorDict) -> ValueDecompositionLoss:
                                                                adv_hypernet_embed=H))
 
 
-def _iql(td: TensorDict) -> ValueDecompositionLoss:
-    return IQLLoss(MLPAgent(N, A, F, hidden=(H,)))
+def _iql(rewards: str) -> Callable[[TensorDict], ValueDecompositionLoss]:
+    def factory(td: TensorDict) -> ValueDecompositionLoss:
+        td["next", GROUP, "reward"] = torch.randn(*BATCH, N, 1)  # each agent's own reward, beside the team's
+        return IQLLoss(MLPAgent(N, A, F, hidden=(H,)), rewards=rewards)
+
+    return factory
 
 
 def _maven(td: TensorDict) -> ValueDecompositionLoss:
@@ -122,7 +126,6 @@ class LossCase:
 NOT_READ = {"action_value", "local_value", "global_value", "advantage", "value_target"}
 LOSSES: dict[str, LossCase] = {
     "vdn": LossCase(_vdn, unread={"rnn_hidden", "is_init", "state"}),  # Σ_i Q_i ignores the state
-    "iql": LossCase(_iql, unread={"rnn_hidden", "is_init", "state", "agent_reward"}),  # team reward by default
     "qmix": LossCase(_qmix),
     "qtran-base": LossCase(_qtran("base")),
     "qtran-alt": LossCase(_qtran("alt")),
@@ -131,6 +134,10 @@ LOSSES: dict[str, LossCase] = {
     "cw-qmix": LossCase(_weighted("cw"), reported={"weight_mean"}, target_free_at_gamma0={"loss_central"}),
     "ow-qmix": LossCase(_weighted("ow"), reported={"weight_mean"}),
     "qplex": LossCase(_qplex),
+    # independent learners: no mixer, so no state; they learn from the team reward or from each agent's own
+    # (the team reward stays a required entry of every batch)
+    "iql": LossCase(_iql("team"), unread={"rnn_hidden", "is_init", "state", "agent_reward"}),
+    "iql-individual": LossCase(_iql("individual"), unread={"rnn_hidden", "is_init", "state"}),
 }
 
 

@@ -1,5 +1,5 @@
-"""MAVEN (seed §MaVEN): L_MI by hand, per-episode z in vectorized envs, REINFORCE sign, IGM per z,
-and the m-step matrix game against QMIX (REFERENCE.md "MAVEN")."""
+"""MAVEN (Mahajan et al. 2019): L_MI by hand, per-episode z in vectorized envs, REINFORCE sign, IGM per z,
+and the m-step matrix game against QMIX (Mahajan et al. 2019, the m-step game)."""
 
 import math
 
@@ -167,7 +167,7 @@ def test_z_is_constant_within_an_episode_and_redrawn_at_every_partial_reset():
                 same += int(z[i, t + 1] == z[i, t])
                 assert torch.equal(roll["noise_state0"][i, t + 1], roll["noise_state0"][i, t])
     assert same == N * (T - 1) - resets  # z never changes inside an episode
-    # redrawn at reset: P(same z) = 1/16 for uniform z. Statistical bounds (the draws are fixed by the seed but
+    # redrawn at reset: P(same z) = 1/16 for uniform z. Statistical bounds (the draws are fixed by the RNG seed but
     # not knowable without replaying them): ~790 resets, so changed / resets = 0.94 ± 0.009 (one standard
     # error); 0.85 is 10 of them below
     assert resets > 200 and changed / resets > 0.85
@@ -194,8 +194,8 @@ def test_z_policy_samples_under_random_and_takes_the_mode_under_deterministic():
     with set_exploration_type(ExplorationType.RANDOM):
         z = env.reset()["noise"].argmax(-1)
     p2 = math.exp(3) / (math.exp(3) + 7)  # π_z(2 | s_0) = 0.74
-    # 64 draws (fixed by the seed): their share of z = 2 is 0.74 ± 0.055 (one standard error), the bound 2.7 of them;
-    # this checks sampling from π_z, not its exact probabilities (the line above fixes the mode)
+    # 64 draws (fixed by the RNG seed): their share of z = 2 is 0.74 ± 0.055 (one standard error), the bound 2.7
+    # of them; this checks sampling from π_z, not its exact probabilities (the line above fixes the mode)
     assert abs((z == 2).float().mean().item() - p2) < 0.15 and len(z.unique()) > 2
     assert (env.reset()["noise"].argmax(-1) != 2).any()  # no context: the z-policy samples (its default)
 
@@ -225,7 +225,7 @@ def test_z_epsilon_mixes_in_uniform_draws_only_while_exploring():
 def test_eval_z_uniform_sample_or_mode_under_greedy_evaluation():
     """Under DETERMINISTIC (greedy evaluation) z is uniform (the authors' test-time z), a draw from π_z, or
     π_z's mode. π_z is a point mass on z = 2 (logit 50): sample and mode give 2 on every env; uniform gives
-    each z with frequency 1/8 (4096 draws fixed by the seed: 512 ± 21 each; 0.03 is 5 standard errors)."""
+    each z with frequency 1/8 (4096 draws fixed by the RNG seed: 512 ± 21 each; 0.03 is 5 standard errors)."""
     torch.manual_seed(0)
     Z, N = 8, 4096
     pi = make_z_policy(9, Z)
@@ -359,7 +359,7 @@ def test_igm_holds_for_each_fixed_z_and_the_joint_value_depends_on_z():
                      "noise": torch.eye(Z)[torch.randint(Z, (32,))]}, [32])
     report = check_igm(loss, td)
     assert report.enumerated and report.joint_q.shape == (32, 3, 3)
-    assert report.holds.all()  # fixing z gives a monotonic mixer (seed): IGM holds for every z
+    assert report.holds.all()  # fixing z gives a monotonic mixer (Mahajan et al. 2019): IGM holds for every z
     other = td.clone()
     other["noise"] = torch.eye(Z)[(td["noise"].argmax(-1) + 1) % Z]
     assert not torch.allclose(check_igm(loss, other).joint_q, report.joint_q)  # Q_tot(s, a; z) depends on z
@@ -386,7 +386,7 @@ def test_cli_trains_maven_end_to_end(tmp_run, capsys):
     assert summary["algo"] == "maven" and summary["frames"] == 480
     # Seed 0, measured (CPU, one thread; the same in repeated runs): of the 4 greedy episodes (one uniformly drawn z
     # each) three take the trap branch (return m = 3) and one a mismatched first joint action (0): mean 9/4, sample
-    # std 1.5, both exact in binary floats. Any change to the seeded data, z draws or updates moves them.
+    # std 1.5, both exact in binary floats. Any change to seeded data, z draws or updates moves them.
     assert (summary["final_eval_return"], summary["final_eval_return_std"]) == (2.25, 1.5)
     import csv
 
@@ -425,11 +425,11 @@ def test_maven_defaults_are_the_authors_and_the_builder_honours_agent_inputs():
     off = get_algo("maven").parts(cfg.with_overrides({"last_action": False, "agent_id": False}), info).loss_module
     assert not off.agent_net.last_action and not off.agent_net.agent_id
     assert off.agent_net.encoder[0].in_features == 15
-    earlier = get_algo("maven").parts(cfg.with_overrides(EARLIER_MAVEN), info)
-    assert isinstance(earlier.loss_module.mixer.hyper_w1, nn.Sequential)  # 2-layer hypernetworks
-    assert [m.out_features for m in earlier.loss_module.discriminator.head if isinstance(m, nn.Linear)] == [32, 16]
-    assert (earlier.after_batch.objective, earlier.after_batch.optim.defaults["lr"]) == ("entropy", 1e-3)
-    assert (earlier.env_transforms[0]().epsilon, earlier.env_transforms[0]().eval_z) == (0.5, "mode")
+    variant = get_algo("maven").parts(cfg.with_overrides(ENTROPY_MAVEN), info)
+    assert isinstance(variant.loss_module.mixer.hyper_w1, nn.Sequential)  # 2-layer hypernetworks
+    assert [m.out_features for m in variant.loss_module.discriminator.head if isinstance(m, nn.Linear)] == [32, 16]
+    assert (variant.after_batch.objective, variant.after_batch.optim.defaults["lr"]) == ("entropy", 1e-3)
+    assert (variant.env_transforms[0]().epsilon, variant.env_transforms[0]().eval_z) == (0.5, "mode")
 
 
 def test_learned_z_policy_refuses_multi_process_collectors():
@@ -452,14 +452,15 @@ def test_learned_z_policy_refuses_multi_process_collectors():
 
 
 # --------------------------------------------------------------------------------------------------
-# The m-step matrix game (REFERENCE.md "MAVEN"): MAVEN commits to the optimum m+3, QMIX to the trap m
+# The m-step matrix game (Mahajan et al. 2019): MAVEN commits to the optimum m+3, QMIX to the trap m
 # --------------------------------------------------------------------------------------------------
 
 
-# This library's MAVEN defaults before the authors' (issue 16), as named options: 2-layer mixer hypernetworks,
-# a 1-hidden-layer discriminator, π_z with Adam 1e-3 on the mean-baseline + entropy objective, a uniform-z floor
-# of 0.5 while collecting, π_z's mode at evaluation, agents without the last action or the id.
-EARLIER_MAVEN = {"mixer_kwargs": {"hypernet_layers": 2},
+# MAVEN with an entropy-regularised z-policy, as named options beside the authors' defaults: 2-layer mixer
+# hypernetworks, a 1-hidden-layer discriminator, π_z with Adam 1e-3 on the mean-baseline + entropy objective, a
+# uniform-z floor of 0.5 while collecting, π_z's mode at evaluation, agents without the last action or the id.
+# It keeps π_z from collapsing onto one z (see test_maven_solves_m_step_where_qmix_is_trapped).
+ENTROPY_MAVEN = {"mixer_kwargs": {"hypernet_layers": 2},
                  "loss_kwargs": {"discrim_layers": 1, "z_lr": 1e-3, "z_objective": "entropy", "z_epsilon": 0.5,
                                  "eval_z": "mode"},
                  "last_action": False, "agent_id": False}
@@ -535,10 +536,10 @@ def test_maven_escapes_the_m_step_trap_that_holds_qmix(tmp_path):
     learner): QMIX commits to the trap, MAVEN's hierarchical z-policy commits to a z whose greedy policy
     takes the optimum, found by the z-conditioned policies' committed exploration (some z's take
     branch 0 and switch to (1,1) at the end: path 0,0,0,3 in joint-action codes).
-    Measured with this config (this library's earlier defaults ``EARLIER_MAVEN``: π_z's mode at evaluation,
+    Measured with this config (``ENTROPY_MAVEN``: π_z's mode at evaluation,
     z_epsilon 0.5; per-step discriminator, π_z 100 steps per batch), seeds 0-3: MAVEN 7, 4, 7, 7 with 9, 0,
     8, 2 of the 16 z's at 7."""
-    per_step = {**EARLIER_MAVEN, "loss_kwargs": {**EARLIER_MAVEN["loss_kwargs"], "rnn_discrim": False}}
+    per_step = {**ENTROPY_MAVEN, "loss_kwargs": {**ENTROPY_MAVEN["loss_kwargs"], "rnn_discrim": False}}
     maven, qmix = _run_many([("maven", 4, 0, 10_000, tmp_path / "maven", per_step), ("qmix", 4, 0, 10_000, tmp_path / "qmix")])
     assert qmix["greedy_return"] == 4.0
     assert maven["greedy_return"] == 7.0 == max(maven["per_z"])  # π_z's greedy z is an optimal mode
@@ -547,17 +548,17 @@ def test_maven_escapes_the_m_step_trap_that_holds_qmix(tmp_path):
 
 @pytest.mark.slow
 def test_maven_solves_m_step_where_qmix_is_trapped(tmp_path):
-    """REFERENCE.md "MAVEN": on m = 10 (optimum 13, trap 10) MAVEN's median greedy return reaches the
+    """Mahajan et al. 2019: on m = 10 (optimum 13, trap 10) MAVEN's median greedy return reaches the
     optimum within ~100k steps while QMIX stays at the trap. 5 seeds each, same budget (105k frames,
-    REFERENCE t_max), same ε schedule (1 -> 0.01 over 100 frames) and learner (one update of 32
+    the authors' m-step t_max), same ε schedule (1 -> 0.01 over 100 frames) and learner (one update of 32
     sequences per collected episode); MAVEN's greedy return uses the z-policy's greedy z. MAVEN uses
     the authors' per-step discriminator (``rnn_discrim=False``, swept with the GRU one in their m-step
-    runs), π_z trained with 100 REINFORCE steps per batch and a uniform-z floor ``z_epsilon=0.5``: this
-    library's earlier MAVEN defaults (``EARLIER_MAVEN``), the configuration these numbers were measured with.
-    The authors' defaults beside the earlier ones: benchmarks/bench_maven_defaults.py.
+    runs), π_z trained with 100 REINFORCE steps per batch and a uniform-z floor ``z_epsilon=0.5``
+    (``ENTROPY_MAVEN``), the configuration these numbers were measured with. The authors' defaults beside
+    it: benchmarks/bench_maven_defaults.py.
 
-    Measured 2026-11-25 (1862 s on 2 loaded cores): MAVEN [10, 10, 13, 13, 13] (median 13; 2-7 of the
-    16 z's at 13 on the seeds that made it), QMIX [10, 10, 13, 13, 10] (median 10). QMIX escapes on 2
+    Measured (1862 s on 2 loaded cores): MAVEN [10, 10, 13, 13, 13] (median 13; 2-7 of the
+    16 z's at 13 on each seed that made it), QMIX [10, 10, 13, 13, 10] (median 10). QMIX escapes on 2
     of 5 seeds with this learner (one update per episode); both medians are the published ones.
     Without the floor, π_z's entropy fell to 0 within ~7k frames (seeds 1, 3: one z left, trap).
     Run: ``pytest tests/test_maven.py -m slow -s -k solves``."""
@@ -565,7 +566,7 @@ def test_maven_solves_m_step_where_qmix_is_trapped(tmp_path):
     import statistics
 
     m, frames, seeds = 10, 105_000, range(5)
-    per_step = {**EARLIER_MAVEN, "loss_kwargs": {**EARLIER_MAVEN["loss_kwargs"], "rnn_discrim": False}}  # measured config
+    per_step = {**ENTROPY_MAVEN, "loss_kwargs": {**ENTROPY_MAVEN["loss_kwargs"], "rnn_discrim": False}}  # as measured
     jobs = [("maven", m, s, frames, tmp_path / f"maven-{s}", per_step) for s in seeds]
     jobs += [("qmix", m, s, frames, tmp_path / f"qmix-{s}") for s in seeds]
     rows = _run_many(jobs)

@@ -12,7 +12,7 @@ def test_vdn_is_exactly_additive():
     q = torch.tensor([[[1.5], [-2.0], [4.25]], [[0.0], [0.0], [1.0]]])  # [2, 3, 1]
     out = VDNMixer(3)(q, None)
     assert out.shape == (2, 1)
-    assert out.squeeze(-1).tolist() == [3.75, 1.0]  # seed: Q = Σ_i Q_i, exactly
+    assert out.squeeze(-1).tolist() == [3.75, 1.0]  # VDN (Sunehag et al. 2018): Q = Σ_i Q_i, exactly
 
 
 @settings(max_examples=25, deadline=None)

@@ -274,9 +274,9 @@ def test_igm_gap_of_an_evaluation_counts_the_violating_states():
 
 @pytest.mark.parametrize("mixer", ["vdn", "qmix"])
 def test_monotonic_mixers_log_no_igm_violation(mixer):
-    """VDN and QMIX: ∂Q_tot/∂Q_i ≥ 0, so the local greedy actions attain max Q_tot on every state (seed §IGM):
-    the evaluation's violation rate is 0 and its value gap 0 to float rounding, on 48 random states with
-    action masks (3 agents, 4 actions: all 64 joint actions enumerated)."""
+    """VDN and QMIX: ∂Q_tot/∂Q_i ≥ 0, so the local greedy actions attain max Q_tot on every state (IGM; Rashid
+    et al. 2018, Eq. 4-5): the evaluation's violation rate is 0 and its value gap 0 to float rounding, on 48
+    random states with action masks (3 agents, 4 actions: all 64 joint actions enumerated)."""
     from torchrl_vd.train.evaluation import igm_gap
 
     torch.manual_seed(0)
@@ -347,15 +347,16 @@ def test_registered_builders_size_networks_from_the_env():
 
 # ----------------------------------------------------------------------------- the matrix game
 PAYOFF = torch.tensor(NAMED_PAYOFFS["qtran"], dtype=torch.float32)
-# Uniform exploration (ε = 1 throughout, REFERENCE.md), one-step game so the TD target is r.
+# Uniform exploration (ε = 1 throughout, as for the QTRAN paper's matrix game: Son et al. 2019, Table 1), one-step
+# game so the TD target is r.
 MATRIX = dict(env="matrix/qtran", num_envs=256, frames_per_batch=256, frames=256 * 50, updates_per_batch=20,
               batch_size=256, lr=2e-3, eps_start=1.0, eps_end=1.0, target_update=100, hidden=(32,),
               eval_episodes=4, progress=False)
 
 
-# QTRAN's Q_jt reads the agents' observations here (features="obs", the earlier default). Seeds 0-4 of this
-# setting (benchmarks/bench_qtran_features.py, 2026-12-01): features="obs" solves 5/5 for QTRAN and QTRAN-alt;
-# the default hidden features (pymarl's, L_td training the agents) 4/5 (QTRAN; seed 0 ends at (C, C) with IGM
+# QTRAN's Q_jt reads the agents' observations here (features="obs"). Seeds 0-4 of this setting
+# (benchmarks/bench_qtran_features.py, docs/PRESETS.md): features="obs" solves 5/5 for QTRAN and QTRAN-alt; the
+# default hidden features (pymarl's, L_td training the agents) 4/5 (QTRAN; seed 0 ends at (C, C) with IGM
 # violated) and 3/5 (QTRAN-alt; seeds 0 and 4 miss). test_default_hidden_features_in_most_seeds holds those.
 MATRIX_QTRAN = {"loss_kwargs": {"features": "obs"}}
 
@@ -411,7 +412,7 @@ def test_vdn_and_qmix_fail_the_matrix_game(algo, tmp_path):
         expected = PAYOFF.mean(1, keepdim=True) + PAYOFF.mean(0, keepdim=True) - PAYOFF.mean()
     else:  # −8 (the mean of 8 and four −12s) on row and column A, 0 on the {B, C}² block
         expected = torch.tensor([[-8.0, -8.0, -8.0], [-8.0, 0.0, 0.0], [-8.0, 0.0, 0.0]])
-    # REFERENCE.md's values, within the noise of ε = 1 data at lr 2e-3 (measured ≤ 0.5)
+    # the QTRAN paper's tables (Son et al. 2019, Table 1), within the noise of ε = 1 data at lr 2e-3 (measured ≤ 0.5)
     assert (report.joint_q[0] - expected).abs().max().item() < 1.0
 
 

@@ -280,7 +280,7 @@ def test_the_buffer_keeps_no_next_hidden_state_and_training_is_unchanged(tmp_pat
     assert "rnn_hidden" in old["next"]["agents"]
     assert [r["loss"] for r in lean.metrics] == [r["loss"] for r in full.metrics]
     assert lean.summary["final_eval_return"] == full.summary["final_eval_return"]
-    monkeypatch.setattr(learner_mod.Learner, "storable", storable)  # resume the old checkpoint with today's code
+    monkeypatch.setattr(learner_mod.Learner, "storable", storable)  # resume the old checkpoint with the current code
     resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")).with_overrides({"frames": 640}))
     assert [r["loss"] for r in resumed.metrics] == [r["loss"] for r in full.metrics[2:]]
 

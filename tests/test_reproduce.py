@@ -104,7 +104,8 @@ def test_parse_seeds():
 
 
 def test_unknown_suite_names_close_matches_and_the_list():
-    with pytest.raises(ValueError, match=r"Unknown suite 'qick'\. Did you mean quick\? Suites: lbf, mpe, quick, smax, vmas\."):
+    with pytest.raises(ValueError, match=r"Unknown suite 'qick'\. Did you mean quick\? "
+                                         r"Suites: lbf, mpe, mpe-xuance, quick, smax, vmas\."):
         rp.load_suite("qick")
 
 

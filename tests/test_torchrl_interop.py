@@ -1,4 +1,4 @@
-"""Drop-in for TorchRL users (issue 17): their networks, policies, mixers, key names and envs in our losses,
+"""Drop-in for TorchRL users: their networks, policies, mixers, key names and envs in our losses,
 and ours in theirs (QMixerLoss, DQNLoss, collectors, replay buffers, PrioritizedSampler).
 
 The headline check: on the same batch and the same weights (target ≠ online), our ``MixingQLoss`` with

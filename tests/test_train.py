@@ -14,7 +14,8 @@ import torch
 import torchrl_vd as vd
 from torchrl_vd.cli import main as cli_main
 
-# REFERENCE.md: VDN's least-squares additive fit of the QTRAN game (row mean + column mean - grand mean)
+# VDN's least-squares additive fit of the QTRAN paper's matrix game (Son et al. 2019, Table 1):
+# row mean + column mean - grand mean of the payoff
 VDN_FIT = torch.tensor([[-6.22, -4.89, -4.89], [-4.89, -3.56, -3.56], [-4.89, -3.56, -3.56]])
 
 

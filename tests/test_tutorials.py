@@ -88,7 +88,7 @@ def test_03_igm_and_qtran(tmp_path):
     """QTRAN matrix game with uniform data: QTRAN's greedy joint action pays the optimum 8 and passes
     check_igm; VDN and QMIX settle in the {B, C}² block (payoff 0) with IGM intact; CW- and OW-QMIX reach 8
     with their monotonic Q_tot. QPLEX (its reference's RMSprop 5e-4) has not reached 8 after --quick's 400
-    updates (measured 2026-11-30: greedy (B, B), payoff 0; tests/test_qplex.py: 8 after 1000)."""
+    updates (measured: greedy (B, B), payoff 0; tests/test_qplex.py: 8 after 1000)."""
     line = run_quick("03_igm_and_qtran.py", tmp_path, figures=True)
     payoffs = grab(rf"greedy payoff \(optimum 8\): vdn {NUM}; qmix {NUM}; qtran {NUM}; cw-qmix {NUM}; "
                    rf"ow-qmix {NUM}; qplex {NUM}", line)

@@ -1,15 +1,15 @@
-"""Many seeds in one process (train/seeds.py, issue #18): independence, equivalence with single runs, outcomes.
+"""Many seeds in one process (train/population.py): independence, equivalence with single runs, outcomes.
 
 * Independence: changing seed j's data or parameters leaves seed k's loss, gradients and updates
   bitwise unchanged (``torch.equal``), through the vmapped loss, per-seed replay draws, per-seed grad
   clipping, one Adam over the stacked parameters and the Polyak target update.
 * Initial networks: seed k's equal a single run's with seed k, bitwise.
-* N = 1: ``seeds=(k,)`` runs today's single run (bitwise: same metrics.csv, same final networks); the
+* N = 1: ``seeds=(k,)`` runs a lone run (bitwise: same metrics.csv, same final networks); the
   vectorized path at N = 1 follows the same data (uniform exploration) and matches its losses to float
   rounding (vmapped kernels sum in another order: |Δ| ~ 1e-9 per step, compounding to < 1e-4 relative).
 * Matrix games: N vectorized seeds reach each sequential run's learned table (VDN's least-squares fit of
   the QTRAN game), seed for seed, within tolerance. Not bitwise: one process has one torch RNG stream, so
-  the replay draws differ from a single run's (train/seeds.py); with uniform exploration the data
+  the replay draws differ from a single run's (train/population.py); with uniform exploration the data
   distribution is the same, and the learned table is a deterministic limit, so the outcomes agree.
 """
 
@@ -264,7 +264,7 @@ def test_initial_networks_equal_single_runs_bitwise(tmp_path):
                            many.runs[1].loss_module.state_dict()["agent_net_params.net.0.weight"])
 
 
-def test_one_seed_is_todays_single_run_bitwise_and_the_vectorized_path_matches_it(tmp_path):
+def test_one_seed_is_a_lone_run_bitwise_and_the_vectorized_path_matches_it(tmp_path):
     plain = vd.train(small_cfg(tmp_path / "plain", seed=4))
     one = vd.train(small_cfg(tmp_path / "one", seeds=(4,)))
     assert rows(tmp_path / "plain") == rows(tmp_path / "one" / "seed_4")
@@ -285,7 +285,8 @@ def test_one_seed_is_todays_single_run_bitwise_and_the_vectorized_path_matches_i
 
 
 def test_vectorized_seeds_reach_the_sequential_runs_outcome_on_the_qtran_game(tmp_path):
-    """VDN under uniform exploration learns the least-squares additive fit (REFERENCE.md) in every seed."""
+    """VDN under uniform exploration learns the least-squares additive fit (row mean + column mean − grand mean)
+    in every seed."""
     common = dict(algo="vdn", env="matrix/qtran", num_envs=128, frames=128 * 60, frames_per_batch=128,
                   batch_size=512, updates_per_batch=4, lr=1e-3, eps_start=1.0, eps_end=1.0, target_update=0.05,
                   hidden=(32,), progress=False, eval_episodes=4)
@@ -326,15 +327,15 @@ def test_cli_seeds_syntax_and_refusals():
     args = _parser().parse_args(["train", "--seeds", "0-2,7"])
     assert vd.TrainConfig().with_overrides({"seeds": args.cfg_seeds}).seeds == (0, 1, 2, 7)
     assert vd.TrainConfig().with_overrides(["seeds=[1, 3]"]).seeds == (1, 3)
-    with pytest.raises(ValueError, match="'matrix', 'pettingzoo'.*'custom/x'.*run the seeds as separate processes"):
+    with pytest.raises(ValueError, match="'matrix', 'pettingzoo'.*'custom/x'.*run each seed as a separate process"):
         vd.TrainConfig(env="custom/x", seeds=(0, 1))
     vd.TrainConfig(algo="maven", env="matrix/m-step", seeds=(0, 1))  # every registered algorithm runs vectorized
     with pytest.raises(ValueError, match="collector='single'"):
         vd.TrainConfig(env="matrix/qtran", collector="async", seeds=(0, 1))
     with pytest.raises(ValueError, match="Bad --seeds"):
         vd.TrainConfig(seeds="3-1")
-    vd.TrainConfig(algo="maven", env="matrix/m-step", seeds=(2,))  # one seed: today's single run, any algorithm
+    vd.TrainConfig(algo="maven", env="matrix/m-step", seeds=(2,))  # one seed: a lone run, any algorithm
 
 
 def test_learner_hooks_keep_the_single_run_path():
-    assert SeedLearner.update is Learner.update  # one update loop; the seeds override only its three hooks
+    assert SeedLearner.update is Learner.update  # one update loop; stacked seeds override only its three hooks

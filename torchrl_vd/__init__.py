@@ -1,8 +1,9 @@
 """torchrl_vd: cooperative multi-agent value decomposition for TorchRL.
 
 VDN, QMIX, QTRAN (base and alt), MAVEN, Weighted QMIX (CW, OW) and QPLEX as torchrl ``LossModule``s, mixers and
-per-agent Q modules, tied by the Individual-Global-Max property (``check_igm``); environment adapters behind one
-``make_env``; a trainer (``train(TrainConfig(...))``). docs/CONTRACT.md has the public contract.
+per-agent Q modules, tied by the Individual-Global-Max property (``check_igm``), with independent Q-learners (IQL)
+as the baseline without a joint value; environment adapters behind one ``make_env``; a trainer
+(``train(TrainConfig(...))``). docs/CONTRACT.md has the public contract.
 
 Names are imported on first use (PEP 562), so ``import torchrl_vd`` is instant and loads torch, torchrl and the
 simulators only when a name that needs them is used.

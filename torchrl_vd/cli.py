@@ -19,7 +19,8 @@ from torchrl_vd.train.run_lock import RunDirectoryLocked
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="torchrl-vd", description="Cooperative multi-agent value decomposition (VDN, QMIX, QTRAN, MAVEN, Weighted QMIX, QPLEX) on TorchRL.")
+    p = argparse.ArgumentParser(prog="torchrl-vd", description=(
+        "Cooperative multi-agent value decomposition (VDN, QMIX, QTRAN, MAVEN, Weighted QMIX, QPLEX, IQL) on TorchRL."))
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train an algorithm on an environment",

@@ -1,4 +1,4 @@
-"""The Individual-Global-Max property as a tool (seed §IGM).
+"""The Individual-Global-Max property as a tool (IGM: Son et al. 2019, Definition 1; Rashid et al. 2018, Eq. 4).
 
 IGM holds when the greedy joint action of the centralized value equals the joint action made of
 every agent's greedy local action::
@@ -7,7 +7,8 @@ every agent's greedy local action::
 
 ``check_igm`` enumerates the joint action space (or samples it when it is larger than
 ``max_joint_actions``), evaluates the centralized value of each joint action through the loss
-module's own networks (Q_tot for VDN/QMIX/MAVEN, Q_jt for QTRAN), and compares.
+module's own networks (Q_tot for VDN, QMIX, MAVEN, CW-/OW-QMIX and QPLEX, Q_jt for QTRAN and QTRAN-alt), and
+compares. IQL learns no joint value, so the check does not apply to it.
 """
 
 from __future__ import annotations
@@ -64,11 +65,11 @@ def check_igm(
     atol: float = 1e-5,
     generator: torch.Generator | None = None,
 ) -> IGMReport:
-    """Check the seed's IGM property for ``loss_module``'s networks on the observations in ``td``.
+    """Check the IGM property for ``loss_module``'s networks on the observations in ``td``.
 
     Args:
         loss_module: a :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss` (MixingQLoss,
-            QTranLoss, MavenLoss); its ``local_q_values`` and ``joint_q_values`` are used.
+            QTranLoss, MavenLoss, WeightedQMixLoss, QPlexLoss); its ``local_q_values`` and ``joint_q_values`` are used.
         td: tensordict with the agents' observations (and state, masks, hidden state as needed).
         max_joint_actions: enumerate all |A|^n joint actions up to this many; beyond, sample this many
             at random (plus the local greedy action), so ``holds`` is then a necessary check only.

@@ -35,13 +35,16 @@ EPISODE_REWARD = "episode_reward"
 """Running episode return (torchrl ``RewardSum``), root [*B, 1]."""
 IS_INIT = "is_init"
 """Episode-start flag (torchrl ``InitTracker``), root [*B, 1]."""
+DONE = "done"
+"""The episode ended (terminated or truncated), root [*B, 1] bool."""
+TERMINATED = "terminated"
+"""The episode reached a terminal state (the TD target does not bootstrap past it), root [*B, 1] bool."""
+TRUNCATED = "truncated"
+"""The episode was cut by a time limit (the TD target bootstraps past it by default), root [*B, 1] bool."""
+NEXT = "next"
+"""torchrl's sub-tensordict of a transition's next step: ``(NEXT, REWARD)``, ``(NEXT, GROUP, OBSERVATION)``, ..."""
 
 NOISE = "noise"
 """MAVEN's per-episode latent z (float one-hot), root [*B, noise_dim]."""
 NOISE_STATE0 = "noise_state0"
 """The s_0 MAVEN's z was drawn from, root [*B, *S] (for the z-policy's REINFORCE update)."""
-
-
-def agent_key(name: str, group: str = GROUP) -> tuple[str, str]:
-    """``(group, name)``: the nested key of a per-agent entry."""
-    return (group, name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDict
 
+from torchrl_vd.keys import ACTION, ACTION_MASK, DONE, GROUP, NEXT, OBSERVATION, REWARD, STATE, TERMINATED
+
 
 def identity_agent(n_agents: int = 2, n_actions: int = 2):
     """An MLPAgent with Q_i(o_i) = o_i (one linear layer, weight I, bias 0): utilities readable by hand.
@@ -36,26 +38,26 @@ def random_batch(
     state_dim = state_dim or n_agents * obs_dim
 
     def agents(with_action: bool):
-        d = {"observation": torch.randn(*bs, n_agents, obs_dim, generator=g)}
+        d = {OBSERVATION: torch.randn(*bs, n_agents, obs_dim, generator=g)}
         if action_mask:
             m = torch.rand(*bs, n_agents, n_actions, generator=g) > 0.4
             m[..., 0] = True
-            d["action_mask"] = m
+            d[ACTION_MASK] = m
         if with_action:
             logits = torch.rand(*bs, n_agents, n_actions, generator=g)
             if action_mask:
-                logits = logits.masked_fill(~d["action_mask"], -1.0)
-            d["action"] = logits.argmax(-1)
+                logits = logits.masked_fill(~d[ACTION_MASK], -1.0)
+            d[ACTION] = logits.argmax(-1)
         return TensorDict(d, [*bs, n_agents])
 
     nxt = TensorDict(
         {
-            "agents": agents(False),
-            "state": torch.randn(*bs, state_dim, generator=g),
-            "reward": torch.randn(*bs, 1, generator=g),
-            "done": torch.zeros(*bs, 1, dtype=torch.bool),
-            "terminated": torch.zeros(*bs, 1, dtype=torch.bool),
+            GROUP: agents(False),
+            STATE: torch.randn(*bs, state_dim, generator=g),
+            REWARD: torch.randn(*bs, 1, generator=g),
+            DONE: torch.zeros(*bs, 1, dtype=torch.bool),
+            TERMINATED: torch.zeros(*bs, 1, dtype=torch.bool),
         },
         bs,
     )
-    return TensorDict({"agents": agents(True), "state": torch.randn(*bs, state_dim, generator=g), "next": nxt}, bs)
+    return TensorDict({GROUP: agents(True), STATE: torch.randn(*bs, state_dim, generator=g), NEXT: nxt}, bs)

@@ -14,7 +14,8 @@ a batch of VMAS worlds, a ``TensorDictReplayBuffer`` over a ``LazyTensorStorage`
 transitions, and ``SoftUpdate`` moves the target networks θ̄ toward θ. Nothing here calls
 ``vd.train``: this is the loop it runs, written out, so that you can change any line of it.
 
-The seed's VDN / QMIX loss, which ``MixingQLoss`` computes at every gradient step below:
+The VDN / QMIX loss (Sunehag et al. 2018; Rashid et al. 2018), which ``MixingQLoss`` computes at every
+gradient step below:
 
     L(θ) = 1/|B| Σ_B ( r + γ max_a Q(h', z', a; θ̄) − Q(h, z, a; θ) )²
     VDN:   Q(h, z, a) = Σ_i Q(h_i, a_i; θ_i)
@@ -125,7 +126,7 @@ def run(algo: str, cfg: Config) -> dict:
     else:
         mixer = vd.QMixer(info.n_agents, info.state_shape, mixing_embed_dim=cfg.mixing_embed_dim)  # Q = f_mix(Q_i; z)
 
-    # ---- loss: the seed's TD loss on the mixed value (a torchrl LossModule with target copies θ̄)
+    # ---- loss: VDN's / QMIX's TD loss on the mixed value (a torchrl LossModule with target copies θ̄)
     loss = vd.MixingQLoss(agent, mixer, double_q=True)
     loss.make_value_estimator(gamma=cfg.gamma)  # TD(0): y = r + γ (1 − terminated) max_a Q(h', z', a; θ̄)
     updater = SoftUpdate(loss, tau=cfg.tau)  # finds the target parameters by name

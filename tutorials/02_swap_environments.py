@@ -4,7 +4,7 @@
     python tutorials/02_swap_environments.py             # full budgets
 
 Value decomposition needs very little from an environment: n agents with one shared discrete action
-set, each agent's observation o_i (the h_i of the seed, for feed-forward agents), the centralized
+set, each agent's observation o_i (the papers' history h_i, for feed-forward agents), the centralized
 information z ("state"), and one team reward r. Every adapter behind ``vd.make_env`` writes exactly
 those entries, in TorchRL's multi-agent layout:
 

@@ -3,8 +3,8 @@
     python tutorials/03_igm_and_qtran.py --quick            # ~30 s: one seed, 400 updates per algorithm
     python tutorials/03_igm_and_qtran.py --out docs         # full: 3 seeds, 2000 updates, docs/qtran_heatmap.png
 
-The seed's **Individual-Global-Max (IGM)** property asks that the greedy joint action of the centralized
-value be the joint action made of every agent's own greedy action:
+The **Individual-Global-Max (IGM)** property (Son et al. 2019, Definition 1) asks that the greedy joint
+action of the centralized value be the joint action made of every agent's own greedy action:
 
     argmax_a Q(h, z, a)  ==  ( argmax_{a_1} Q(h_1, a_1), ..., argmax_{a_n} Q(h_n, a_n) )
 
@@ -15,12 +15,12 @@ monotonic function of the utilities can put its maximum on (A, A) once the data 
 learn a value whose greedy action is a safe 0 instead of the optimum 8 — with IGM intact.
 
 QTRAN drops the restriction: it learns an unrestricted joint value Q_jt(h, z, a) and ties the utilities
-to it through the seed's condition
+to it through the condition of Son et al. 2019 (Theorem 1)
 
     Σ_i Q(h_i, a_i) − Q_jt(h, z, a) + V(h, z)  =  0  if a = a*,   ≥ 0 otherwise,
 
-enforced by two regularisers (L_opt, L_nopt). IGM is then *not* guaranteed (the seed says so), so we
-check it with ``torchrl_vd.check_igm`` after training.
+enforced by two regularisers (L_opt, L_nopt). IGM then holds only as far as the regularisers reach the
+condition, so we check it with ``torchrl_vd.check_igm`` after training.
 
 Two later answers join the comparison table: Weighted QMIX (CW-QMIX, OW-QMIX; Rashid et al. 2020) keeps
 QMIX's monotonic Q_tot — so IGM holds by construction — but weights its projection toward an unrestricted
@@ -136,7 +136,8 @@ def read_outcome(algo: str, seed: int, result: vd.TrainResult, seconds: float) -
     with torch.no_grad():
         utilities = loss.local_q_values(td)[0]  # [n=2, A=3]
         if algo.startswith("qtran"):
-            # The seed's QTRAN condition, entry by entry: Σ_i Q(h_i, a_i) − Q_jt(h, z, a) + V(h, z).
+            # QTRAN's condition (Son et al. 2019, Theorem 1), entry by entry:
+            # Σ_i Q(h_i, a_i) − Q_jt(h, z, a) + V(h, z).
             v = loss.v_net(td["state"])[0, 0]
             summed = utilities[0].unsqueeze(1) + utilities[1].unsqueeze(0)  # [3, 3]: Q_1(a_1) + Q_2(a_2)
             condition = summed - table + v
@@ -226,7 +227,7 @@ def main() -> None:
                         for algo, o in first.items()])
 
     # VDN can only represent Q_1(a_1) + Q_2(a_2). Trained by least squares on uniform data it converges
-    # to the additive fit  row-mean + column-mean − grand-mean  of the payoff (REFERENCE.md) — whose
+    # to the additive fit  row-mean + column-mean − grand-mean  of the payoff (Son et al. 2019, Table 1) — whose
     # maximum sits in the {B, C}² block: the -12s drag the value of A down for each agent alone.
     additive_fit = PAYOFF.mean(1, keepdim=True) + PAYOFF.mean(0, keepdim=True) - PAYOFF.mean()
     if "vdn" in first:
@@ -235,10 +236,10 @@ def main() -> None:
     # QMIX is monotonic in each Q_i: raising Q_1(A) can only raise Q_tot on the whole row A. It fits the
     # {B,C}² block (0) and gives row and column A one compromise value (≈ the mean −8 of 8 and four −12s).
 
-    # ---- QTRAN: the seed's condition Σ_i Q_i − Q_jt + V is 0 at a* and ≥ 0 elsewhere.
+    # ---- QTRAN: its condition (Son et al. 2019, Theorem 1) Σ_i Q_i − Q_jt + V is 0 at a* and ≥ 0 elsewhere.
     for algo, o in first.items():
         if o.condition is not None:
-            print(f"\n{algo}: Σ_i Q(h_i,a_i) − Q_jt(h,z,a) + V(h,z)  (seed: = 0 at a* = greedy, ≥ 0 elsewhere)")
+            print(f"\n{algo}: Σ_i Q(h_i,a_i) − Q_jt(h,z,a) + V(h,z)  (= 0 at a* = greedy, ≥ 0 elsewhere)")
             print("\n".join(fmt_table(o.condition, o.greedy)))
             print(f"{algo}: per-agent utilities Q(h_i, ·): agent 1 {o.utilities[0].numpy().round(2)}, "
                   f"agent 2 {o.utilities[1].numpy().round(2)}")

@@ -14,7 +14,7 @@ m+3 if the agents switch to (1,1) exactly then. Observation = state = onehot(t) 
 gives it no reason to try (1,1) at the end of branch 0 (ε = 0.01 explores it with probability 2.5e-5
 per visit). It usually settles at a return of m: the trap branch 3, or branch 0 without the switch.
 
-**MAVEN's answer (seed §MaVEN).** Draw a latent z once per episode and condition every utility and
+**MAVEN's answer (Mahajan et al. 2019).** Draw a latent z once per episode and condition every utility and
 the mixer on it. *Fixing z gives a monotonic approximation* of Q* (a QMIX per z), so each z is one
 deterministic, *committed* mode of joint behaviour. Three objectives train it:
 
@@ -98,10 +98,10 @@ class Config:
     """MAVEN options (``loss_kwargs`` of ``algo="maven"``): |z|, λ_MI, π_z learned or uniform, the
     per-step discriminator, π_z's REINFORCE steps per batch, the share of uniform z's while collecting.
     The authors' m-step config (noise_dim 16, mi_loss 1, a learned hierarchical π_z with 100 steps per
-    episode, their per-step discriminator option) plus a uniform-z floor of 0.5 (see ``z_epsilon``), with the
-    rest of this library's earlier MAVEN defaults, the measured configuration (a 1-hidden-layer discriminator,
-    π_z by Adam 1e-3 on a mean-baseline + entropy objective, π_z's mode at evaluation, 2-layer mixer
-    hypernetworks, no agent id); ``MavenOptions`` now defaults to the authors' own choices (see its docstring)."""
+    episode, their per-step discriminator option) plus a uniform-z floor of 0.5 (see ``z_epsilon``) and an
+    entropy-regularised π_z, the measured configuration (a 1-hidden-layer discriminator, π_z by Adam 1e-3 on a
+    mean-baseline + entropy objective, π_z's mode at evaluation, 2-layer mixer hypernetworks, no agent id);
+    ``MavenOptions`` defaults to the authors' own choices (see its docstring)."""
     evals: int = 10
     """Greedy evaluations per run (points of the return-vs-frames curve)."""
     out: str | None = None

@@ -10,8 +10,9 @@ A mixer turns the agents' chosen utilities Q(h_i, a_i) into the centralized valu
 ``vd.Mixer`` does the plumbing (shape checks, flattening the state z, the [*B, n, 1] call shape of
 torchrl's mixers); a new mixer only writes ``mix(utilities [*B, n], state [*B, S]) -> [*B, 1]``.
 
-Whether the new mixer keeps the seed's IGM property — the greedy joint action of Q equals the joint
-action of the agents' own argmaxes — depends on one thing, the seed's QMIX condition
+Whether the new mixer keeps the IGM property (Son et al. 2019, Definition 1) — the greedy joint action of
+Q equals the joint action of the agents' own argmaxes — depends on one thing, QMIX's monotonicity
+condition (Rashid et al. 2018, Eq. 5)
 
     ∂Q(h, z, a) / ∂Q(h_i, a_i)  ≥ 0   for every agent i.
 
@@ -73,7 +74,7 @@ class SoftplusMixer(vd.Mixer):
         self.bias = nn.Linear(self.state_dim, 1)  # b(z)
 
     def mix(self, utilities: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        # monotonicity (seed: ∂Q/∂Q_i ≥ 0): ∂Q/∂Q_i = softplus(w_i(z)) > 0 for every state
+        # monotonicity (QMIX's ∂Q/∂Q_i ≥ 0): ∂Q/∂Q_i = softplus(w_i(z)) > 0 for every state
         w = F.softplus(self.weight(state))  # [*B, n]
         return (w * utilities).sum(-1, keepdim=True) + self.bias(state)  # [*B, 1]
 
@@ -98,7 +99,7 @@ class SignedSumMixer(vd.Mixer):
 # A mixer's monotonicity can be checked numerically before any training: the gradient of Q with
 # respect to each utility, at random utilities and states.
 def mixing_gradient_range(mixer: vd.Mixer, state_dim: int, samples: int = 256) -> tuple[float, float]:
-    """min and max over random inputs of ∂Q/∂Q_i (the seed's monotonicity condition wants min ≥ 0)."""
+    """min and max over random inputs of ∂Q/∂Q_i (QMIX's monotonicity condition wants min ≥ 0)."""
     utilities = torch.randn(samples, mixer.n_agents, 1, requires_grad=True)  # [B, n, 1]
     state = torch.randn(samples, state_dim)  # [B, S]
     q = mixer(utilities, state)  # [B, 1]
@@ -107,7 +108,7 @@ def mixing_gradient_range(mixer: vd.Mixer, state_dim: int, samples: int = 256) -
 
 
 # ------------------------------------------------------------------------------------------ the algorithms
-# Plugging a mixer into the library takes one builder: the same MixingQLoss as VDN and QMIX (the seed's
+# Plugging a mixer into the library takes one builder: the same MixingQLoss as VDN and QMIX (their
 # TD loss on the mixed value), registered under a name that vd.train and the CLI both understand
 # (`torchrl-vd train --algo softplus-mix ...`).
 MIXERS = {"softplus-mix": SoftplusMixer, "signed-mix": SignedSumMixer}
@@ -156,7 +157,7 @@ def main() -> None:
     print(f"{cfg.env}: {info.n_agents} agents x {info.n_actions} actions, payoff "
           f"{vd.make_env(cfg.env, num_envs=1).payoff.tolist()}")
 
-    print("\n∂Q/∂Q_i over random utilities and states (seed's QMIX condition: ≥ 0):")
+    print("\n∂Q/∂Q_i over random utilities and states (QMIX's condition: ≥ 0):")
     for name, cls in MIXERS.items():
         lo, hi = mixing_gradient_range(cls(info.n_agents, info.state_shape), info.state_shape[0])
         print(f"  {name:<13} min {lo:+.3f}  max {hi:+.3f}  -> {'monotonic' if lo >= 0 else 'NOT monotonic'}")

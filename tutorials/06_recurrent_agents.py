@@ -3,9 +3,9 @@
     python tutorials/06_recurrent_agents.py --quick     # ~30 s
     python tutorials/06_recurrent_agents.py             # 3 seeds, delay 4
 
-The seed writes every utility as Q(h_i, a_i; θ_i), with h_i agent i's observation history. A feed-forward
-agent approximates h_i by the current observation o_i; that is exact only when o_i tells the agent all
-it needs. ``matrix/memory`` is built to break it:
+The value-decomposition papers write every utility as Q(h_i, a_i; θ_i), with h_i agent i's observation
+history. A feed-forward agent approximates h_i by the current observation o_i; that is exact only when
+o_i tells the agent all it needs. ``matrix/memory`` is built to break it:
 
     t = 0:          every agent sees a cue c ∈ {0, 1}
     t = 1 .. d-1:   the cue is gone (observation [1, 0, 0, onehot(t)])

@@ -20,7 +20,7 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.envs import EnvBase
 
 from torchrl_vd.envs.transforms import check_team_reward_mode
-from torchrl_vd.keys import GROUP
+from torchrl_vd.keys import ACTION, ACTION_MASK, ALIVE, DONE, GROUP, OBSERVATION, REWARD, STATE, TERMINATED, TRUNCATED
 
 __all__ = ["SerialTeamEnv", "TeamEnvBase", "TrustedStepOutputs"]
 
@@ -64,9 +64,9 @@ class TeamEnvBase(TrustedStepOutputs, EnvBase):
         dev = self.device
         out[GROUP] = _NEW_TD(group, batch_size=group_batch, device=dev)
         td = _NEW_TD(out, batch_size=self.batch_size, device=dev)
-        mask = group.get("action_mask")
+        mask = group.get(ACTION_MASK)
         if mask is not None:
-            self.full_action_spec[GROUP, "action"].update_mask(mask)
+            self.full_action_spec[GROUP, ACTION].update_mask(mask)
         return td
 
     def _action_range_error(self, a: np.ndarray, limit, agents: Sequence[str] | None = None) -> ValueError:
@@ -121,20 +121,20 @@ class SerialTeamEnv(TeamEnvBase):
         to = torch.from_numpy
         if dev.type != "cpu":
             to = lambda x: torch.from_numpy(x).to(dev, non_blocking=True)  # noqa: E731
-        group = {"observation": to(views["obs"])}
+        group = {OBSERVATION: to(views["obs"])}
         if "alive" in views:
-            group["alive"] = to(views["alive"])
+            group[ALIVE] = to(views["alive"])
         if self.has_action_mask:
-            group["action_mask"] = to(views["mask"])
+            group[ACTION_MASK] = to(views["mask"])
         out = {
-            "state": to(self._state(views)),
-            "terminated": to(views["term"]),
-            "truncated": to(views["trunc"]),
-            "done": to(views["term"] | views["trunc"]),
+            STATE: to(self._state(views)),
+            TERMINATED: to(views["term"]),
+            TRUNCATED: to(views["trunc"]),
+            DONE: to(views["term"] | views["trunc"]),
         }
         if with_reward:
-            group["reward"] = to(views["rew"])
-            out["reward"] = to(self._team(views))
+            group[REWARD] = to(views["rew"])
+            out[REWARD] = to(self._team(views))
         return self._pack(group, out, self._group_batch)
 
     # ------------------------------------------------------------------ resets and seeds
@@ -164,7 +164,7 @@ class SerialTeamEnv(TeamEnvBase):
         )
 
     def _take_seed(self, i: int) -> int | None:
-        """The seed of copy ``i``'s next reset (once: later resets continue its own random stream)."""
+        """Copy ``i``'s seed for its next reset (once: later resets continue its own random stream)."""
         seed, self._pending_seeds[i] = self._pending_seeds[i], None
         return seed
 

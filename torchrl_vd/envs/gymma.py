@@ -23,7 +23,7 @@ limit (``max_steps``) itself: it counts steps, and asks ``is_terminal(env)`` whe
 ended is really over. A step that ends the episode without a real termination (the env's own limit,
 the adapter's ``max_steps`` count, or ``truncated`` from the env) is reported as ``truncated``.
 
-Key layout (DESIGN.md), batch size ``[num_envs]``:
+Key layout (torchrl_vd/keys.py, docs/CONTRACT.md), batch size ``[num_envs]``:
 
 * ``("agents","observation")`` ``[N, n, F]`` float32: each agent's observation, flattened.
 * ``("agents","action")`` ``[N, n]`` int64, ``Categorical(A)``.
@@ -50,8 +50,9 @@ import torch
 from tensordict import TensorDictBase
 
 from torchrl_vd.envs.base import SerialTeamEnv
-from torchrl_vd.envs.registry import GROUP, missing_dependency_error
+from torchrl_vd.envs.registry import missing_dependency_error
 from torchrl_vd.envs.transforms import set_team_specs
+from torchrl_vd.keys import ACTION, GROUP
 
 __all__ = ["GymMATeamEnv", "make_gymnasium_env"]
 
@@ -255,7 +256,7 @@ class GymMATeamEnv(SerialTeamEnv):
         return self._to_tensordict(views, with_reward=False)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = tensordict.get((GROUP, "action")).cpu()
+        action = tensordict.get((GROUP, ACTION)).cpu()
         a = action.numpy()
         if (a < 0).any() or (a >= self.n_actions).any():
             raise self._action_range_error(a, self.n_actions)

@@ -39,7 +39,8 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from torchrl_vd.envs.registry import GROUP, register_env_family, unknown_task_error
+from torchrl_vd.envs.registry import register_env_family, unknown_task_error
+from torchrl_vd.keys import ACTION, ACTION_MASK, DONE, GROUP, OBSERVATION, REWARD, STATE, TERMINATED, TRUNCATED
 
 __all__ = [
     "MatrixGame",
@@ -237,7 +238,8 @@ class TwoStepGame(MatrixGame):
 
 
 class MStepGame(MatrixGame):
-    """m-step matrix game of Mahajan et al., "MAVEN", NeurIPS 2019 (m-step game; REFERENCE.md).
+    """m-step matrix game of Mahajan et al., "MAVEN", NeurIPS 2019 (the authors'
+    ``nstep_matrix_game.py``).
 
     2 agents, 2 actions, horizon m (``steps``). The joint action at t=0 fixes a branch
     (0,0)->0, (0,1)->1, (1,0)->2, (1,1)->3. At every step the reward is 1 while on branch 0 or 3 and
@@ -413,13 +415,13 @@ class MatrixGameEnv(EnvBase):
         action_mask = None
         if self._agent_mask is not None:
             action_mask = self._agent_mask.expand(n_env, n, a).clone()  # [N, n, A]
-        agents_obs = {"observation": Unbounded(shape=(n_env, n, self.game.obs_dim), dtype=torch.float32, device=dev)}
+        agents_obs = {OBSERVATION: Unbounded(shape=(n_env, n, self.game.obs_dim), dtype=torch.float32, device=dev)}
         if action_mask is not None:
-            agents_obs["action_mask"] = Categorical(2, shape=(n_env, n, a), dtype=torch.bool, device=dev)
+            agents_obs[ACTION_MASK] = Categorical(2, shape=(n_env, n, a), dtype=torch.bool, device=dev)
         self.observation_spec = Composite(
             {
                 self.group: Composite(agents_obs, shape=(n_env, n), device=dev),
-                "state": Unbounded(shape=(n_env, self.game.state_dim), dtype=torch.float32, device=dev),
+                STATE: Unbounded(shape=(n_env, self.game.state_dim), dtype=torch.float32, device=dev),
             },
             shape=(n_env,),
             device=dev,
@@ -427,17 +429,17 @@ class MatrixGameEnv(EnvBase):
         # The static mask in the action spec makes rand_action (random policies) respect it.
         action = Categorical(a, shape=(n_env, n), dtype=torch.int64, device=dev, mask=action_mask)
         self.action_spec = Composite(
-            {self.group: Composite({"action": action}, shape=(n_env, n), device=dev)},
+            {self.group: Composite({ACTION: action}, shape=(n_env, n), device=dev)},
             shape=(n_env,),
             device=dev,
         )
         self.reward_spec = Composite(
-            {"reward": Unbounded(shape=(n_env, 1), dtype=torch.float32, device=dev)}, shape=(n_env,), device=dev
+            {REWARD: Unbounded(shape=(n_env, 1), dtype=torch.float32, device=dev)}, shape=(n_env,), device=dev
         )
         self.done_spec = Composite(
             {
                 key: Categorical(2, shape=(n_env, 1), dtype=torch.bool, device=dev)
-                for key in ("done", "terminated", "truncated")
+                for key in (DONE, TERMINATED, TRUNCATED)
             },
             shape=(n_env,),
             device=dev,
@@ -448,17 +450,17 @@ class MatrixGameEnv(EnvBase):
         """Observation/state/done TensorDict for the current per-env state (fresh tensors)."""
         n_env = self.num_envs
         obs, state = self.game.observe(self._t, self._memory)  # [N, n, F], [N, S]
-        agents = {"observation": obs}
+        agents = {OBSERVATION: obs}
         if self._agent_mask is not None:
-            agents["action_mask"] = self._agent_mask.expand(n_env, self.n_agents, self.n_actions).clone()
+            agents[ACTION_MASK] = self._agent_mask.expand(n_env, self.n_agents, self.n_actions).clone()
         done = done.unsqueeze(-1)  # [N, 1]
         return TensorDict(
             {
                 self.group: TensorDict(agents, batch_size=(n_env, self.n_agents), device=self.device),
-                "state": state,
-                "done": done,
-                "terminated": done.clone(),
-                "truncated": torch.zeros_like(done),
+                STATE: state,
+                DONE: done,
+                TERMINATED: done.clone(),
+                TRUNCATED: torch.zeros_like(done),
             },
             batch_size=(n_env,),
             device=self.device,
@@ -480,7 +482,7 @@ class MatrixGameEnv(EnvBase):
         return out
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = tensordict.get((self.group, "action"))  # [N, n]
+        action = tensordict.get((self.group, ACTION))  # [N, n]
         t, memory, done = self._t, self._memory, self._done
         new_memory, reward, terminated = self.game.transition(t, memory, action)
         live = ~done
@@ -490,7 +492,7 @@ class MatrixGameEnv(EnvBase):
         self._done = done | terminated | (next_t >= self.max_steps)
         out = self._output(self._done)
         reward = torch.where(live, reward.to(torch.float32), 0.0)  # [N]; done envs pay 0
-        out.set("reward", reward.unsqueeze(-1))  # [N, 1]
+        out.set(REWARD, reward.unsqueeze(-1))  # [N, 1]
         return out
 
     def _set_seed(self, seed: int | None) -> None:

@@ -63,8 +63,9 @@ from torchrl_vd.envs.base import SerialTeamEnv
 from torchrl_vd.envs.pettingzoo_aec import AECDriver, aec_envs_inside, is_aec_env
 from torchrl_vd.envs.pettingzoo_spaces import AgentSpaces
 from torchrl_vd.envs.pettingzoo_tasks import AEC_SUFFIX, import_task_module, pettingzoo_tasks, resolve_task
-from torchrl_vd.envs.registry import GROUP, register_env_family
+from torchrl_vd.envs.registry import register_env_family
 from torchrl_vd.envs.transforms import set_team_specs
+from torchrl_vd.keys import ACTION, GROUP
 
 __all__ = ["PettingZooTeamEnv", "make_pettingzoo_env"]
 
@@ -311,7 +312,7 @@ class PettingZooTeamEnv(SerialTeamEnv):
     _last_mask = None
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = tensordict.get((GROUP, "action")).cpu()
+        action = tensordict.get((GROUP, ACTION)).cpu()
         actions = action.tolist()
         # range check of the joint action (replaces the per-move checks of PettingZoo's wrappers,
         # see _step_target; also catches a padded action sent to an agent with fewer actions)

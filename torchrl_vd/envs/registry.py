@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torchrl.envs import EnvBase
 
-from torchrl_vd.keys import BATTLE_WON, GROUP
+from torchrl_vd.keys import ACTION, ACTION_MASK, BATTLE_WON, GROUP, OBSERVATION, STATE, TRUNCATED
 
 
 
@@ -210,7 +210,7 @@ def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
     """
     bs = tuple(env.batch_size)
     try:
-        act_spec = env.full_action_spec[group, "action"]
+        act_spec = env.full_action_spec[group, ACTION]
     except KeyError as err:
         raise ValueError(
             f"Environment has no ({group!r}, 'action') entry; its action keys are {env.action_keys}. "
@@ -222,14 +222,14 @@ def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
             f"{type(act_spec).__name__} (continuous?). Use a discrete-action env, e.g. VMAS with "
             "continuous_actions=False (make_env passes it by default)."
         )
-    obs_spec = env.full_observation_spec[group, "observation"]
+    obs_spec = env.full_observation_spec[group, OBSERVATION]
     n_agents = obs_spec.shape[len(bs)]
     obs_shape = tuple(obs_spec.shape[len(bs) + 1 :])
-    if "state" in env.full_observation_spec.keys():
-        state_shape = tuple(env.full_observation_spec["state"].shape[len(bs) :])
+    if STATE in env.full_observation_spec.keys():
+        state_shape = tuple(env.full_observation_spec[STATE].shape[len(bs) :])
     else:
         state_shape = (n_agents * int(torch.tensor(obs_shape).prod()),)
-    has_mask = (group, "action_mask") in env.full_observation_spec.keys(True)
+    has_mask = (group, ACTION_MASK) in env.full_observation_spec.keys(True)
     return EnvInfo(
         n_agents=n_agents,
         n_actions=int(act_spec.space.n),
@@ -239,5 +239,5 @@ def describe_env(env: EnvBase, group: str = GROUP) -> EnvInfo:
         batch_size=bs,
         group=group,
         has_battle_won=BATTLE_WON in env.full_observation_spec.keys(),
-        has_truncated="truncated" in env.full_done_spec.keys(),
+        has_truncated=TRUNCATED in env.full_done_spec.keys(),
     )

@@ -13,7 +13,7 @@ bool buffer, handed to torch by DLPack (two zero-copy handovers per step on CPU,
 into contiguous views. Actions go to JAX as an int32 array. JAX runs on its default device (CPU here);
 tensors are moved to ``device`` when it differs.
 
-Key layout (DESIGN.md), batch size ``[num_envs]``, ``n`` allies, ``A = 5 + num_enemies`` actions:
+Key layout (torchrl_vd/keys.py, docs/CONTRACT.md), batch size ``[num_envs]``, ``n`` allies, ``A = 5 + num_enemies`` actions:
 
 * ``("agents","observation")`` ``[N, n, F]`` float32: SMAX's unit-list observations.
 * ``("agents","action")`` ``[N, n]`` int64: 0-3 move (N, E, S, W), 4 stop, ``5 + j`` attack enemy ``j``.
@@ -49,8 +49,11 @@ from tensordict import TensorDictBase
 from torchrl.data import Categorical
 
 from torchrl_vd.envs.base import TeamEnvBase
-from torchrl_vd.envs.registry import GROUP, missing_dependency_error, register_env_family, unknown_task_error
+from torchrl_vd.envs.registry import missing_dependency_error, register_env_family, unknown_task_error
 from torchrl_vd.envs.transforms import set_team_specs
+from torchrl_vd.keys import (
+    ACTION, ACTION_MASK, ALIVE, BATTLE_WON, DONE, GROUP, OBSERVATION, REWARD, STATE, TERMINATED, TRUNCATED,
+)
 
 __all__ = ["SmaxTeamEnv", "make_smax_env", "smax_tasks"]
 
@@ -247,7 +250,8 @@ class SmaxTeamEnv(TeamEnvBase):
     def _make_specs(self) -> None:
         set_team_specs(self, n_agents=self.n_agents, n_actions=self.n_actions, obs_dim=self.obs_dim,
                        state_dim=self.state_dim, action_mask=True, alive=True,
-                       extra_observations={"battle_won": Categorical(2, shape=(1,), dtype=torch.bool, device=self.device)})
+                       extra_observations={BATTLE_WON: Categorical(2, shape=(1,), dtype=torch.bool,
+                                                                   device=self.device)})
 
     # ------------------------------------------------------------------ outputs
     def _unpack(self, floats, bools, with_reward: bool) -> TensorDictBase:
@@ -258,20 +262,20 @@ class SmaxTeamEnv(TeamEnvBase):
         mask, alive, term, trunc, won = torch.split(b, self._b_sizes)
         term, trunc = term.view(N, 1), trunc.view(N, 1)
         group = {
-            "observation": obs.view(N, n, F),
-            "action_mask": mask.view(N, n, A),
-            "alive": alive.view(N, n),
+            OBSERVATION: obs.view(N, n, F),
+            ACTION_MASK: mask.view(N, n, A),
+            ALIVE: alive.view(N, n),
         }
         out = {
-            "state": state.view(N, S),
-            "battle_won": won.view(N, 1),
-            "terminated": term,
-            "truncated": trunc,
-            "done": term | trunc,
+            STATE: state.view(N, S),
+            BATTLE_WON: won.view(N, 1),
+            TERMINATED: term,
+            TRUNCATED: trunc,
+            DONE: term | trunc,
         }
         if with_reward:
-            group["reward"] = rew.view(N, n, 1)
-            out["reward"] = team.view(N, 1)
+            group[REWARD] = rew.view(N, n, 1)
+            out[REWARD] = team.view(N, 1)
         return self._pack(group, out, torch.Size([N, n]))
 
     # ------------------------------------------------------------------ EnvBase API
@@ -287,12 +291,12 @@ class SmaxTeamEnv(TeamEnvBase):
         return self._unpack(floats, bools, with_reward=False)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = tensordict.get((GROUP, "action")).to("cpu", torch.int32).numpy()  # [N, n]
+        action = tensordict.get((GROUP, ACTION)).to("cpu", torch.int32).numpy()  # [N, n]
         if (action < 0).any() or (action >= self.n_actions).any():
             raise self._action_range_error(action, self.n_actions)
         self._keys, self._states, (floats, bools), prepared = self._step_fn(self._keys, self._states, action)
         out = self._unpack(floats, bools, with_reward=True)
-        self._prepared = (*prepared, out["done"].view(-1).cpu().numpy().copy())  # [N]: which resets it holds
+        self._prepared = (*prepared, out[DONE].view(-1).cpu().numpy().copy())  # [N]: which resets it holds
         return out
 
     def _set_seed(self, seed: int | None) -> int | None:

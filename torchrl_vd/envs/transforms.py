@@ -30,7 +30,10 @@ from torchrl.data import Categorical, Composite, OneHot, Unbounded
 from torchrl.envs.transforms import InitTracker, TensorDictPrimer, Transform
 from torchrl.envs.utils import ExplorationType, exploration_type, set_exploration_type
 
-from torchrl_vd.keys import GROUP, NOISE, NOISE_STATE0, RNN_HIDDEN
+from torchrl_vd.keys import (
+    ACTION, ACTION_MASK, ALIVE, DONE, GROUP, LAST_ACTION, NEXT, NOISE, NOISE_STATE0, OBSERVATION, REWARD, RNN_HIDDEN,
+    STATE, TERMINATED, TRUNCATED,
+)
 TEAM_REWARD_MODES = ("sum", "mean")
 
 
@@ -64,7 +67,7 @@ def stacked_state(agent_obs: torch.Tensor) -> torch.Tensor:
 def done_specs(device=None) -> Composite:
     """Root ``done`` / ``terminated`` / ``truncated`` specs (``[1]`` bool each), as TorchRL builds them."""
     return Composite(
-        {k: Categorical(n=2, shape=(1,), dtype=torch.bool, device=device) for k in ("done", "terminated", "truncated")},
+        {k: Categorical(n=2, shape=(1,), dtype=torch.bool, device=device) for k in (DONE, TERMINATED, TRUNCATED)},
         device=device,
     )
 
@@ -80,26 +83,26 @@ def set_team_specs(env, *, n_agents: int, n_actions: int, obs_dim: int, state_di
     """
     n, dev = int(n_agents), env.device
     act = Categorical(n_actions, shape=(n,), dtype=torch.int64, device=dev)
-    env.full_action_spec_unbatched = Composite({GROUP: Composite({"action": act}, shape=(n,), device=dev)}, device=dev)
-    group_obs = {"observation": Unbounded(shape=(n, obs_dim), dtype=torch.float32, device=dev)}
+    env.full_action_spec_unbatched = Composite({GROUP: Composite({ACTION: act}, shape=(n,), device=dev)}, device=dev)
+    group_obs = {OBSERVATION: Unbounded(shape=(n, obs_dim), dtype=torch.float32, device=dev)}
     if action_mask:
-        group_obs["action_mask"] = Categorical(2, shape=(n, n_actions), dtype=torch.bool, device=dev)
+        group_obs[ACTION_MASK] = Categorical(2, shape=(n, n_actions), dtype=torch.bool, device=dev)
     if alive:
-        group_obs["alive"] = Categorical(2, shape=(n,), dtype=torch.bool, device=dev)
+        group_obs[ALIVE] = Categorical(2, shape=(n,), dtype=torch.bool, device=dev)
     env.full_observation_spec_unbatched = Composite(
         {GROUP: Composite(group_obs, shape=(n,), device=dev),
-         "state": Unbounded(shape=(state_dim,), dtype=torch.float32, device=dev), **(extra_observations or {})},
+         STATE: Unbounded(shape=(state_dim,), dtype=torch.float32, device=dev), **(extra_observations or {})},
         device=dev,
     )
     env.full_reward_spec_unbatched = Composite(
-        {GROUP: Composite({"reward": Unbounded(shape=(n, 1), device=dev)}, shape=(n,), device=dev),
-         "reward": Unbounded(shape=(1,), device=dev)},
+        {GROUP: Composite({REWARD: Unbounded(shape=(n, 1), device=dev)}, shape=(n,), device=dev),
+         REWARD: Unbounded(shape=(1,), device=dev)},
         device=dev,
     )
     env.full_done_spec_unbatched = done_specs(dev)
 
 
-DONE_FLAGS = ("done", "terminated", "truncated")
+DONE_FLAGS = (DONE, TERMINATED, TRUNCATED)
 DONE_MODES = ("all", "any")
 
 
@@ -133,8 +136,8 @@ class TeamReward(Transform):
     def __init__(
         self,
         mode: Literal["sum", "mean"] = "sum",
-        in_key: NestedKey = (GROUP, "reward"),
-        out_key: NestedKey = "reward",
+        in_key: NestedKey = (GROUP, REWARD),
+        out_key: NestedKey = REWARD,
         *,
         done_mode: Literal["all", "any"] = "all",
     ):
@@ -166,7 +169,7 @@ class TeamReward(Transform):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Outside an env (a collected batch, a replay buffer): fill ``("next", ...)``, or the root if no ``"next"``."""
-        nxt = tensordict.get("next", None)
+        nxt = tensordict.get(NEXT, None)
         self._call(tensordict if nxt is None else nxt)
         return tensordict
 
@@ -192,7 +195,7 @@ class StackedObsState(Transform):
     observation.
     """
 
-    def __init__(self, in_key=(GROUP, "observation"), out_key="state"):
+    def __init__(self, in_key=(GROUP, OBSERVATION), out_key=STATE):
         super().__init__(in_keys=[in_key], out_keys=[out_key])
 
     def _call(self, next_tensordict: TensorDictBase) -> TensorDictBase:
@@ -229,7 +232,7 @@ class LastAction(Transform):
     """
 
     def __init__(self, n_actions: int, group: str = GROUP):
-        super().__init__(in_keys=[(group, "action")], out_keys=[(group, "last_action")])
+        super().__init__(in_keys=[(group, ACTION)], out_keys=[(group, LAST_ACTION)])
         self.n_actions = int(n_actions)
 
     def _one_hot(self, action: torch.Tensor) -> torch.Tensor:
@@ -321,7 +324,7 @@ class NoiseTransform(Transform):
         z_policy: TensorDictModule,
         noise_dim: int,
         *,
-        state_key: NestedKey = "state",
+        state_key: NestedKey = STATE,
         noise_key: NestedKey = NOISE,
         state0_key: NestedKey = NOISE_STATE0,
         epsilon: float = 0.0,

@@ -34,14 +34,10 @@ from torchrl.envs.libs.vmas import VmasEnv
 from torchrl.envs.utils import MarlGroupMapType
 
 from torchrl_vd.envs.base import TrustedStepOutputs
-from torchrl_vd.envs.registry import (
-    GROUP,
-    missing_dependency_error,
-    register_env_family,
-    unknown_task_error,
-)
+from torchrl_vd.envs.registry import missing_dependency_error, register_env_family, unknown_task_error
 from torchrl_vd.envs.transforms import check_team_reward_mode, done_specs, stacked_state, team_reward
 from torchrl_vd.envs.vmas_reset import batched_reset
+from torchrl_vd.keys import ACTION, DONE, GROUP, OBSERVATION, REWARD, STATE, TERMINATED, TRUNCATED
 
 __all__ = ["VmasTeamEnv", "make_vmas_env", "vmas_tasks"]
 
@@ -172,20 +168,20 @@ class VmasTeamEnv(TrustedStepOutputs, VmasEnv):
         self.n_team_agents, self.obs_dim, self.n_actions = n, feat, n_act
 
         self.full_action_spec_unbatched = Composite(
-            {GROUP: Composite({"action": Categorical(n_act, shape=(n,), dtype=torch.int64, device=dev)}, shape=(n,))},
+            {GROUP: Composite({ACTION: Categorical(n_act, shape=(n,), dtype=torch.int64, device=dev)}, shape=(n,))},
             device=dev,
         )
         self.full_observation_spec_unbatched = Composite(
             {
-                GROUP: Composite({"observation": Unbounded(shape=(n, feat), device=dev)}, shape=(n,)),
-                "state": Unbounded(shape=(n * feat,), device=dev),
+                GROUP: Composite({OBSERVATION: Unbounded(shape=(n, feat), device=dev)}, shape=(n,)),
+                STATE: Unbounded(shape=(n * feat,), device=dev),
             },
             device=dev,
         )
         self.full_reward_spec_unbatched = Composite(
             {
-                GROUP: Composite({"reward": Unbounded(shape=(n, 1), device=dev)}, shape=(n,)),
-                "reward": Unbounded(shape=(1,), device=dev),
+                GROUP: Composite({REWARD: Unbounded(shape=(n, 1), device=dev)}, shape=(n,)),
+                REWARD: Unbounded(shape=(1,), device=dev),
             },
             device=dev,
         )
@@ -196,22 +192,22 @@ class VmasTeamEnv(TrustedStepOutputs, VmasEnv):
         obs = torch.stack(obs, dim=1)  # [N, n, F]
         terminated = terminated.reshape(-1, 1).bool()
         truncated = truncated.reshape(-1, 1).bool()
-        group = {"observation": obs}
+        group = {OBSERVATION: obs}
         out = {
-            "state": stacked_state(obs),
-            "terminated": terminated,
-            "truncated": truncated,
-            "done": terminated | truncated,
+            STATE: stacked_state(obs),
+            TERMINATED: terminated,
+            TRUNCATED: truncated,
+            DONE: terminated | truncated,
         }
         if rews is not None:
             rews = torch.stack(rews, dim=1).to(torch.float32).reshape(obs.shape[:2])  # [N, n]
-            group["reward"] = rews.unsqueeze(-1)
-            out["reward"] = team_reward(rews, self.team_reward_mode)
+            group[REWARD] = rews.unsqueeze(-1)
+            out[REWARD] = team_reward(rews, self.team_reward_mode)
         out[GROUP] = TensorDict(group, batch_size=obs.shape[:2], device=self.device)
         return TensorDict(out, batch_size=self.batch_size, device=self.device)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = tensordict.get((GROUP, "action"))
+        action = tensordict.get((GROUP, ACTION))
         obs, rews, terminated, truncated, _infos = self._env.step(list(action.unsqueeze(-1).unbind(1)))
         return self._output(obs, terminated, truncated, rews)
 

@@ -20,7 +20,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
 from torch import nn
 
-from torchrl_vd.keys import GROUP
+from torchrl_vd.keys import ACTION_VALUE, GROUP, OBSERVATION
 
 
 class PerAgentLinear(nn.Module):
@@ -131,7 +131,7 @@ class AgentNet(nn.Module):
 
     def policy_module(self, group: str = GROUP) -> TensorDictModule:
         """``TensorDictModule`` reading ``(group, "observation")`` and writing ``(group, "action_value")``."""
-        return TensorDictModule(self, in_keys=[(group, "observation")], out_keys=[(group, "action_value")])
+        return TensorDictModule(self, in_keys=[(group, OBSERVATION)], out_keys=[(group, ACTION_VALUE)])
 
 
 class MLPAgent(AgentNet):

@@ -18,7 +18,7 @@ from tensordict.nn import TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
 
-from torchrl_vd.keys import GROUP
+from torchrl_vd.keys import ACTION_VALUE, GROUP, IS_INIT, LAST_ACTION, NEXT, OBSERVATION, RNN_HIDDEN
 from torchrl_vd.modules.agents import AgentNet, _linear
 
 
@@ -45,7 +45,7 @@ class _GRULayer(nn.Module):
 
     ``vmappable=True`` runs the same GRU as :meth:`unrolled`, a Python loop of the cell equations in
     plain tensor ops: ``torch.vmap`` has no batching rule for ``nn.GRU`` (``aten::gru``), and many seeds
-    in one process (train/seeds.py) run the agents under ``vmap`` over stacked parameters.
+    in one process (train/population.py) run the agents under ``vmap`` over stacked parameters.
     """
 
     def __init__(self, n_agents: int, in_features: int, hidden_size: int, share_params: bool):
@@ -130,8 +130,8 @@ class GRUAgent(AgentNet):
       (a^{t-1}, the input of step t) and under ``"next"`` (a^t, the input of step t+1), and the
       replay sample has both for every step.
 
-    ``env_transforms(env)`` returns ``[InitTracker(), TensorDictPrimer(rnn_hidden), (LastAction())]``;
-    ``train()`` appends them to the collection and evaluation envs.
+    ``torchrl_vd.agent_transforms(agent, env)`` returns ``[InitTracker(), TensorDictPrimer(rnn_hidden),
+    (LastAction())]``; ``train()`` appends them to the collection and evaluation envs.
 
     Args:
         n_agents, n_actions, obs_dim: sizes (``obs_dim`` without the optional extra inputs).
@@ -189,7 +189,7 @@ class GRUAgent(AgentNet):
     @property
     def vmappable(self) -> bool:
         """Whether the GRU runs as a loop of cell steps without data-dependent branches (``_GRULayer.unrolled``),
-        which ``torch.vmap`` can run: many seeds in one process set it (train/seeds.py); the default, False,
+        which ``torch.vmap`` can run: many seeds in one process set it (train/population.py); the default, False,
         keeps the faster fused ``nn.GRU`` calls. Both compute the same values to float rounding."""
         return self.rnn.vmappable
 
@@ -206,8 +206,8 @@ class GRUAgent(AgentNet):
             if last_action is None:
                 raise ValueError(
                     "GRUAgent(last_action=True) needs the previous actions [*B, n, A]: the env needs "
-                    "agent.env_transforms(env) (LastAction writes ('agents', 'last_action')), and callers of "
-                    "evaluate() pass them with **agent.extra_inputs(td)."
+                    "torchrl_vd.agent_transforms(agent, env) (LastAction writes ('agents', 'last_action')), and "
+                    "callers of evaluate() pass them with **agent.extra_inputs(td)."
                 )
             parts.append(last_action.to(obs.dtype))
         if self.agent_id:
@@ -375,15 +375,15 @@ class GRUAgent(AgentNet):
     def _step_module(self, group: str, *inputs: NestedKey) -> TensorDictModule:
         """:meth:`forward` as a ``TensorDictModule``: reads the observation, hidden state and ``"is_init"``, then
         ``inputs`` (a subclass's extra forward arguments), then (``last_action=True``) the previous actions."""
-        in_keys = [(group, "observation"), (group, "rnn_hidden"), "is_init", *inputs]
+        in_keys = [(group, OBSERVATION), (group, RNN_HIDDEN), IS_INIT, *inputs]
         if self.last_action:
-            in_keys.append((group, "last_action"))
-        out_keys = [(group, "action_value"), ("next", group, "rnn_hidden")]
+            in_keys.append((group, LAST_ACTION))
+        out_keys = [(group, ACTION_VALUE), (NEXT, group, RNN_HIDDEN)]
         return TensorDictModule(self, in_keys=in_keys, out_keys=out_keys)
 
     def extra_inputs(self, td: TensorDictBase, group: str = GROUP) -> dict:
         """``last_action``/``next_last_action`` from a batch (``last_action=True``), else nothing."""
         if not self.last_action:
             return {}
-        key = (group, "last_action")
-        return {"last_action": td.get(key, None), "next_last_action": td.get(("next", *key), None)}
+        key = (group, LAST_ACTION)
+        return {"last_action": td.get(key, None), "next_last_action": td.get((NEXT, *key), None)}  # forward kwargs

@@ -1,7 +1,7 @@
-"""MAVEN's z-conditioned agent (Mahajan et al., NeurIPS 2019; seed §MaVEN; authors' ``noise_rnn_agent``).
+"""MAVEN's z-conditioned agent (Mahajan et al., NeurIPS 2019; authors' ``noise_rnn_agent``).
 
 A shared latent z (one-hot of size ``noise_dim``) is drawn once per episode and conditions the whole
-value function, so that *fixing z gives a monotonic approximation* of Q* (seed): Q_i(τ_i, ·; z) =
+value function, so that *fixing z gives a monotonic approximation* of Q* (Mahajan et al. 2019): Q_i(τ_i, ·; z) =
 W(z, i) · h_i, with h_i a :class:`GRUAgent` trunk and W(z, i) a hypernetwork of z and the agent id.
 z is read from the root key ``"noise"`` [*B, noise_dim] (see ``torchrl_vd.envs.transforms.NoiseTransform``).
 """

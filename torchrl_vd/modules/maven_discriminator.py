@@ -1,4 +1,4 @@
-"""MAVEN's variational posterior q_υ(z | σ(τ)) (Mahajan et al. 2019; seed §MaVEN: L_V, L_MI)."""
+"""MAVEN's variational posterior q_υ(z | σ(τ)) (Mahajan et al. 2019: the MI term L_MI via its bound L_V)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class MavenDiscriminator(nn.Module):
         self.noise_dim, self.hidden, self.recurrent = int(noise_dim), int(hidden), bool(recurrent)
         in_dim = self.n_agents * self.n_actions + self.state_dim
         self.rnn = nn.GRUCell(in_dim, self.hidden) if self.recurrent else None
-        self.vmappable = False  # True: the GRU cell in plain tensor ops (gru_gates), for torch.vmap (train/seeds.py)
+        self.vmappable = False  # True: the GRU cell in plain tensor ops (gru_gates), for torch.vmap (population.py)
         if int(layers) < 1:
             raise ValueError(f"MavenDiscriminator needs at least one hidden layer, got layers={layers}.")
         widths = [self.hidden if self.recurrent else in_dim] + [self.hidden] * int(layers)

@@ -12,7 +12,7 @@ from tensordict.nn import TensorDictSequential
 from torchrl.data import Categorical
 from torchrl.modules import EGreedyModule, QValueModule
 
-from torchrl_vd.keys import GROUP
+from torchrl_vd.keys import ACTION, ACTION_MASK, ACTION_VALUE, CHOSEN_ACTION_VALUE, GROUP
 from torchrl_vd.modules.agents import AgentNet
 
 
@@ -43,10 +43,10 @@ def make_agent_policies(
         trainer sets from its schedule.
     """
     n_actions = int(n_actions or agent_net.n_actions)
-    mask_key = (group, "action_mask") if action_mask else None
+    mask_key = (group, ACTION_MASK) if action_mask else None
     qvalue = QValueModule(
-        action_value_key=(group, "action_value"),
-        out_keys=[(group, "action"), (group, "action_value"), (group, "chosen_action_value")],
+        action_value_key=(group, ACTION_VALUE),
+        out_keys=[(group, ACTION), (group, ACTION_VALUE), (group, CHOSEN_ACTION_VALUE)],
         action_mask_key=mask_key,
         spec=Categorical(n_actions),
         action_space=None,
@@ -57,12 +57,12 @@ def make_agent_policies(
         eps_init=float(eps_init),
         eps_end=float(eps_end),
         annealing_num_steps=int(annealing_num_steps),
-        action_key=(group, "action"),
+        action_key=(group, ACTION),
         action_mask_key=mask_key,
     )
     kept = None
     if not keep_values:  # attached at composition: what the collection policy writes into the data
-        dropped = {(group, "action_value"), (group, "chosen_action_value")}
+        dropped = {(group, ACTION_VALUE), (group, CHOSEN_ACTION_VALUE)}
         kept = [k for k in dict.fromkeys([*greedy.out_keys, *egreedy.out_keys]) if k not in dropped]
     explore = TensorDictSequential(greedy, egreedy, selected_out_keys=kept)
     return greedy, explore

@@ -1,9 +1,9 @@
-"""QTRAN networks (Son et al., ICML 2019; seed §QTRAN): the joint action-value Q_jt and the value V.
+"""QTRAN networks (Son et al., ICML 2019, Sec. 3): the joint action-value Q_jt and the value V.
 
 QTRAN does not mix utilities: it learns an *unrestricted* joint action-value Q(h, z, a; θ^q) by TD and
 a state value V(h, z; θ^v), and ties the per-agent utilities to them with the regularisers L_opt and
 L_nopt (see :class:`~torchrl_vd.objectives.qtran.QTranLoss`). Both networks here follow pymarl's
-``qtran_paper`` architecture (REFERENCE.md "QTRAN losses as in pymarl"):
+``qtran_paper`` architecture (pymarl src/modules/mixers/qtran.py, src/learners/qtran_learner.py):
 
 * Q_jt(h, z, a) = head([z, Σ_i enc([h_i, onehot(a_i), onehot(i)])]), enc = Linear-ReLU-Linear of width
   ``encoder_dim`` (default ``embed_dim``; pymarl: its input width H + A), head = 2 hidden layers of
@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    """Linear-ReLU-Linear-ReLU-Linear: a QTRAN head with 2 hidden layers (REFERENCE.md)."""
+    """Linear-ReLU-Linear-ReLU-Linear: a QTRAN head with 2 hidden layers (pymarl's ``QTranBase``)."""
     return nn.Sequential(
         nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
     )
@@ -61,7 +61,7 @@ def _flat_state(state: torch.Tensor | None, state_shape: tuple, owner: str, batc
 
 
 class QTranJointQ(nn.Module):
-    """Unrestricted joint action-value Q(h, z, a; θ^q) (seed §QTRAN), pymarl's ``qtran_paper`` network.
+    """Unrestricted joint action-value Q(h, z, a; θ^q) (Son et al. 2019, Sec. 3), pymarl's ``qtran_paper`` network.
 
     Args:
         n_agents: number of agents n.
@@ -206,7 +206,8 @@ class QTranJointQ(nn.Module):
 
 
 class QTranV(nn.Module):
-    """State value V(h, z; θ^v) of the seed's QTRAN condition, on the centralized information z.
+    """State value V(h, z; θ^v) of QTRAN's condition (Son et al. 2019, Theorem 1: Σ_i Q_i − Q_jt + V = 0 at the
+    greedy joint action, ≥ 0 elsewhere), on the centralized information z.
 
     V(z) = Linear-ReLU-Linear-ReLU-Linear with 2 hidden layers of ``embed_dim`` (pymarl's V(s)).
 

@@ -1,4 +1,4 @@
-"""MAVEN's hierarchical latent policy π_z(z | s_0) (Mahajan et al. 2019; seed §MaVEN: L_RL).
+"""MAVEN's hierarchical latent policy π_z(z | s_0) (Mahajan et al. 2019: its REINFORCE objective L_RL).
 
 :func:`make_z_policy` builds π_z as a ``ProbabilisticTensorDictSequential`` with a ``OneHotCategorical``:
 ``set_exploration_type(RANDOM)`` samples z, ``DETERMINISTIC`` takes its mode.
@@ -19,7 +19,7 @@ from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.modules import OneHotCategorical
 
-from torchrl_vd.keys import NOISE
+from torchrl_vd.keys import NOISE, STATE
 
 
 class ZPolicyNet(nn.Module):
@@ -57,7 +57,7 @@ def make_z_policy(
     *,
     learned: bool = True,
     hidden: int = 128,
-    state_key: NestedKey = "state",
+    state_key: NestedKey = STATE,
     noise_key: NestedKey = NOISE,
 ) -> ProbabilisticTensorDictSequential:
     """π_z(z | s_0) as a probabilistic tensordict module: ``state_key`` -> ``noise_key`` (one-hot).
@@ -65,7 +65,7 @@ def make_z_policy(
     The distribution is torchrl's ``OneHotCategorical`` on :class:`ZPolicyNet` logits. Selection follows
     ``set_exploration_type``: ``RANDOM`` (and no context: the default here) samples z, ``DETERMINISTIC``
     takes the mode (the z-policy's greedy z; for the uniform policy that is z = 0). ``.get_dist(td)``
-    gives the distribution for the REINFORCE update (seed: L_RL).
+    gives the distribution for the REINFORCE update (MAVEN's L_RL, Mahajan et al. 2019).
 
     Examples:
         >>> import torch

@@ -77,6 +77,9 @@ class IQLLoss(ValueDecompositionLoss):
         self.set_keys(agent_reward=(group, self.tensor_keys.agent_reward[-1]))
         return self
 
+    def _extra_in_keys(self) -> list[NestedKey]:
+        return [_next(self.tensor_keys.agent_reward)] if self.rewards == "individual" else []
+
     def agent_rewards(self, b: Batch) -> torch.Tensor | None:
         """Each agent's own reward [*B, n] (``rewards="individual"``), else None (the team reward is used)."""
         if self.rewards == "team":

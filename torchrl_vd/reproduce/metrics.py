@@ -72,7 +72,7 @@ class Metric:
     description: str
     value: Callable[[Path], float] | None
     across_seeds: Callable[[list[Path]], list[float]] | None = None
-    """When set, the per-seed values depend on every seed's run (e.g. a timestep chosen on the seeds' mean)."""
+    """When set, the per-seed values depend on every seed's run (e.g. a timestep chosen on the mean over all seeds)."""
 
     def per_seed(self, run_dirs: list[Path]) -> list[float]:
         """One value per run directory, in order."""
@@ -93,7 +93,7 @@ METRICS = {
         "of the evaluation envs' battles won)", final_eval_win_rate),
     "epymarl_max_return": Metric(
         "epymarl_max_return", "EPyMARL's maximum return: each seed's greedy evaluation return (metrics.csv "
-        "eval_return, every eval_every frames) at the evaluation timestep whose mean over the seeds is highest",
+        "eval_return, every eval_every frames) at the evaluation timestep whose mean over all seeds is highest",
         None, best_eval_step_returns),
     "mean_eval_return": Metric(
         "mean_eval_return", "mean of the greedy evaluation returns logged during training (metrics.csv "

@@ -49,7 +49,7 @@ class Suite:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a suite: the entry, the seed, its run directory and its complete ``TrainConfig``."""
+    """One run of a suite: the entry, its seed, its run directory and its complete ``TrainConfig``."""
 
     entry: Entry
     seed: int

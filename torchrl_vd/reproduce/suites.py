@@ -9,7 +9,7 @@ this one file, and the command line lists the suites without importing torch.
 * ``metric``: how one run becomes one number, a name in ``torchrl_vd.reproduce.metrics.METRICS``
   (``final_eval_return``: summary.json's greedy evaluation; ``last10_train_return``: the mean of the
   last 10 logged ``train_return`` values of metrics.csv, MARLlib's convention; ``epymarl_max_return``: each
-  seed's greedy evaluation return at the evaluation step whose mean over the seeds is highest, EPyMARL's
+  seed's greedy evaluation return at the evaluation step whose mean over all seeds is highest, EPyMARL's
   "maximum return"; ``mean_eval_return``: the mean of a seed's evaluations, EPyMARL's "average return").
 * ``quick``: the ``--quick`` smoke version of a long suite, ``{"frames": int, "seeds": [...],
   "overrides": {...}}`` applied to every entry (its runs go to ``OUT/<suite>-quick``), or None when
@@ -17,7 +17,7 @@ this one file, and the command line lists the suites without importing torch.
 * ``entries``: one dict per (task, algo):
 
   - ``task``: ``TrainConfig.env`` (``family/task``); ``algo``: ``TrainConfig.algo``. The env family's
-    and the algorithm's presets (``TrainConfig.preset``) are applied first, then
+    and the algorithm's presets (train/presets.py) are applied first, then
   - ``overrides``: any ``TrainConfig`` fields (dotted keys reach into dicts, as ``--set`` does);
   - ``seeds``: list of ints; ``frames``: total environment frames per run;
   - ``scale``: our metric times ``scale`` is in the reference's units (e.g. the number of agents if

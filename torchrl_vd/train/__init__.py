@@ -3,7 +3,7 @@
 * config.py — :class:`TrainConfig` (a docstring under each field), validation, ``--set`` overrides;
 * presets.py — what an unset field holds per env family and algorithm;
 * algos.py — the algorithm table (typed options in algo_options.py, builders in builders.py);
-* population.py — the seeds of a run (one, or N stacked under ``torch.vmap``);
+* population.py — all seeds of a run (one, or N stacked under ``torch.vmap``);
 * learner.py — replay buffer, optimizer, target updates, minibatches, input validation, ε schedule
   (reward standardisation in reward_standardisation.py);
 * collectors.py — single / async (overlapped) / multi-process / Ray collection;

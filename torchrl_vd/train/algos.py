@@ -42,12 +42,12 @@ COLLECTORS: tuple[str, ...] = ("single", "async", "multi", "ray")
 
 @dataclass
 class JointExtras:
-    """An algorithm's extra modules serving N seeds at once, on the seeds' joint env batch (train/population.py).
+    """An algorithm's extra modules serving N seeds at once, on all seeds' joint env batch (train/population.py).
 
     Attributes:
         env_transforms: factories ``() -> Transform`` for the joint env (e.g. MAVEN's z drawn by every seed's
             z-policy for its own envs).
-        sync: called after the seeds' ``after_batch`` hooks trained their own copies (refreshes the joint view).
+        sync: called once every seed's ``after_batch`` hook has trained its own copy (refreshes the joint view).
     """
 
     env_transforms: list[Callable[[], Any]]

@@ -14,6 +14,7 @@ import torch
 
 from torchrl_vd.envs.registry import EnvInfo
 from torchrl_vd.envs.transforms import NoiseTransform
+from torchrl_vd.keys import GROUP
 from torchrl_vd.modules.agents import ACTIVATIONS, AgentNet, MLPAgent
 from torchrl_vd.modules.gru_agent import GRUAgent
 from torchrl_vd.modules.maven_agent import MavenAgent
@@ -62,7 +63,7 @@ def td_loss_kwargs(cfg, loss_opts: TDLossOptions) -> dict:
 
 def build_iql(cfg, info: EnvInfo, mixer_opts: NoOptions, loss_opts: IQLLossOptions) -> AlgoParts:
     loss = IQLLoss(build_agent(cfg, info), **td_loss_kwargs(cfg, loss_opts))
-    if info.group != "agents":
+    if info.group != GROUP:
         loss.use_group(info.group)
     return AlgoParts(loss)
 
@@ -144,7 +145,7 @@ def build_maven(cfg, info: EnvInfo, mixer_opts: MavenMixerOptions, opts: MavenOp
     trainer = ZPolicyTrainer(z_policy, lr=opts.z_lr, entropy_scaling=opts.entropy_scaling,
                              buffer_size=opts.z_buffer_size, batch_size=opts.z_batch_size, updates=opts.z_updates,
                              objective=opts.z_objective, loss_module=loss)
-    if info.group != "agents":
+    if info.group != GROUP:
         loss.use_group(info.group)
     return AlgoParts(
         loss,
@@ -164,7 +165,7 @@ def maven_joint_extras(opts: MavenOptions, seed_parts: list[AlgoParts]) -> Joint
     Each seed keeps its own z-policy and REINFORCE trainer (its ``after_batch`` on its own rows of the batch);
     the joint env's NoiseTransform reads a copy of seed 0's z-policy whose logits network runs every seed's
     network on that seed's rows (:class:`~torchrl_vd.train.population.SeedNets`), refreshed by ``sync`` after
-    the seeds' trainers stepped. The uniform z-policy has no parameters: every seed's is the same module.
+    all seeds' trainers stepped. The uniform z-policy has no parameters: every seed's is the same module.
     """
     policies = [parts.extra_modules["z_policy"] for parts in seed_parts]
     joint, sync = policies[0], (lambda: None)

@@ -166,7 +166,7 @@ class TrainConfig:
     """Checkpoint every N frames (rounded up to whole batches), and always at the end; 0 = only at the end.
     A kill -9 / OOM / power loss loses at most this many frames (``--resume`` continues from the last complete
     checkpoint). In frames, not minutes: each checkpoint is an episode boundary (the envs are reseeded), so a
-    time-based interval would make two runs of one seed differ (cost measured in benchmarks/RESULTS.md)."""
+    time-based interval would make two runs of one seed differ (cost measured in benchmarks/RESULTS.md §12)."""
     resume: str | None = None
     """Run directory to resume from (continues from its last checkpoint)."""
     progress: bool = True

@@ -10,7 +10,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_vd.envs.registry import describe_env, make_env
 from torchrl_vd.igm import check_igm
-from torchrl_vd.keys import BATTLE_WON
+from torchrl_vd.keys import BATTLE_WON, DONE, NEXT, REWARD
 from torchrl_vd.modules.policies import make_agent_policies
 from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import load_checkpoint, restore_modules
@@ -51,8 +51,8 @@ def greedy_rollout(policy, env, max_steps: int | None = None, seed: int | None =
         env.set_seed(seed)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         roll = env.rollout(steps, policy, break_when_any_done=False, auto_cast_to_device=True)  # [N, T]
-    reward = roll["next", "reward"].squeeze(-1)  # [N, T]
-    done = roll["next", "done"].squeeze(-1)  # [N, T]
+    reward = roll[NEXT, REWARD].squeeze(-1)  # [N, T]
+    done = roll[NEXT, DONE].squeeze(-1)  # [N, T]
     first_done = done.long().cumsum(-1) - done.long()  # [N, T]: 0 up to and including the first done
     returns = (reward * (first_done == 0)).sum(-1)  # [N]
     return roll, returns, first_done == 0
@@ -66,9 +66,9 @@ def return_stats(returns: torch.Tensor) -> dict:
 def win_stats(roll, valid: torch.Tensor) -> dict:
     """``eval_win_rate``: the share of the rollout's ``[N, T]`` first episodes (``valid`` steps) that were won,
     for envs that mark won episodes (``("next", "battle_won")``, SMAX); ``{}`` for the others."""
-    if ("next", BATTLE_WON) not in roll.keys(True):
+    if (NEXT, BATTLE_WON) not in roll.keys(True):
         return {}
-    won = (roll["next", BATTLE_WON].squeeze(-1) & valid).any(-1)  # [N]: the winning step lies in the episode
+    won = (roll[NEXT, BATTLE_WON].squeeze(-1) & valid).any(-1)  # [N]: the winning step lies in the episode
     return {"eval_win_rate": won.float().mean().item()}
 
 

@@ -10,6 +10,8 @@ import threading
 import torch
 from tensordict import TensorDictBase
 
+from torchrl_vd.keys import GROUP, NEXT, OBSERVATION, REWARD, STATE
+
 
 class StopSignal:
     """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the current batch and stops."""
@@ -33,7 +35,7 @@ class StopSignal:
 
 def check_finite(batch: TensorDictBase, frames_before: int) -> None:
     """Refuse NaN/inf rewards or observations from the env, naming the env index and step where they appeared."""
-    for key in (("next", "reward"), ("next", "agents", "observation"), ("next", "state")):
+    for key in ((NEXT, REWARD), (NEXT, GROUP, OBSERVATION), (NEXT, STATE)):
         x = batch.get(key, None)
         if x is not None and x.is_floating_point() and not torch.isfinite(x).all():
             env_idx, t = (~torch.isfinite(x)).nonzero()[0, :2].tolist()
@@ -75,7 +77,7 @@ def _q_scale(learner, sample: TensorDictBase) -> str:
         with torch.no_grad():
             q = learner.loss.local_q_values(sample)  # [*B, n, A]
         q = q[q > torch.finfo(q.dtype).min]  # illegal actions are masked to the lowest float
-        reward = sample.get(("next", "reward"))
+        reward = sample.get((NEXT, REWARD))
         return (f"; max |Q| on the minibatch {q.abs().max().item():.3g}, max |learning reward| "
                 f"{reward.abs().max().item():.3g}")
     except Exception:  # a diagnosis must never hide the error it explains

@@ -19,16 +19,16 @@ from torchrl.data.replay_buffers.samplers import RandomSampler
 from torchrl.objectives import HardUpdate
 from torchrl.objectives.utils import ValueEstimators
 
-from torchrl_vd.keys import REWARD
+from torchrl_vd.keys import NEXT, REWARD, TERMINATED, TRUNCATED
 from torchrl_vd.objectives.common import total_loss
 from torchrl_vd.objectives.utils import FusedSoftUpdate
 from torchrl_vd.train.guards import NonFiniteUpdate, describe_non_finite
 from torchrl_vd.train.reward_standardisation import reward_standardiser
 
 
-TEAM_REWARD = ("next", REWARD)  # the team reward of a stored transition [*B, 1]
-NEXT_TERMINATED = ("next", "terminated")  # [*B, 1]: the TD target does not bootstrap past it
-NEXT_TRUNCATED = ("next", "truncated")  # [*B, 1]: the episode was cut by a time limit
+TEAM_REWARD = (NEXT, REWARD)  # the team reward of a stored transition [*B, 1]
+NEXT_TERMINATED = (NEXT, TERMINATED)  # [*B, 1]: the TD target does not bootstrap past it
+NEXT_TRUNCATED = (NEXT, TRUNCATED)  # [*B, 1]: the episode was cut by a time limit
 
 
 class EpsilonSchedule:
@@ -143,7 +143,7 @@ class Learner:
 
     @property
     def next_hidden_key(self) -> tuple:
-        return ("next", *_as_tuple(self.loss.tensor_keys.rnn_hidden))
+        return (NEXT, *_as_tuple(self.loss.tensor_keys.rnn_hidden))
 
     def update(self, n: int) -> list[torch.Tensor]:
         """``n`` gradient steps on uniform minibatches; returns the detached losses.
@@ -219,7 +219,7 @@ class Learner:
         return self.state_dict()
 
     def load_seed_states(self, states: list[dict]) -> None:
-        """Restore from the seeds' single-run learner states (:func:`~torchrl_vd.train.checkpoint.learner_state`)."""
+        """Restore from every seed's single-run learner state (:func:`~torchrl_vd.train.checkpoint.learner_state`)."""
         self.load_state_dict(states[0])
 
     def load_state_dict(self, state: dict) -> None:

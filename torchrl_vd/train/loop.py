@@ -1,6 +1,6 @@
 """``train(TrainConfig)``: the one training loop, for one seed or many in one process (``TrainConfig.seeds``).
 
-The loop wires parts that each live in their own module: the seeds' networks and the algorithm's extras
+The loop wires parts that each live in their own module: every seed's networks and the algorithm's extras
 (population.py, built through the algorithm table), the trainer's env (environment.py), a torchrl ``Collector``
 variant (collectors.py), the learner (learner.py), greedy evaluation (evaluation.py), the run directory's files
 (run_files.py) and checkpoints (checkpoint.py). N seeds share one env batch of N x ``num_envs`` envs (seed k's are
@@ -55,7 +55,7 @@ def train(cfg: TrainConfig) -> TrainResult | SeedsResult:
 
 
 def _train_seeds(cfg: TrainConfig) -> SeedsResult:
-    """``cfg.seeds`` in one process: the seeds' runs, then ``out_dir/summary.json`` (their final greedy returns,
+    """``cfg.seeds`` in one process: every seed's run, then ``out_dir/summary.json`` (their final greedy returns,
     mean and 95% Student-t interval) and ``out_dir/learning_curve.png`` (every seed's curve)."""
     out = Path(cfg.out_dir or f"runs/{cfg.algo}-{cfg.env.replace('/', '_')}-seeds")
     check_run_dir(out, cfg.resume)
@@ -77,7 +77,7 @@ def _train_seeds(cfg: TrainConfig) -> SeedsResult:
 
 
 def aggregate_summary(cfg: TrainConfig, runs: list[TrainResult], wall: float) -> dict:
-    """out_dir/summary.json: the seeds' final greedy returns, their mean and the 95% Student-t half-width."""
+    """out_dir/summary.json: all seeds' final greedy returns, their mean and the 95% Student-t half-width."""
     finals = [r.summary["final_eval_return"] for r in runs]
     try:
         mean, half = t_interval(finals)

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from torchrl_vd.keys import RNN_HIDDEN
+from torchrl_vd.keys import NEXT, RNN_HIDDEN
 
 WARN_SHARE = 0.8
 """Warn when the estimate exceeds this share of the available memory."""
@@ -36,7 +36,7 @@ def estimate_memory(env, cfg, n_seeds: int, seq_len: int) -> MemoryEstimate:
     """The estimate for ``cfg`` on ``env`` (the joint env of ``n_seeds`` seeds) with sequences of ``seq_len``."""
     fake = env.fake_tensordict()  # one step of every env, as the collector writes it: [N*E]
     kept = [x for key, x in fake.items(True, True)  # the buffer drops recurrent agents' next hidden state
-            if not (isinstance(key, tuple) and key[0] == "next" and key[-1] == RNN_HIDDEN)]
+            if not (isinstance(key, tuple) and key[0] == NEXT and key[-1] == RNN_HIDDEN)]
     per_row = sum(x.numel() * x.element_size() for x in kept) // max(fake.numel(), 1)
     stored = max(1, cfg.buffer_size // seq_len) * seq_len * n_seeds  # transitions the buffer holds
     return MemoryEstimate(per_row, per_row * stored, per_row * stored, per_row * cfg.frames_per_batch * n_seeds)

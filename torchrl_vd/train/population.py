@@ -1,4 +1,4 @@
-"""The seeds a run trains, as one object the training loop drives: N >= 1 seeds' networks, extras and envs.
+"""All seeds a run trains, as one object the training loop drives: N >= 1 seeds' networks, extras and envs.
 
 One seed is the identity: its loss module, built exactly as a lone run builds it, is what the learner optimises.
 N seeds are stacked (tensordict's ensemble recipe: ``TensorDict.from_modules``-style stacking, ``to_module`` inside
@@ -6,7 +6,7 @@ N seeds are stacked (tensordict's ensemble recipe: ``TensorDict.from_modules``-s
 per call under ``torch.vmap``, so every algorithm's loss, mixer and hypernetworks run unchanged and the per-call
 Python overhead is paid once for all seeds.
 
-Independence of the seeds (tests/test_vectorized_seeds.py asserts each with exact equality):
+Independence of N seeds (tests/test_vectorized_seeds.py asserts each with exact equality):
 
 * **networks**: seed k's modules are built as a lone run of seed k builds them (``torch.manual_seed(k)``, then the
   env of seed k, which may draw from the RNG, then the algorithm's parts), then stacked (:class:`SeedStack`);
@@ -222,13 +222,13 @@ class SeedNets(nn.Module):
 # ---------------------------------------------------------------------------------------------- the population
 @dataclass
 class Population:
-    """The seeds of one run (N >= 1) and what the loop needs of them.
+    """All seeds of one run (N >= 1) and what the loop needs of them.
 
     Attributes:
         runs: each seed's single-run config (what its run directory's config.json holds).
         info: what the trainer read off the env (n_agents, n_actions, shapes, masks).
         seed_parts: each seed's algorithm parts (loss module, extra modules, hooks).
-        loss: the loss module the learner optimises: the seed's own (N = 1) or the stacked template.
+        loss: the loss module the learner optimises: a lone seed's own (N = 1) or the stacked template.
         stack: the stacking of N > 1 seeds' networks (None for one seed: the identity).
         extras: the algorithm's env transforms and extra modules on the joint env batch.
         base_env: the env made while building one seed's parts (its training env reuses it), else None.
@@ -294,7 +294,7 @@ class Population:
 
 
 def build_population(runs: list, *, stacked: bool | None = None) -> Population:
-    """The population of the seeds' configs ``runs``; stacked when there are several (or ``stacked=True``: the
+    """The population of the per-seed configs ``runs``; stacked when there are several (or ``stacked=True``: the
     vmapped path at N = 1, for tests)."""
     if len(runs) == 1 and not stacked:
         run = runs[0]
@@ -312,7 +312,7 @@ def build_population(runs: list, *, stacked: bool | None = None) -> Population:
 
 
 def build_seed_parts(runs: list) -> tuple[AlgoParts, list[AlgoParts], EnvInfo]:
-    """``(template parts, [parts of each seed], env info)`` for the seeds' single-run configs ``runs``.
+    """``(template parts, [parts of each seed], env info)`` for the per-seed single-run configs ``runs``.
 
     Seed k's parts are built exactly as a lone run of seed k builds them (``torch.manual_seed(k)``, the env of
     seed k, which may draw from the torch RNG, then the algorithm's parts), so its initial networks equal the
@@ -346,8 +346,8 @@ def joint_extras(seed_parts: list[AlgoParts]) -> JointExtras:
     trainable = [name for name, m in seed_parts[0].extra_modules.items() if any(True for _ in m.parameters())]
     if trainable:
         raise ValueError(f"The algorithm's extra modules {trainable} have parameters but its parts give no `joint` "
-                         "hook to serve N seeds at once: register it with vectorized_seeds=False, or run the seeds "
-                         "as separate processes.")
+                         "hook to serve N seeds at once: register it with vectorized_seeds=False, or run each seed "
+                         "as a separate process.")
     return JointExtras(seed_parts[0].env_transforms, _nothing)
 
 

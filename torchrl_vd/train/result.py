@@ -39,14 +39,14 @@ class TrainResult:
 
 @dataclass
 class SeedsResult:
-    """What ``train()`` returns for ``TrainConfig.seeds`` (train/seeds.py).
+    """What ``train()`` returns for ``TrainConfig.seeds`` (train/population.py).
 
     Attributes:
         runs: one :class:`TrainResult` per seed, in ``seeds`` order, each with its own trained loss module
             and greedy policy (seed k's slice of the stacked networks) and its run directory ``out_dir/seed_<k>``.
         summary: the aggregate (out_dir/summary.json): per-seed final greedy returns, their mean and 95%
             Student-t interval, seed-frames/s of the whole process.
-        out_dir: the directory holding the seeds' run directories, the aggregate summary and plot.
+        out_dir: the directory holding every seed's run directory, the aggregate summary and plot.
     """
 
     runs: list[TrainResult]

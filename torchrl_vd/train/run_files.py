@@ -14,7 +14,7 @@ import os
 import warnings
 from pathlib import Path
 
-from torchrl_vd.keys import BATTLE_WON
+from torchrl_vd.keys import BATTLE_WON, DONE, EPISODE_REWARD, NEXT
 
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoint.pt", "checkpoint.prev.pt")
 
@@ -152,11 +152,11 @@ def metric_row(batch, *, frames: int, updates: int, eps: float, loss, evaluation
     """One metrics.csv row for a collected ``batch [num_envs, T]``: its finished episodes' mean return, the
     mean ``loss`` of the batch's updates (a tensor, None without updates), ``evaluation`` (the eval columns)
     and where the wall time went (``times`` = batch start, collected, updated; perf_counter seconds)."""
-    done = batch["next", "done"].squeeze(-1)  # [num_envs, T]
-    ep_returns = batch["next", "episode_reward"].squeeze(-1)[done]  # [episodes]
+    done = batch[NEXT, DONE].squeeze(-1)  # [num_envs, T]
+    ep_returns = batch[NEXT, EPISODE_REWARD].squeeze(-1)[done]  # [episodes]
     t_iter, t_collected, t_updated = times
-    if ("next", BATTLE_WON) in batch.keys(True):  # SMAX: the share of the batch's finished episodes won
-        won = batch["next", BATTLE_WON].squeeze(-1)[done]  # [episodes]
+    if (NEXT, BATTLE_WON) in batch.keys(True):  # SMAX: the share of the batch's finished episodes won
+        won = batch[NEXT, BATTLE_WON].squeeze(-1)[done]  # [episodes]
         extra = {"win_rate": won.float().mean().item() if won.numel() else float("nan"), **(extra or {})}
     return {
         "frames": frames,

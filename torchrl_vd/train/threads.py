@@ -1,6 +1,6 @@
-"""Scheduling on this machine: torch's thread count (PERF-NOTES: OpenMP spin-waits on 2 loaded cores cost
-4-15x), when a child process may be forked, running a function beside this process, and the priority of the
-Ray workers a local Ray instance starts."""
+"""Scheduling on this machine: torch's thread count (OpenMP threads spin-wait: on 2 loaded cores, 2 threads made
+VMAS stepping 4-15x slower than 1, benchmarks/RESULTS.md §0), when a child process may be forked, running
+a function beside this process, and the priority of the Ray workers a local Ray instance starts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 
 def set_default_threads(threads: int = 0) -> int:
-    """1 torch thread on machines with ≤ 2 cores (2 threads measured 4–15x slower under load), else as asked
+    """1 torch thread on machines with ≤ 2 cores (2 threads: 4–15x slower under load, RESULTS.md §0), else as asked
     (0 = torch's default)."""
     if threads <= 0:
         threads = 1 if (os.cpu_count() or 1) <= 2 else torch.get_num_threads()

@@ -144,15 +144,15 @@ def _seeds_problems(cfg) -> list[str]:
         errors.append(f"seeds must be distinct non-negative integers (got {list(cfg.seeds)})")
     if len(cfg.seeds) < 2:
         return errors  # one seed is a single run (any algorithm, env and collector)
-    fix = ("run the seeds as separate processes instead (one `torchrl-vd train --seed K` each, or "
+    fix = ("run each seed as a separate process instead (one `torchrl-vd train --seed K` each, or "
            "`torchrl-vd reproduce`)")
     batched = many_seeds_families()
     family = family_of(cfg.env)
     if family not in batched:
-        errors.append(f"seeds={list(cfg.seeds)}: many seeds in one process batch the seeds' environments in one "
+        errors.append(f"seeds={list(cfg.seeds)}: many seeds in one process batch all seeds' environments in one "
                       f"env adapter, which the {batched} families provide; {cfg.env!r} is a {family!r} env: {fix}")
     if cfg.collector != "single":
-        errors.append(f"seeds={list(cfg.seeds)} runs with collector='single' (the seeds already share one env "
+        errors.append(f"seeds={list(cfg.seeds)} runs with collector='single' (all seeds already share one env "
                       f"batch), got collector={cfg.collector!r}: set collector='single'")
     spec = algo_spec(cfg.algo)
     if spec is not None and not spec.vectorized_seeds:

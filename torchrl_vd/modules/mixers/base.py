@@ -20,7 +20,7 @@ class Mixer(nn.Module):
         n_agents: number of agents n.
         state_shape: shape of the centralized information z (``()`` for mixers that ignore it).
         needs_state: whether ``mix`` reads the state (VDN does not).
-        monotonic: whether ∂Q_tot/∂Q_i ≥ 0 holds by construction, so that IGM holds (seed §QMIX).
+        monotonic: whether ∂Q_tot/∂Q_i ≥ 0 holds by construction, so that IGM holds (Rashid et al. 2018, Eq. 5).
     """
 
     needs_state: bool = True

@@ -1,4 +1,4 @@
-"""MAVEN's mixer (Mahajan et al. 2019; seed §MaVEN): QMIX whose hypernetworks read [s, z]."""
+"""MAVEN's mixer (Mahajan et al. 2019): QMIX whose hypernetworks read [s, z]."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torchrl_vd.modules.mixers.qmix import QMixer
 class MavenMixer(QMixer):
     """QMIX on the state augmented with the latent: Q_tot = f_mix(Q_1..Q_n; θ_mix([s, z])).
 
-    For a fixed z this is a monotonic mixer (seed: "fixing z gives a monotonic approximation"), so IGM
+    For a fixed z this is a monotonic mixer (Mahajan et al. 2019: "fixing z gives a monotonic approximation"), so IGM
     holds per z. Call with the concatenated ``[s, z]`` (:meth:`condition` builds it):
     ``mixer(chosen [*B, n, 1], condition(state, noise)) -> [*B, 1]``.
 

@@ -1,4 +1,4 @@
-"""QMIX mixer (Rashid et al. 2018; seed §"Monotonic Value Decomposition")."""
+"""QMIX mixer (Rashid et al. 2018, "QMIX: Monotonic Value Function Factorisation", Eq. 5: ∂Q_tot/∂Q_i ≥ 0)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class QMixer(Mixer):
 
     Two mixing layers: ``h = ELU(Q·|W1(z)| + b1(z))``, ``Q_tot = h·|W2(z)| + V(z)`` where the weights
     come from hypernetworks of the state z and V(z) = Linear-ReLU-Linear is the state bias
-    (pymarl's architecture, ``src/modules/mixers/qmix.py``; Rashid et al. 2018, Sec. 4.2).
+    (pymarl's architecture: src/modules/mixers/qmix.py, defaults in src/config/algs/qmix.yaml).
 
     Args:
         n_agents: number of agents n.
@@ -96,7 +96,7 @@ class QMixer(Mixer):
 
     def mix(self, utilities: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         batch = utilities.shape[:-1]
-        # monotonicity (QMIX's ∂Q_tot/∂Q_i ≥ 0): absolute values on every weight that multiplies a Q_i
+        # monotonicity (Rashid et al. 2018, Eq. 5: ∂Q_tot/∂Q_i ≥ 0): |W| on every weight that multiplies a Q_i
         w1 = self.hyper_w1(state).abs().view(*batch, self.n_agents, self.embed_dim)  # [*B, n, E]
         w2 = self.hyper_w2(state).abs().unsqueeze(-1)  # [*B, E, 1]
         b1 = self.hyper_b1(state).unsqueeze(-2)  # [*B, 1, E]

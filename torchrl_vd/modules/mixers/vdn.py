@@ -1,4 +1,4 @@
-"""VDN mixer (Sunehag et al. 2018; seed §"Linear Value Decomposition")."""
+"""VDN mixer (Sunehag et al. 2018: Q_tot = Σ_i Q_i, the linear value decomposition)."""
 
 from __future__ import annotations
 

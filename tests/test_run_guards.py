@@ -1,5 +1,6 @@
-"""Faults, round 3: divergence stops cleanly, resume refuses what it cannot honour, memory is checked before the
-buffer is allocated, one writer per run directory. (Rounds 1-2: tests/test_faults.py, test_checkpoint_safety.py.)"""
+"""Run guards: divergence stops cleanly, resume refuses what it cannot honour, memory is checked before the
+buffer is allocated, one writer per run directory. (Kills and damaged checkpoints: tests/test_faults.py,
+tests/test_checkpoint_safety.py.)"""
 
 from __future__ import annotations
 

@@ -1,0 +1,77 @@
+"""The documentation stays true to the repository: the README's first commands and length, links and paths that
+exist, and a package layout in docs/CONTRACT.md that names every module."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+FIRST_COMMANDS = [
+    "bash .ci/setup && .venv/bin/torchrl-vd train --algo qmix --env vmas/balance --frames 150000 "
+    "--out runs/qmix-balance",
+    "bash .ci/setup && .venv/bin/python -m pytest",
+]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+PACKAGE_PATH = re.compile(r"torchrl_vd/[\w/]+\.py")
+
+
+def _fenced_commands(text: str) -> list[str]:
+    """The command lines of the fenced code blocks, in order (comments and blank lines left out)."""
+    commands, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            inside = not inside
+        elif inside and line.strip() and not line.lstrip().startswith("#"):
+            commands.append(line.strip())
+    return commands
+
+
+def test_readme_is_short_and_starts_with_the_two_first_commands():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 120
+    assert _fenced_commands(text)[:2] == FIRST_COMMANDS
+
+
+def test_every_relative_link_in_the_readme_and_docs_exists():
+    missing = []
+    for page in [README, *DOCS]:
+        for target in LINK.findall(page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a URL or an anchor on the same page
+            if not (page.parent / target.split("#")[0]).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {target}")
+    assert missing == []
+
+
+def test_every_package_path_in_the_readme_and_docs_exists():
+    missing = [f"{page.relative_to(ROOT)}: {path}" for page in [README, *DOCS]
+               for path in sorted(set(PACKAGE_PATH.findall(page.read_text()))) if not (ROOT / path).is_file()]
+    assert missing == []
+
+
+def _contract_layout() -> set[str]:
+    """The files of the layout block in docs/CONTRACT.md, as paths (nesting read from the indentation)."""
+    text = (ROOT / "docs" / "CONTRACT.md").read_text()
+    block = text.split("```\ntorchrl_vd/\n", 1)[1].split("```", 1)[0]
+    stack, files = ["torchrl_vd"], set()
+    for line in block.splitlines():
+        level = (len(line) - len(line.lstrip())) // 2
+        if not line.strip() or level > len(stack):
+            continue  # blank, or a description continued on the next line
+        name = line.split()[0]
+        del stack[level:]
+        if name.endswith("/"):
+            stack.append(name.rstrip("/"))
+        else:
+            files.add("/".join([*stack, name]))
+    return files
+
+
+def test_the_contract_layout_names_every_module_of_the_package():
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "torchrl_vd").rglob("*.py")}
+    layout = _contract_layout()
+    assert modules - layout == set(), "modules missing from docs/CONTRACT.md's layout"
+    assert layout - modules == set(), "docs/CONTRACT.md's layout names files that do not exist"
