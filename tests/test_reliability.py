@@ -93,7 +93,7 @@ def test_corrupt_and_incompatible_checkpoints_are_clear_errors(tmp_path):
     other = vd.train(tiny_cfg("vdn", "matrix/qtran", tmp_path / "other", frames=128, frames_per_batch=128,
                               num_envs=8, hidden=(32,))).loss_module
     with pytest.raises(ValueError, match=r"The checkpoint's loss module does not match the one built from its config: "
-                                         r"\d+ of another shape \(agent_net_params\.net\.0\.weight: saved \[16, \d+\], "
+                                         r"\d+ of another shape \(local_value_network_params\.module\.0\.module\.net\.0\.weight: saved \[16, \d+\], "
                                          r"built \[32, \d+\]\)\. The code that builds it changed"):
         restore_modules(load_checkpoint(run), other)
 
