@@ -9,7 +9,8 @@ the file are skipped, so an interrupted driver continues where it stopped; a run
 BenchMARL runs its own yaml defaults (``conf/experiment/base_experiment.yaml``, ``conf/algorithm/
 {qmix,vdn}.yaml``, ``conf/task/vmas/<task>.yaml``) with the suite's batch layout (60 envs x 100 steps, 200
 updates of 128) and ReLU MLP 2x256 (BenchMARL's default activation is Tanh; ReLU makes its networks the
-same as ours). ``torchrl_vd.reproduce.suites``' ``VMAS_TRAIN`` / ``VMAS_ENV`` hold the same settings on our side.
+same as ours). ``torchrl_vd.reproduce.suites.BENCHMARL_VMAS_CHANGES`` lists these changes in BenchMARL's own keys;
+the suite's entries on our side are their BenchMARL import (``TrainConfig.from_benchmarl``).
 
 Usage (after ``bash benchmarks/setup_benchmarl.sh``)::
 

@@ -50,7 +50,7 @@ ROWS = [
      r"options: features, lambda_nopt, lambda_opt, loss_function"),
     ("option value outside its choices", '--set loss.loss_function=huber',
      lambda t: C().with_overrides(["loss.loss_function=huber"]),
-     r"Option 'qmix loss\.loss_function' must be one of \['l2', 'smooth_l1'\], got 'huber'"),
+     r"Option 'qmix loss\.loss_function' must be one of \['l2', 'smooth_l1', 'l1'\], got 'huber'"),
     ("option for an algorithm without options", '--algo vdn --set mixer.mixing_embed_dim=8',
      lambda t: C(algo="vdn").with_overrides(["mixer.mixing_embed_dim=8"]),
      r"Unknown vdn mixer option 'mixing_embed_dim'\. Valid vdn mixer options: \(none: this part takes no options\)"),

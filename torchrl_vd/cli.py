@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any field (repeatable; dotted keys reach into dicts: mixer.NAME, loss.NAME)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--benchmarl", nargs="+", metavar="SOURCE",
+                   help="start from a BenchMARL config (QMIX, VDN, IQL on vmas/* or pettingzoo/*): its conf directory "
+                        "or yaml files, a fine-tuned config.yaml or a Hydra run directory, and overrides as on its "
+                        "command line (algorithm=qmix task=vmas/balance experiment.gamma=0.9); the flags and --set "
+                        "apply after the import (docs/COMING_FROM_BENCHMARL.md)")
     _add_config_flags(t)
 
     e = sub.add_parser("eval", help="reload a run's checkpoint and evaluate the greedy policy")
@@ -124,7 +129,8 @@ def _algo_options_help() -> str:
 
 def config_from_args(args):
     """The ``TrainConfig`` of ``torchrl-vd train`` arguments: the flags, then ``--set`` (the later wins), on the
-    saved config of ``--resume``, else on the presets exactly as ``TrainConfig(...)`` applies them."""
+    saved config of ``--resume``, else on the BenchMARL import of ``--benchmarl``, else on the presets exactly as
+    ``TrainConfig(...)`` applies them."""
     from torchrl_vd.train.config import TrainConfig, split_assignment
 
     overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in _config_fields()
@@ -134,17 +140,35 @@ def config_from_args(args):
     if args.quiet:
         overrides["progress"] = False
     overrides.update(split_assignment(a) for a in args.set)
+    if args.resume and getattr(args, "benchmarl", None):
+        raise ValueError("--resume continues a run with its saved config; --benchmarl starts a new one: give one.")
     if args.resume:  # the saved config, complete; the overrides on top
         from torchrl_vd.train.resume import config_for_resume
 
         return config_for_resume(args.resume).with_overrides(overrides)
+    if getattr(args, "benchmarl", None):
+        return TrainConfig.from_benchmarl(*args.benchmarl).with_overrides(overrides)
     return TrainConfig().with_overrides(overrides)
 
 
 def _train(args) -> int:
+    import warnings
+
+    from torchrl_vd.train.benchmarl_import import BenchmarlImportWarning
     from torchrl_vd.train.loop import train
 
-    result = train(config_from_args(args))
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # the import's warnings as plain lines, not source lines
+            warnings.simplefilter("always", BenchmarlImportWarning)
+            cfg = config_from_args(args)
+    finally:  # also when the config is refused: the warnings may say why
+        for w in caught:
+            if issubclass(w.category, BenchmarlImportWarning):
+                print(f"torchrl-vd train: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    result = train(cfg)
     print(json.dumps(result.summary, indent=2))
     print(f"run directory: {result.out_dir}")
     return 0

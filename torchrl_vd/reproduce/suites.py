@@ -1,7 +1,8 @@
 """The suites of ``torchrl-vd reproduce``: what to run and what to compare it with.
 
-Plain data (this module imports nothing), so that env settings, presets and reference numbers are finalized in
-this one file, and the command line lists the suites without importing torch.
+Plain data, so that env settings, presets and reference numbers are finalized in this one file, and the command
+line lists the suites without importing torch. The one computed part: the ``vmas`` entries are the BenchMARL import
+(pure Python, torchrl_vd/train/benchmarl_import.py) of the BenchMARL run they are compared with.
 
 ``SUITES[name]`` is a dict:
 
@@ -181,46 +182,76 @@ BENCHMARL_SOURCE = ("BenchMARL 1.5.2 runs of the same config (torchrl_vd/reprodu
                     f"{BENCHMARL_VMAS_FILE}, benchmarks/benchmarl_reference.py)")
 BENCHMARL_UNITS = "greedy episode return, team reward = mean of the agents' rewards"
 
-# BenchMARL 1.5.2's off-policy defaults (its conf/experiment/base_experiment.yaml, read from the installed
-# package): Adam lr 5e-5 with eps 1e-6, grad-norm clip 5, Polyak 0.005, γ 0.99, ε 0.8 -> 0.01 over a third
-# of the frames, no double Q; 60 envs x 100 steps per batch, 200 updates of 128 transitions (RESULTS.md §1).
-# The buffer holds every frame of the run (BenchMARL's 1M is more than a run collects).
-VMAS_TRAIN = {
-    "num_envs": 60,
-    "frames_per_batch": 6_000,
-    "updates_per_batch": 200,
-    "batch_size": 128,
-    "hidden": [256, 256],
-    "agent_id": False,
-    "optimizer": "adam",
-    "lr": 5e-5,
-    "optimizer_eps": 1e-6,
-    "grad_clip": 5.0,
-    "target_update": 0.005,
-    "gamma": 0.99,
-    "eps_start": 0.8,
-    "eps_end": 0.01,
-    "eps_frames": 100_000,
-    "double_q": False,
-    "buffer_size": 300_000,
-    "eval_episodes": 100,
-    "checkpoint_every": 60_000,
+# The BenchMARL run behind those rows, in BenchMARL's own keys. First the values BenchMARL 1.5.2's yaml gives
+# each key the import reads (conf/experiment/base_experiment.yaml, algorithm/{qmix,vdn}.yaml,
+# task/vmas/<task>.yaml, model/layers/mlp.yaml). Then the reference script's changes
+# (benchmarks/_benchmarl_worker.py). Our entries are the import of that run (torchrl_vd/train/benchmarl_import.py):
+# tests/test_benchmarl_import.py imports the released yaml with BENCHMARL_VMAS_CHANGES and checks that the result
+# is these entries' configs, field by field.
+BENCHMARL_EXPERIMENT = {
+    "sampling_device": "cpu", "train_device": "cpu", "buffer_device": "cpu", "share_policy_params": True,
+    "gamma": 0.99, "lr": 5e-5, "adam_eps": 1e-6, "clip_grad_norm": True, "clip_grad_val": 5.0,
+    "soft_target_update": True, "polyak_tau": 0.005, "hard_target_update_frequency": 5,
+    "exploration_eps_init": 0.8, "exploration_eps_end": 0.01, "exploration_anneal_frames": None,
+    "max_n_iters": None, "max_n_frames": 3_000_000, "off_policy_collected_frames_per_batch": 6000,
+    "off_policy_n_envs_per_worker": 10, "off_policy_n_optimizer_steps": 1000, "off_policy_train_batch_size": 128,
+    "off_policy_memory_size": 1_000_000, "off_policy_init_random_frames": 0,
+    "off_policy_use_prioritized_replay_buffer": False, "evaluation": True, "evaluation_interval": 120_000,
+    "evaluation_episodes": 10, "checkpoint_interval": 0,
 }
-# BenchMARL's conf/task/vmas/<task>.yaml, every key (VmasTask.<TASK>.get_from_yaml().config in 1.5.2); the
-# team reward is the mean of the agents' rewards, as BenchMARL's QMIX/VDN mix them.
-VMAS_ENV = {
-    "vmas/balance": {"n_agents": 4, "max_steps": 100, "random_package_pos_on_line": True, "package_mass": 5,
-                     "team_reward": "mean"},
-    "vmas/navigation": {"n_agents": 3, "max_steps": 100, "collisions": True, "agents_with_same_goal": 1,
-                        "observe_all_goals": False, "shared_rew": False, "split_goals": False,
-                        "lidar_range": 0.35, "agent_radius": 0.1, "team_reward": "mean"},
-    "vmas/sampling": {"n_agents": 3, "max_steps": 100, "shared_rew": False, "n_gaussians": 3, "lidar_range": 0.2,
-                      "cov": 0.05, "collisions": True, "spawn_same_pos": False, "team_reward": "mean"},
+BENCHMARL_ALGORITHM = {"qmix": {"mixing_embed_dim": 32, "delay_value": True, "loss_function": "l2"},
+                       "vdn": {"delay_value": True, "loss_function": "l2"}}
+BENCHMARL_VMAS_TASK = {
+    "vmas/balance": {"max_steps": 100, "n_agents": 4, "random_package_pos_on_line": True, "package_mass": 5},
+    "vmas/navigation": {"max_steps": 100, "n_agents": 3, "collisions": True, "agents_with_same_goal": 1,
+                        "split_goals": False, "observe_all_goals": False, "shared_rew": False, "lidar_range": 0.35,
+                        "agent_radius": 0.1},
+    "vmas/sampling": {"max_steps": 100, "n_agents": 3, "shared_rew": False, "n_gaussians": 3, "lidar_range": 0.2,
+                      "cov": 0.05, "collisions": True, "spawn_same_pos": False},
 }
-VMAS_ALGO = {
-    "qmix": {"mixer_kwargs": {"mixing_embed_dim": 32, "hypernet_layers": 2, "hypernet_embed": 64}},
-    "vdn": {},
+BENCHMARL_MLP = {"name": "mlp", "num_cells": [256, 256], "layer_class": "torch.nn.Linear",
+                 "activation_class": "torch.nn.Tanh", "activation_kwargs": None, "norm_class": None}
+# The reference script's changes, as overrides on BenchMARL's command line would give them:
+BENCHMARL_VMAS_CHANGES = {
+    "experiment.max_n_frames": 300_000,                 # 50 iterations of 6000 frames
+    "experiment.off_policy_n_envs_per_worker": 60,      # 60 envs x 100 steps per batch (BenchMARL's fine-tuned VMAS)
+    "experiment.off_policy_n_optimizer_steps": 200,     # 200 of its 1000 gradient steps per batch (RESULTS.md §1)
+    "experiment.off_policy_memory_size": 300_000,       # every frame of the run
+    "experiment.evaluation": False,                     # one greedy evaluation of 100 episodes, at the end
+    "experiment.evaluation_episodes": 100,
+    "experiment.loggers": [],                           # no wandb (metrics.csv on our side, always)
+    "experiment.checkpoint_interval": 60_000,           # ours only: resumable runs (BenchMARL's leave its runs as
+                                                        # they are; the script makes none)
+    "model.activation_class": "torch.nn.ReLU",          # ReLU on both sides (BenchMARL's default: Tanh)
 }
+
+
+def _benchmarl_vmas_fields(task: str, algo: str) -> dict:
+    """Our config of the reference run of ``algo`` on ``task`` (the BenchMARL import: no torch, no yaml)."""
+    from torchrl_vd.train.benchmarl_files import merge
+    from torchrl_vd.train.benchmarl_import import BenchmarlConfig, benchmarl_fields
+
+    changes: dict = {}
+    for key, value in BENCHMARL_VMAS_CHANGES.items():
+        group, name = key.split(".")
+        changes[group] = {**changes.get(group, {}), name: value}
+    fields, notes = benchmarl_fields(BenchmarlConfig(
+        experiment=merge(BENCHMARL_EXPERIMENT, changes["experiment"]), algorithm=algo,
+        algorithm_config=BENCHMARL_ALGORITHM[algo], task=task, task_config=BENCHMARL_VMAS_TASK[task],
+        model_config=merge(BENCHMARL_MLP, changes["model"])))
+    if notes:
+        raise ValueError(f"the vmas suite's BenchMARL run does not import exactly: {notes}")
+    return fields
+
+
+# Read by the benchmarks (bench_whole_process.py, benchmarl_reference.py): the imported run's fields, by part.
+_VMAS_FIELDS = {(task, algo): _benchmarl_vmas_fields(task, algo) for task in BENCHMARL_VMAS_TASK
+                for algo in BENCHMARL_ALGORITHM}
+VMAS_TRAIN = {k: v for k, v in _VMAS_FIELDS["vmas/balance", "qmix"].items()
+              if k not in ("algo", "env", "env_kwargs", "mixer_kwargs", "loss_kwargs", "seed", "frames")}
+VMAS_ENV = {task: _VMAS_FIELDS[task, "qmix"]["env_kwargs"] for task in BENCHMARL_VMAS_TASK}
+VMAS_ALGO = {algo: {k: _VMAS_FIELDS["vmas/balance", algo][k] for k in ("mixer_kwargs", "loss_kwargs")}
+             for algo in BENCHMARL_ALGORITHM}
 
 VMAS = {
     "description": "VMAS balance / navigation / sampling, QMIX and VDN vs BenchMARL runs of the same config",
@@ -229,12 +260,10 @@ VMAS = {
               "overrides": {"eps_frames": 4_000, "buffer_size": 12_000, "updates_per_batch": 10,
                             "eval_episodes": 8, "checkpoint_every": 0}},
     "entries": [
-        {"task": task, "algo": algo,
-         "overrides": {**VMAS_TRAIN, "env_kwargs": env_kwargs, **VMAS_ALGO[algo]},
-         "seeds": [0, 1, 2], "frames": 300_000, "scale": 1.0,
+        {"task": task, "algo": algo, "overrides": fields, "seeds": [0, 1, 2], "frames": fields["frames"],
+         "scale": 1.0,
          "reference": {"file": BENCHMARL_VMAS_FILE, "units": BENCHMARL_UNITS, "source": BENCHMARL_SOURCE}}
-        for task, env_kwargs in VMAS_ENV.items()
-        for algo in ("qmix", "vdn")
+        for (task, algo), fields in _VMAS_FIELDS.items()
     ],
 }
 

@@ -22,8 +22,9 @@ class TDLossOptions:
     """Options every value-decomposition loss takes (besides ``double_q`` / ``burn_in``, which are
     ``TrainConfig`` fields)."""
 
-    loss_function: Literal["l2", "smooth_l1"] = "l2"
-    """TD distance: ``l2`` (the squared TD error of VDN/QMIX; pymarl) or ``smooth_l1``."""
+    loss_function: Literal["l2", "smooth_l1", "l1"] = "l2"
+    """TD distance: ``l2`` (the squared TD error of VDN/QMIX; pymarl), ``smooth_l1`` or ``l1`` (|δ|; BenchMARL's
+    ``loss_function`` offers the same three)."""
 
 
 @dataclass

@@ -261,6 +261,17 @@ class TrainConfig:
                     for f in dataclasses.fields(cls)}
         return cls(**{**defaults, **d})
 
+    @classmethod
+    def from_benchmarl(cls, *sources: str) -> "TrainConfig":
+        """The config of a BenchMARL run (QMIX, VDN or IQL on a VMAS or PettingZoo task) read from BenchMARL's own
+        yaml: its conf directory or files, a fine-tuned ``config.yaml``, a Hydra run directory, and overrides as on
+        its command line (``"algorithm=qmix"``, ``"task=vmas/balance"``, ``"experiment.gamma=0.9"``). Every BenchMARL
+        key is mapped or named in an error (``BenchmarlImportError``) or a warning (``BenchmarlImportWarning``);
+        the table: docs/COMING_FROM_BENCHMARL.md (train/benchmarl_import.py, train/benchmarl_files.py)."""
+        from torchrl_vd.train.benchmarl_files import import_benchmarl
+
+        return cls().with_overrides(import_benchmarl(*sources))  # each value checked against its field's type
+
     def with_overrides(self, assignments: list[str] | dict[str, Any]) -> "TrainConfig":
         """This config's given fields plus ``key=value`` overrides (``--set``); dotted keys reach into dict fields
         (``mixer.NAME`` is ``mixer_kwargs.NAME``). Fields neither set here nor before take their presets.
