@@ -3,7 +3,8 @@
 Rules: ``modules/`` and ``objectives/`` import nothing from ``torchrl_vd.train``; ``modules/`` imports nothing
 from ``torchrl.envs`` or ``torchrl_vd.envs`` (networks know shapes, not environments); ``envs/`` imports
 nothing from ``objectives/`` or ``train/``; nothing below ``reproduce/`` (the research harness, on top of
-``train/``) imports it; only the console entry points import ``cli.py``. Imports inside functions count too.
+``train/``) imports it; nothing below ``export/`` (run files in other tools' formats) imports it, and it
+imports nothing from ``reproduce/``; only the console entry points import ``cli.py``. Imports inside functions count too.
 
 Run ``python tests/test_layering.py`` to print every import edge of torchrl_vd/ and the breaks (none).
 """
@@ -20,7 +21,9 @@ RULES = [("torchrl_vd.modules", "torchrl_vd.train"), ("torchrl_vd.objectives", "
          ("torchrl_vd.modules", "torchrl.envs"), ("torchrl_vd.modules", "torchrl_vd.envs"),
          ("torchrl_vd.envs", "torchrl_vd.objectives"), ("torchrl_vd.envs", "torchrl_vd.train")]
 RULES += [(low, "torchrl_vd.reproduce") for low in LOWER]  # the harness sits on top of train/
-RULES += [(low, "torchrl_vd.cli") for low in (*LOWER, "torchrl_vd.reproduce")]  # the CLI on top of everything
+RULES += [(low, "torchrl_vd.export") for low in LOWER]  # the exporters read train/'s run files, from above
+RULES += [("torchrl_vd.export", "torchrl_vd.reproduce")]
+RULES += [(low, "torchrl_vd.cli") for low in (*LOWER, "torchrl_vd.reproduce", "torchrl_vd.export")]  # the CLI on top
 
 
 def _within(name: str, prefix: str) -> bool:

@@ -317,6 +317,34 @@ def test_dry_run_after_a_run_plans_skips_and_writes_nothing(quick_out):
     assert {p: p.stat().st_mtime_ns for p in (out / "quick").rglob("*")} == before
 
 
+def test_export_marl_eval_after_the_suite(quick_out, tmp_path, monkeypatch, capsys):
+    """``--export-marl-eval``: the suite's runs as marl-eval JSON, absolute metrics = the table's per-seed values
+    (the quick suite's metric is final_eval_return at scale 1); not written when a run failed."""
+    import argparse
+    import dataclasses
+
+    from torchrl_vd.reproduce import run as run_module
+
+    out, report = quick_out
+    monkeypatch.setattr(run_module, "run_suite", lambda *args, **kwargs: report)  # the finished suite, not rerun
+    target = tmp_path / "quick.json"
+    args = rp.add_arguments(argparse.ArgumentParser()).parse_args(
+        ["quick", "--out", str(out), "--export-marl-eval", str(target)])
+    assert rp.run_from_args(args, "torchrl-vd reproduce") == 0
+    data = json.loads(target.read_text())
+    assert sorted(data) == ["matrix", "vmas"]  # one marl-eval environment per env family
+    for row in report.rows:
+        env, task = row["task"].split("/")
+        for seed, value in row["per_seed"].items():
+            assert data[env][task][row["algo"]][f"seed_{seed}"]["absolute_metrics"]["return"] == [value]
+    assert f"wrote {target}" in capsys.readouterr().out
+    failed = dataclasses.replace(report, failures={"matrix/climbing vdn seed0": "boom"})
+    monkeypatch.setattr(run_module, "run_suite", lambda *args, **kwargs: failed)
+    args.export_marl_eval = str(tmp_path / "not_written.json")
+    assert rp.run_from_args(args, "torchrl-vd reproduce") == 1
+    assert not (tmp_path / "not_written.json").exists() and "1 run(s) failed" in capsys.readouterr().err
+
+
 def test_edited_suite_config_is_an_error(quick_out, tmp_path):
     out, _ = quick_out
     shutil.copytree(out / "quick", tmp_path / "quick")

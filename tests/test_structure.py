@@ -3,7 +3,7 @@
 * No file in torchrl_vd/ over 500 lines, except data tables (the matrix games' payoffs).
 * No function or method over 80 lines.
 * ``import torchrl_vd`` loads none of torch, torchrl, the simulators, matplotlib, Ray, SciPy or JAX: the names
-  load on first use. ``torchrl-vd --help`` and ``torchrl-vd train --help`` load no torch either.
+  load on first use. ``torchrl-vd --help``, ``train --help``, ``reproduce --help`` and ``export --help`` load no torch either.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_importing_the_package_loads_nothing_heavy():
     assert _loaded_after("import torchrl_vd as vd; vd.TrainConfig(algo='qmix', env='matrix/qtran')") == []
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["reproduce", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["reproduce", "--help"], ["export", "--help"]])
 def test_the_cli_help_loads_no_torch(argv):
     code = f"from torchrl_vd.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
     assert _loaded_after(code) == []

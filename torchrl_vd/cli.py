@@ -1,4 +1,4 @@
-"""``torchrl-vd`` console script: train, eval, plot, list.
+"""``torchrl-vd`` console script: train, eval, plot, list, reproduce, export.
 
     torchrl-vd train --algo qmix --env vmas/balance --frames 200000 --seed 0 --out runs/x \
         --set lr=1e-3 --set mixer_kwargs.mixing_embed_dim=64
@@ -6,6 +6,7 @@
     torchrl-vd plot runs/x runs/y [--out curves.png]
     torchrl-vd list
     torchrl-vd reproduce quick [--quick] [--out DIR] [--seeds 0-3] [--workers N] [--dry-run]
+    torchrl-vd export runs/reproduce/quick [RUN_DIR ...] --format marl-eval --out results.json
 """
 
 from __future__ import annotations
@@ -56,13 +57,30 @@ def _parser() -> argparse.ArgumentParser:
 
     add_reproduce_arguments(sub.add_parser("reproduce", help="run a reproduction suite through Ray, compare with "
                                            "published numbers"))
+    _add_export_parser(sub)
     return p
+
+
+def _add_export_parser(sub) -> None:
+    """``torchrl-vd export PATH... --format marl-eval --out FILE.json`` (torchrl_vd/export/; no torch)."""
+    from torchrl_vd.export import FORMATS
+
+    x = sub.add_parser("export", help="write finished runs in another tool's results format (marl-eval JSON)",
+                       description="Write finished runs in another tool's results format. marl-eval: one JSON "
+                                   "env -> task -> algorithm -> seed_<k> -> step_<i> of the greedy evaluations, and "
+                                   "absolute_metrics from the final one (torchrl_vd/export/marl_eval.py).")
+    x.add_argument("paths", nargs="+", metavar="RUN_OR_SUITE_DIR",
+                   help="run directories, or folders holding runs at any depth (a suite's OUT/<suite>, a --seeds run)")
+    x.add_argument("--format", dest="export_format", choices=sorted(FORMATS), default="marl-eval",
+                   help="results format (default: marl-eval)")
+    x.add_argument("--out", dest="export_out", required=True, metavar="FILE.json", help="file to write")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": _train, "eval": _eval, "plot": _plot, "list": _list, "reproduce": _reproduce}[args.cmd](args)
+        return {"train": _train, "eval": _eval, "plot": _plot, "list": _list, "reproduce": _reproduce,
+                "export": _export}[args.cmd](args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, MemoryError, FloatingPointError,
             RunDirectoryLocked) as err:  # the library's own errors name their fix: no traceback
         print(f"torchrl-vd {args.cmd}: error: {err}", file=sys.stderr)
@@ -194,6 +212,15 @@ def _reproduce(args) -> int:
     from torchrl_vd.reproduce.cli import run_from_args
 
     return run_from_args(args, prog="torchrl-vd reproduce")
+
+
+def _export(args) -> int:
+    from torchrl_vd.export import FORMATS, describe
+
+    data = FORMATS[args.export_format](args.paths, args.export_out)
+    print(describe(data))
+    print(f"wrote {args.export_out}")
+    return 0
 
 
 def _list(args) -> int:

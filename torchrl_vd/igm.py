@@ -71,7 +71,7 @@ def check_igm(
         loss_module: a :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss` (MixingQLoss,
             QTranLoss, MavenLoss, WeightedQMixLoss, QPlexLoss); its ``local_q_values`` and ``joint_q_values`` are used.
         td: tensordict with the agents' observations (and state, masks, hidden state as needed).
-        max_joint_actions: enumerate all |A|^n joint actions up to this many; beyond, sample this many
+        max_joint_actions: enumerate all ``|A|^n`` joint actions up to this many; beyond, sample this many
             at random (plus the local greedy action), so ``holds`` is then a necessary check only.
         atol: tolerance of the value comparison.
 

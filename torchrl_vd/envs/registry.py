@@ -3,9 +3,9 @@
 Adapters register a *family* factory where they are defined (``@register_env_family("vmas", ...)``),
 so ``make_env``, ``torchrl-vd list`` and the tests all iterate the same table.
 Every environment built here follows the key conventions of docs/CONTRACT.md:
-``("agents", "observation")`` [*B, n, F], ``("agents", "action")`` [*B, n] categorical,
-optional ``("agents", "action_mask")`` [*B, n, A], root ``"state"``, team ``"reward"`` [*B, 1],
-``"done"`` / ``"terminated"`` [*B, 1].
+``("agents", "observation")`` ``[*B, n, F]``, ``("agents", "action")`` ``[*B, n]`` categorical,
+optional ``("agents", "action_mask")`` ``[*B, n, A]``, root ``"state"``, team ``"reward"`` ``[*B, 1]``,
+``"done"`` / ``"terminated"`` ``[*B, 1]``.
 """
 
 from __future__ import annotations

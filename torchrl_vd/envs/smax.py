@@ -160,8 +160,8 @@ def _batched_fns(raw_env, num_envs: int, team_mean: bool) -> tuple:
       ``mask`` is set; the others keep their key and state.
     * ``initial_states``: a zero batched state (the first reset replaces every copy of it).
 
-    ``floats`` = [obs N*n*F | world state N*S | ally rewards N*n | team reward N] (float32),
-    ``bools`` = [action masks N*n*A | alive N*n | terminated N | truncated N | battle won N].
+    ``floats`` = ``[obs N*n*F | world state N*S | ally rewards N*n | team reward N]`` (float32),
+    ``bools`` = ``[action masks N*n*A | alive N*n | terminated N | truncated N | battle won N]``.
     """
     import jax
     import jax.numpy as jnp

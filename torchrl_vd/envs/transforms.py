@@ -149,7 +149,7 @@ class TeamReward(Transform):
         self.group = in_key[0] if isinstance(in_key, tuple) and len(in_key) > 1 else GROUP
 
     def _team_flags(self, td: TensorDictBase) -> TensorDictBase:
-        """Root flags [*B, 1] from per-agent ones [*B, n, 1] where the root one is missing."""
+        """Root flags ``[*B, 1]`` from per-agent ones ``[*B, n, 1]`` where the root one is missing."""
         for flag in DONE_FLAGS:
             per_agent = td.get((self.group, flag), None)
             if per_agent is None or flag in td.keys():
@@ -224,7 +224,7 @@ class StackedObsState(Transform):
 
 
 class LastAction(Transform):
-    """Env transform writing ``(group, "last_action")`` [*B, n, A]: one-hot of each agent's previous action.
+    """Env transform writing ``(group, "last_action")`` ``[*B, n, A]``: one-hot of each agent's previous action.
 
     Zeros after a reset; after a step, the one-hot of the action the env received. It is an
     observation entry, so ``step_mdp`` carries it and collected data hold a^{t-1} at the root and a^t
@@ -262,11 +262,11 @@ class LastAction(Transform):
 def agent_transforms(agent, env=None, group: str = GROUP) -> list[Transform]:
     """The env transforms an agent network needs to collect: none for feed-forward agents; for
     recurrent ones ``InitTracker`` (``"is_init"``), a ``TensorDictPrimer`` giving ``(group, "rnn_hidden")``
-    [*B, n, H] zeros at every (partial) reset, and with ``agent.last_action`` :class:`LastAction`.
+    ``[*B, n, H]`` zeros at every (partial) reset, and with ``agent.last_action`` :class:`LastAction`.
 
     Lives here, not on the agent: networks know shapes, not environments. The primer's spec is nested in
-    a ``Composite`` of shape [n] so that the group's spec keeps its [*B, n] batch shape (a flat
-    ``{(group, "rnn_hidden"): spec}`` gives the group shape [*B] in the state spec and the collector then
+    a ``Composite`` of shape [n] so that the group's spec keeps its ``[*B, n]`` batch shape (a flat
+    ``{(group, "rnn_hidden"): spec}`` gives the group shape ``[*B]`` in the state spec and the collector then
     fails to stack it).
 
     Args:
@@ -296,7 +296,7 @@ class NoiseTransform(Transform):
 
     On reset, z ~ π_z(· | s_0) for the environments being reset (the others keep theirs: torchrl
     merges a partial reset's output only where ``_reset`` is set), written to ``noise_key`` as a
-    float one-hot [*B, noise_dim], together with s_0 at ``state0_key``. On every step both are copied
+    float one-hot ``[*B, noise_dim]``, together with s_0 at ``state0_key``. On every step both are copied
     to ``("next", ...)``, so every transition of an episode carries the same z into the replay buffer.
     The z-policy module is shared (not copied), so its REINFORCE updates take effect at the next reset.
 

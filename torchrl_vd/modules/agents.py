@@ -96,7 +96,7 @@ class AgentNet(nn.Module):
         need_next: bool = True,
         features: bool = False,
     ) -> tuple:
-        """Utilities at the current and next step: ``(Q(h_t, ·), Q(h_{t+1}, ·))``, each [*B, n, A].
+        """Utilities at the current and next step: ``(Q(h_t, ·), Q(h_{t+1}, ·))``, each ``[*B, n, A]``.
 
         A step that is not needed comes back as ``None``. Feed-forward agents stack both steps into
         one forward pass; recurrent agents override this to unroll their hidden state. With
@@ -139,7 +139,7 @@ class MLPAgent(AgentNet):
 
     Args:
         n_agents: number of agents n.
-        n_actions: size of each agent's discrete action set |A_i|.
+        n_actions: size of each agent's discrete action set ``|A_i|``.
         obs_dim: per-agent observation size.
         hidden: hidden layer sizes.
         share_params: one network for all agents (θ_i = θ) or one per agent.

@@ -117,14 +117,14 @@ class GRUAgent(AgentNet):
 
     Tensordict layout (docs/CONTRACT.md keys, ``group="agents"``):
 
-    * ``("agents", "rnn_hidden")`` [*B, n, H]: the hidden state *entering* the step (h^{t-1}; zeros
+    * ``("agents", "rnn_hidden")`` ``[*B, n, H]``: the hidden state *entering* the step (h^{t-1}; zeros
       at an episode start). The policy writes the hidden state after the step to
       ``("next", "agents", "rnn_hidden")``; ``step_mdp`` (the collector) carries it to the next step,
       as with torchrl's ``GRUModule``. A stored sequence therefore starts from
       ``td["agents", "rnn_hidden"][:, 0]``, the state the collecting policy had there.
-    * ``"is_init"`` [*B, 1] (``InitTracker``): episode starts; the hidden state is reset to zero
+    * ``"is_init"`` ``[*B, 1]`` (``InitTracker``): episode starts; the hidden state is reset to zero
       there (also in the middle of a stored sequence).
-    * ``("agents", "last_action")`` [*B, n, A] (``last_action=True`` only): one-hot of each agent's
+    * ``("agents", "last_action")`` ``[*B, n, A]`` (``last_action=True`` only): one-hot of each agent's
       previous action, zeros at an episode start. The :class:`LastAction` env transform writes it
       from the action the env actually received, so it is in the collected data at both the root
       (a^{t-1}, the input of step t) and under ``"next"`` (a^t, the input of step t+1), and the
@@ -315,14 +315,14 @@ class GRUAgent(AgentNet):
         next_last_action: torch.Tensor | None = None,
         features: bool = False,
     ) -> tuple:
-        """``(Q(h^t, ·), Q(h^{t+1}, ·))`` [*B, n, A] of sequences ``[B, T, n, F]`` or single steps ``[B, n, F]``.
+        """``(Q(h^t, ·), Q(h^{t+1}, ·))`` ``[*B, n, A]`` of sequences ``[B, T, n, F]`` or single steps ``[B, n, F]``.
 
         Sequences unroll from the stored ``hidden`` at t=0, resetting where ``is_init``. Q(h^{t+1})
         is one more GRU step from h^t on ``next_obs[t]``; where ``next_obs[t]`` equals ``obs[t+1]``
         inside the same episode that is exactly Q(h^{t+1}) of the unroll and is reused, so extra steps
         are computed only at the slice end, before episode resets (truncation: the final observation)
         and before padding. Single steps take one step from ``hidden`` (zeros if None).
-        ``last_action``/``next_last_action`` [*B, n, A] are required with ``last_action=True``.
+        ``last_action``/``next_last_action`` ``[*B, n, A]`` are required with ``last_action=True``.
         ``features=True``: each step is a pair ``(Q [*B, n, A], h [*B, n, H])`` with h the GRU state h^t / h^{t+1}.
         """
         if not (need_current or need_next):

@@ -62,7 +62,7 @@ def _leaves(policy: TensorDictModuleBase) -> list[TensorDictModuleBase]:
 
 
 def spec_n_actions(spec: Any, action_key: NestedKey) -> int | None:
-    """|A| from an action spec (a ``QValueModule``'s, an env's): ``Categorical(n)`` -> n, ``OneHot`` -> its last
+    """``|A|`` from an action spec (a ``QValueModule``'s, an env's): ``Categorical(n)`` -> n, ``OneHot`` -> its last
     dim; a ``Composite`` is looked up at ``action_key``. None when the spec does not say."""
     leaf = spec.get(action_key, None) if hasattr(spec, "get") else spec
     if leaf is None:
@@ -135,7 +135,7 @@ def as_agent_net(
     (``TensorDictSequential``/``SafeSequential``/``QValueActor`` of ``TensorDictModule(net)`` and a
     ``QValueModule``, optionally an ``EGreedyModule``): its network is used, ``keys`` gets the
     observation key (the network's in_key), the action key (the ``QValueModule``'s first out_key) and
-    its action-mask key, and |A| is read from the ``QValueModule``'s spec when the network does not
+    its action-mask key, and ``|A|`` is read from the ``QValueModule``'s spec when the network does not
     state it. Keyword sizes override what is inferred.
 
     Examples:
@@ -183,7 +183,7 @@ class WrappedMixer(Mixer):
     Same call shape, ``(chosen_action_value [*B, n, 1], state [*B, *S]) -> [*B, 1]``; the state is passed
     unflattened and only when the wrapped mixer ``needs_state`` (torchrl's ``Mixer.forward`` refuses a
     second input otherwise). It is taken as monotonic (∂Q_tot/∂Q_i ≥ 0, Rashid et al. 2018, Eq. 5), as
-    :class:`~torchrl_vd.objectives.MixingQLoss` assumes of every mixer: torchrl's ``QMixer`` takes |W| of
+    :class:`~torchrl_vd.objectives.MixingQLoss` assumes of every mixer: torchrl's ``QMixer`` takes ``|W|`` of
     its hypernetworks' weights, ``VDNMixer`` sums.
     """
 

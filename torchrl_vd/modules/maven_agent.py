@@ -3,7 +3,7 @@
 A shared latent z (one-hot of size ``noise_dim``) is drawn once per episode and conditions the whole
 value function, so that *fixing z gives a monotonic approximation* of Q* (Mahajan et al. 2019): Q_i(τ_i, ·; z) =
 W(z, i) · h_i, with h_i a :class:`GRUAgent` trunk and W(z, i) a hypernetwork of z and the agent id.
-z is read from the root key ``"noise"`` [*B, noise_dim] (see ``torchrl_vd.envs.transforms.NoiseTransform``).
+z is read from the root key ``"noise"`` ``[*B, noise_dim]`` (see ``torchrl_vd.envs.transforms.NoiseTransform``).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class MavenAgent(GRUAgent):
         last_action: torch.Tensor | None = None,
         next_last_action: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """``(Q(τ_t, ·; z), Q(τ_{t+1}, ·; z'))`` [*B, n, A] for transitions [B] or sequences [B, T].
+        """``(Q(τ_t, ·; z), Q(τ_{t+1}, ·; z'))`` ``[*B, n, A]`` for transitions [B] or sequences [B, T].
 
         The trunk unrolls from ``hidden`` (the stored state at each sequence's first step; zeros if
         ``None``), resetting where ``is_init`` (:meth:`GRUAgent.unroll`). The next-step utilities take

@@ -49,7 +49,7 @@ class MavenDiscriminator(nn.Module):
     ) -> torch.Tensor:
         """``policies [B, T, n, A]``, ``state [B, T, *S]``, ``is_init [B, T(, 1)]`` -> logits ``[B, T, Z]``.
 
-        Transition batches ([B, n, A], [B, *S]) are treated as length-1 sequences. The GRU restarts
+        Transition batches ([B, n, A], ``[B, *S]``) are treated as length-1 sequences. The GRU restarts
         at every ``is_init`` step (a new episode, hence a new z) and at each sequence's first step.
         """
         seq = policies.ndim == 4

@@ -63,7 +63,7 @@ def _per_agent(x: torch.Tensor, bdims: int) -> torch.Tensor | None:
 
 def team_reward_of(reward: torch.Tensor, bdims: int, reduction: str | None, *, key: NestedKey,
                    loss_name: str) -> torch.Tensor:
-    """The team reward r [*B, 1]: as given, or Σ_i r_i / (1/n) Σ_i r_i of per-agent rewards (``reduction``
+    """The team reward r ``[*B, 1]``: as given, or Σ_i r_i / (1/n) Σ_i r_i of per-agent rewards (``reduction``
     ``"sum"`` / ``"mean"``; ``None`` makes a per-agent reward an error naming the fixes). ``key`` is the reward
     key read under ``"next"`` and ``loss_name`` the loss's class name, both for the message."""
     per_agent = _per_agent(reward, bdims)
@@ -82,7 +82,7 @@ def team_reward_of(reward: torch.Tensor, bdims: int, reduction: str | None, *, k
 
 
 def team_flag_of(flag: torch.Tensor, bdims: int) -> torch.Tensor:
-    """A done/terminated flag [*B, 1]: as given, or *all* of per-agent flags [*B, n, 1] (the team's episode
+    """A done/terminated flag ``[*B, 1]``: as given, or *all* of per-agent flags ``[*B, n, 1]`` (the team's episode
     ends when every agent's has; an agent that is done before the others only stops contributing)."""
     per_agent = _per_agent(flag, bdims)
     return flag if per_agent is None else per_agent.bool().all(-1, keepdim=True)  # [*B, n] -> [*B, 1]
@@ -124,7 +124,7 @@ def _categorical(action: torch.Tensor, obs: torch.Tensor, n_actions: int) -> tor
 
 
 def _valid_steps(td: TensorDictBase, k, burn_in: int, device: torch.device) -> torch.Tensor:
-    """The steps the loss counts [*B] bool: the stored mask (all steps without one), burn-in steps excluded."""
+    """The steps the loss counts ``[*B]`` bool: the stored mask (all steps without one), burn-in steps excluded."""
     valid = td.get(k.mask, None)
     valid = torch.ones(td.batch_size, dtype=torch.bool, device=device) if valid is None else valid.bool()
     if valid.shape != td.batch_size:

@@ -14,7 +14,7 @@ user's Q-value policy, or one built around a bare network) and its ``local_value
 (TD0, TD1, TDLambda) at ``value_estimator``, ``in_keys`` / ``out_keys``, keyword calls (``@dispatch``),
 ``reset_parameters_recursive``, the ``("collector", "mask")`` of torchrl's samplers and collectors, outputs named
 ``loss_*`` whose sum is the objective. What stays ours, on purpose: double Q (default), masks of padded sequences,
-dead agents and burn-in, priority weights, |TD error| as the priority.
+dead agents and burn-in, priority weights, ``|TD error|`` as the priority.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
             are excluded from the loss (R2D2, Kapturowski et al. 2019).
         check_inputs: validate actions against masks and reject NaN/inf rewards and observations.
         delay_value: keep separate target networks θ̄ (DQN's; required by the TD targets of every paper here).
-        action_space: as ``QMixerLoss`` takes it: ``"categorical"``, ``"one-hot"`` or an action spec whose |A| must
+        action_space: as ``QMixerLoss`` takes it: ``"categorical"``, ``"one-hot"`` or an action spec whose ``|A|`` must
             match the network. Stored actions are read either way.
         gamma: refused as torchrl refuses it (set γ with ``make_value_estimator``).
         priority_key: refused as torchrl refuses it (``set_keys(priority=...)``).
@@ -104,10 +104,10 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         """Tensordict entries read and written (remap with ``set_keys``; ``use_group`` moves the per-agent ones).
 
         Attributes:
-            observation: per-agent observations [*B, n, F]. Default ``("agents", "observation")``.
-            action: taken actions [*B, n] (or one-hot [*B, n, A]). Default ``("agents", "action")``.
-            action_mask: legal actions [*B, n, A], optional. Default ``("agents", "action_mask")``.
-            alive: per-agent activity flags [*B, n], optional. Default ``("agents", "alive")``.
+            observation: per-agent observations ``[*B, n, F]``. Default ``("agents", "observation")``.
+            action: taken actions ``[*B, n]`` (or one-hot ``[*B, n, A]``). Default ``("agents", "action")``.
+            action_mask: legal actions ``[*B, n, A]``, optional. Default ``("agents", "action_mask")``.
+            alive: per-agent activity flags ``[*B, n]``, optional. Default ``("agents", "alive")``.
             rnn_hidden: recurrent agents' hidden state. Default ``("agents", "rnn_hidden")``.
             action_value: the agents' utilities Q(h_i, ·), as the policy writes them (QMixerLoss's name; computed
                 here on tensors, not read). Default ``("agents", "action_value")``.
@@ -115,15 +115,15 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
             global_value: Q_tot, what a mixer module writes (QMixerLoss's name; the value estimator's ``value``).
                 Default ``"chosen_action_value"``.
             state: centralized information z. Default ``"state"``.
-            reward: team reward under ``"next"`` [*B, 1]. Default ``"reward"``.
-            done / terminated: under ``"next"`` [*B, 1]. Defaults ``"done"`` / ``"terminated"``.
+            reward: team reward under ``"next"`` ``[*B, 1]``. Default ``"reward"``.
+            done / terminated: under ``"next"`` ``[*B, 1]``. Defaults ``"done"`` / ``"terminated"``.
             is_init: episode-start flags (torchrl ``InitTracker``). Default ``"is_init"``.
-            mask: valid-step mask of padded sequence batches [*B] (with ``loss_mask_key``'s torchrl masks, by
+            mask: valid-step mask of padded sequence batches ``[*B]`` (with ``loss_mask_key``'s torchrl masks, by
                 default ``("collector", "mask")``). Default ``"mask"``.
             steps_to_next_obs: torchrl's ``MultiStep`` step counts k (γ^k). Default ``"steps_to_next_obs"``.
             advantage / value_target: the value estimator's outputs (QMixerLoss's names; not written here).
                 Defaults ``"advantage"`` / ``"value_target"``.
-            priority: written: per-sample |TD error| for prioritized replay. Default ``"td_error"``.
+            priority: written: per-sample ``|TD error|`` for prioritized replay. Default ``"td_error"``.
             priority_weight: importance weights from a prioritized sampler. Default ``"priority_weight"``.
         """
 
@@ -311,7 +311,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """The loss terms as a TensorDict of scalars named ``loss*`` (their sum is the objective: :func:`total_loss`)
-        and diagnostics; writes the per-sample |TD error| at ``tensor_keys.priority``."""
+        and diagnostics; writes the per-sample ``|TD error|`` at ``tensor_keys.priority``."""
         batch = self.read_batch(tensordict)
         losses, td_error = self._losses(batch)
         tensordict.set(self.tensor_keys.priority, td_error.detach())  # [*B] for prioritized replay
@@ -337,12 +337,12 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         return batch
 
     def team_reward(self, reward: torch.Tensor, bdims: int) -> torch.Tensor:
-        """The team reward r [*B, 1]: as given, or Σ_i r_i / (1/n) Σ_i r_i of per-agent rewards (``reward_reduction``)."""
+        """The team reward r ``[*B, 1]``: as given, or Σ_i r_i / (1/n) Σ_i r_i of per-agent rewards (``reward_reduction``)."""
         return team_reward_of(reward, bdims, self.reward_reduction, key=self.tensor_keys.reward,
                               loss_name=type(self).__name__)
 
     def team_flag(self, flag: torch.Tensor, bdims: int) -> torch.Tensor:
-        """A done/terminated flag [*B, 1]: as given, or *all* of per-agent flags [*B, n, 1] (the team's episode
+        """A done/terminated flag ``[*B, 1]``: as given, or *all* of per-agent flags ``[*B, n, 1]`` (the team's episode
         ends when every agent's has; an agent that is done before the others only stops contributing)."""
         return team_flag_of(flag, bdims)
 
@@ -353,7 +353,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
     # ------------------------------------------------------------------ shared maths
     def utilities(self, b: Batch, *, target: bool = False, need_current: bool = True, need_next: bool = True,
                   features: bool = False):
-        """Per-agent utilities ``(Q(h_t,·), Q(h_{t+1},·))`` [*B, n, A] from the online or target agents.
+        """Per-agent utilities ``(Q(h_t,·), Q(h_{t+1},·))`` ``[*B, n, A]`` from the online or target agents.
 
         ``features=True``: each step is ``(Q [*B, n, A], h [*B, n, H])``, h the agents' hidden features
         (``AgentNet.feature_size``; QTRAN's Q_jt input)."""
@@ -379,7 +379,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         """Online ``(Q(h_t,·), Q(h_{t+1},·))``: the current step with grad, the next one (double Q's argmax) without.
 
         Feed-forward agents run the two steps as two passes, the next one under ``no_grad``: one stacked
-        pass [2, *B] made backward run over both halves (the next-step half only receives zeros) on twice
+        pass ``[2, *B]`` made backward run over both halves (the next-step half only receives zeros) on twice
         the rows — 8.1 -> 6.0 ms CPU for the agent part of a 2x256 double-Q step, batch 128, 4 agents
         (benchmarks/RESULTS.md). Recurrent agents keep one unroll for both (q_next reuses it).
         """
@@ -414,7 +414,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
 
     def next_target_utilities(self, b: Batch, q_next_online: torch.Tensor | None):
         """The target agents' side of a TD target (call it under ``no_grad``): ``(Q̄(h_{t+1}, ·) [*B, n, A],
-        a*_{t+1} [*B, n], Q̄(h_{t+1}, a*_{t+1}) [*B, n, 1])``, a*_{t+1} from :meth:`greedy_next_actions` (the
+        a*_{t+1} [*B, n], Q̄(h_{t+1}, a*_{t+1}) [*B, n, 1])``, ``a*_{t+1}`` from :meth:`greedy_next_actions` (the
         online ``q_next_online`` with double Q), dead agents' utilities zero."""
         _, q_next_t = self.utilities(b, target=True, need_current=False)  # [*B, n, A]
         a_next = self.greedy_next_actions(b, q_next_online, q_next_t)  # [*B, n]
@@ -441,7 +441,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         return x.sum() / b.valid.sum().clamp_min(1).to(x.dtype)
 
     def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Elementwise (pred − target)² (the squared TD error of DQN, VDN and QMIX), |pred − target| or smooth-L1."""
+        """Elementwise (pred − target)² (the squared TD error of DQN, VDN and QMIX), ``|pred − target|`` or smooth-L1."""
         if self.loss_function == "l2":
             return (pred - target).pow(2)
         if self.loss_function == "l1":
@@ -449,8 +449,8 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         return nn.functional.smooth_l1_loss(pred, target, reduction="none")
 
     def td_loss(self, pred: torch.Tensor, target: torch.Tensor, b: Batch, weight: torch.Tensor | None = None):
-        """``(L_td, td_error)`` of a centralized value ``pred`` [*B, 1] and its TD target y [*B, 1]: L_td = the
-        masked mean (:meth:`reduce`) of [``weight`` ×] :meth:`distance` (pred, y), td_error = |pred − y| [*B]
+        """``(L_td, td_error)`` of a centralized value ``pred`` ``[*B, 1]`` and its TD target y ``[*B, 1]``: L_td = the
+        masked mean (:meth:`reduce`) of [``weight`` ×] :meth:`distance` (pred, y), td_error = ``|pred − y|`` ``[*B]``
         (detached), the per-sample priority written at ``"td_error"``."""
         dist = self.distance(pred, target)  # [*B, 1]
         loss_td = self.reduce(dist if weight is None else weight * dist, b)
@@ -458,26 +458,26 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
 
     # ------------------------------------------------------------------ IGM support (igm.check_igm)
     def local_q_values(self, td: TensorDictBase) -> torch.Tensor:
-        """Per-agent utilities Q(h_i, ·) [*B, n, A] at the current step, illegal actions masked."""
+        """Per-agent utilities Q(h_i, ·) ``[*B, n, A]`` at the current step, illegal actions masked."""
         b, q = self.eval_utilities(td)
         return self.masked(q, b.action_mask)
 
     def eval_utilities(self, td: TensorDictBase) -> tuple[Batch, torch.Tensor]:
         """The current step of ``td`` (:meth:`read_batch_for_eval`) and the online agents' utilities Q(h_i, ·)
-        [*B, n, A] there."""
+        ``[*B, n, A]`` there."""
         b = self.read_batch_for_eval(td)
         q, _ = self.utilities(b, need_next=False)  # [*B, n, A]
         return b, q
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
-        """The centralized value Q(h, z, a) [*B, K] of K joint actions, ``[K, n]`` or per sample ``[*B, K, n]``."""
+        """The centralized value Q(h, z, a) ``[*B, K]`` of K joint actions, ``[K, n]`` or per sample ``[*B, K, n]``."""
         raise NotImplementedError  # abstract: each loss family defines its centralized value
 
     def joint_inputs(self, q: torch.Tensor, joint_actions: torch.Tensor, state: torch.Tensor | None,
                      alive: torch.Tensor | None = None):
-        """A mixer's inputs at K joint actions ``[K, n]`` or ``[*B, K, n]``, from utilities ``q`` [*B, n, A] and
-        ``state`` [*B, *S]: ``(Q(h_i, a_i) [*B, K, n, 1], joint actions [*B, K, n], state [*B, K, *S] or None)``;
-        with ``alive`` [*B, n], dead agents' utilities are zero."""
+        """A mixer's inputs at K joint actions ``[K, n]`` or ``[*B, K, n]``, from utilities ``q`` ``[*B, n, A]`` and
+        ``state`` ``[*B, *S]``: ``(Q(h_i, a_i) [*B, K, n, 1], joint actions [*B, K, n], state [*B, K, *S] or None)``;
+        with ``alive`` ``[*B, n]``, dead agents' utilities are zero."""
         batch, (n, A) = q.shape[:-2], q.shape[-2:]
         K = joint_actions.shape[-2]
         acts = joint_actions.to(q.device).expand(*batch, K, n)  # [*B, K, n]

@@ -37,7 +37,7 @@ class IQLLoss(ValueDecompositionLoss):
         rewards: ``"team"`` or ``"individual"``.
         others: see :class:`~torchrl_vd.objectives.common.ValueDecompositionLoss`.
 
-    Returns (forward): ``loss``; writes ``td_error`` [*B] = the mean over the sample's valid agents of |Q_i − y_i|
+    Returns (forward): ``loss``; writes ``td_error`` ``[*B]`` = the mean over the sample's valid agents of ``|Q_i − y_i|``
     (the priority of the sample).
 
     Examples:
@@ -57,7 +57,7 @@ class IQLLoss(ValueDecompositionLoss):
         """The base class's keys, plus:
 
         Attributes:
-            agent_reward: each agent's own reward under ``"next"`` [*B, n, 1] (``rewards="individual"``).
+            agent_reward: each agent's own reward under ``"next"`` ``[*B, n, 1]`` (``rewards="individual"``).
                 Default ``("agents", "reward")``.
         """
 
@@ -81,7 +81,7 @@ class IQLLoss(ValueDecompositionLoss):
         return [_next(self.tensor_keys.agent_reward)] if self.rewards == "individual" else []
 
     def agent_rewards(self, b: Batch) -> torch.Tensor | None:
-        """Each agent's own reward [*B, n] (``rewards="individual"``), else None (the team reward is used)."""
+        """Each agent's own reward ``[*B, n]`` (``rewards="individual"``), else None (the team reward is used)."""
         if self.rewards == "team":
             return None
         key = _next(self.tensor_keys.agent_reward)

@@ -87,7 +87,7 @@ class MavenLoss(MixingQLoss):
         """The base's entries plus:
 
         Attributes:
-            noise: the episode's latent z, one-hot [*B, noise_dim] (also read under ``"next"``).
+            noise: the episode's latent z, one-hot ``[*B, noise_dim]`` (also read under ``"next"``).
                 Default ``"noise"``.
         """
 
@@ -133,7 +133,7 @@ class MavenLoss(MixingQLoss):
 
     # ------------------------------------------------------------------ z-conditioning hooks
     def noise(self, b: Batch, *, next: bool = False) -> torch.Tensor:
-        """The episode's z [*B, noise_dim] from the batch (clear error when it was not collected)."""
+        """The episode's z ``[*B, noise_dim]`` from the batch (clear error when it was not collected)."""
         key = _next(self.tensor_keys.noise) if next else self.tensor_keys.noise
         z = b.td.get(key, None)
         if z is None and next:  # an evaluation batch (IGM check) has no "next": z is constant anyway
@@ -146,7 +146,7 @@ class MavenLoss(MixingQLoss):
         return z
 
     def utilities(self, b: Batch, *, target: bool = False, need_current: bool = True, need_next: bool = True):
-        """Per-agent utilities Q_i(τ_i, ·; z) at t and t+1 [*B, n, A], z read from the batch."""
+        """Per-agent utilities Q_i(τ_i, ·; z) at t and t+1 ``[*B, n, A]``, z read from the batch."""
         net = self.target("agent_net") if target else self.agent_net
         q, q_next = net.evaluate(
             b.obs, b.next_obs, hidden=b.hidden, is_init=b.is_init, noise=self.noise(b),

@@ -87,7 +87,7 @@ class MixingLossBase(ValueDecompositionLoss):
 
 
 class MixingQLoss(MixingLossBase):
-    """L(θ) = 1/|B| Σ (r + γ max_a Q_tot(h', z', a; θ̄) − Q_tot(h, z, a; θ))²  (VDN, Sunehag et al. 2018; QMIX,
+    """L(θ) = 1/``|B|`` Σ (r + γ max_a Q_tot(h', z', a; θ̄) − Q_tot(h, z, a; θ))²  (VDN, Sunehag et al. 2018; QMIX,
     Rashid et al. 2018, Eq. 1).
 
     Q_tot = mixer(Q(h_1, a_1), ..., Q(h_n, a_n); z). For a monotonic mixer (VDN, QMIX), the max over joint actions
@@ -148,7 +148,7 @@ class MixingQLoss(MixingLossBase):
         return {"loss": loss_td}, td_error
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
-        """Q_tot(h, z, a) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer);
+        """Q_tot(h, z, a) ``[*B, K]`` for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer);
         dead agents' utilities are zero, as in the TD loss."""
         b, q = self.eval_utilities(td)  # q: [*B, n, A]
         chosen, _, state = self.joint_inputs(q, joint_actions, self.mixer_state(b), b.alive)  # [*B, K, n, 1], [*B, K, *S]

@@ -18,7 +18,7 @@ from torchrl_vd.objectives.mixing import MixingLossBase
 
 
 class QPlexLoss(MixingLossBase):
-    """L(θ) = 1/|B| Σ (r + γ (1 − terminated) Q̄_tot(s', τ', u*') − Q_tot(s, τ, u))²  (reference l.143-166).
+    """L(θ) = 1/``|B|`` Σ (r + γ (1 − terminated) Q̄_tot(s', τ', u*') − Q_tot(s, τ, u))²  (reference l.143-166).
 
     Q_tot(s, τ, u) = QPlexMixer(Q_i(τ_i, u_i), V_i(τ_i), s, u), V_i = max over legal actions of the
     online utilities (detached; reference l.63-65). The target, as the reference with ``double_q: True``
@@ -82,7 +82,7 @@ class QPlexLoss(MixingLossBase):
         return {"loss": loss_td}, td_error
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
-        """Q_tot(s, τ, u) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""
+        """Q_tot(s, τ, u) ``[*B, K]`` for joint actions ``[K, n]`` or ``[*B, K, n]`` (online agents and mixer)."""
         b, q = self.eval_utilities(td)  # q: [*B, n, A]
         chosen, acts, state = self.joint_inputs(q, joint_actions, b.state, b.alive)  # [*B, K, n, 1], [*B, K, n], [*B, K, *S]
         greedy = self.greedy_values(q, b.action_mask, b.alive).unsqueeze(-3).expand_as(chosen)  # [*B, K, n, 1]

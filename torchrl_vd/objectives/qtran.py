@@ -76,7 +76,7 @@ class QTranLoss(ValueDecompositionLoss):
         Others: see :class:`ValueDecompositionLoss` (``double_q``, ``loss_function``, ``burn_in``, ...).
 
     Returns (forward): ``loss_td``, ``loss_opt`` (λ_opt · L_opt) and ``loss_nopt`` (λ_nopt · L_nopt), whose sum is
-    the objective; writes the per-sample |TD error of Q_jt| at ``"td_error"``.
+    the objective; writes the per-sample ``|TD error of Q_jt|`` at ``"td_error"``.
 
     Examples:
         >>> import torch
@@ -216,7 +216,7 @@ class QTranLoss(ValueDecompositionLoss):
         return self.distance(d_min, torch.zeros_like(d_min)).mean(-2)  # [*B, n, 1] -> [*B, 1]
 
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
-        """Q_jt(h, z, a) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online θ^q), for ``check_igm``."""
+        """Q_jt(h, z, a) ``[*B, K]`` for joint actions ``[K, n]`` or ``[*B, K, n]`` (online θ^q), for ``check_igm``."""
         b = self.read_batch_for_eval(td)
         q = hidden = None
         if self.features == "hidden":

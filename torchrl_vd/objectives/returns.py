@@ -29,7 +29,7 @@ def td_target(kind: ValueEstimators, gamma: float, lmbda: float | None, reward: 
     * TD(λ): y_t = r_t + γ^k (1 − terminated_t) [(1 − λ) V̄_{t+1} + λ y_{t+1}] within an episode, the last step of a
       sequence (or an episode cut by ``done`` without ``terminated``) bootstrapping on V̄_{t+1}.
 
-    ``reward``, ``done``, ``terminated`` broadcast to ``next_value``'s shape; ``steps`` [*B, 1] is k (default 1).
+    ``reward``, ``done``, ``terminated`` broadcast to ``next_value``'s shape; ``steps`` ``[*B, 1]`` is k (default 1).
     """
     next_value = next_value.detach()
     shape = next_value.shape

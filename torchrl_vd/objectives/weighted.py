@@ -32,14 +32,14 @@ class WeightedQMixLoss(MixingQLoss):
     """CW-QMIX / OW-QMIX: loss = λ_qmix · L_td + λ_central · L_central (reference max_q_learner.py l.175).
 
     With Q_tot(τ, u, s) = f_mix(Q_1(τ_1, u_1), ..., Q_n(τ_n, u_n); s) (QMIX, monotonic) and the
-    unrestricted Q̂*(s, u) = ``central_mixer``(Q̂_1(u_1), ..., Q̂_n(u_n); s):
+    unrestricted Q̂*(s, u) = ``central_mixer(Q̂_1(u_1), ..., Q̂_n(u_n); s)``:
 
     * target (max_q_learner.py l.110-143): y = r + γ (1 − terminated) Q̂*(s', û*'; θ̄*), where
       û*' = argmax_u Q_tot(τ', u, s') is the per-agent argmax of the *online* QMIX utilities at the
       next step (double Q, the reference's only mode), evaluated by the target Q̂* (target central
       agents and target central mixer). With ``double_q=False`` (not in the reference, which raises)
       û*' is the argmax of the target QMIX agents' utilities.
-    * L_td = 1/|B| Σ w(s, u) (Q_tot(τ, u, s) − y)²  (l.172), w = 1 where the condition holds, α else:
+    * L_td = 1/``|B|`` Σ w(s, u) (Q_tot(τ, u, s) − y)²  (l.172), w = 1 where the condition holds, α else:
 
       - ``weighting="cw"`` (centrally weighted, l.166-169): u = û* (the taken joint action is the
         current greedy joint action of Q_tot, every agent's action equal to its argmax) or
@@ -47,7 +47,7 @@ class WeightedQMixLoss(MixingQLoss):
       - ``weighting="ow"`` (optimistically weighted, l.163): Q_tot(τ, u, s) < y.
 
       w carries no gradient.
-    * L_central = 1/|B| Σ (Q̂*(s, u; θ*) − y)²  (l.154-158), unweighted, trains Q̂* (and its agents).
+    * L_central = 1/``|B|`` Σ (Q̂*(s, u; θ*) − y)²  (l.154-158), unweighted, trains Q̂* (and its agents).
 
     Means are over valid (unpadded, post-burn-in) samples, times priority weights, as in every loss of
     the library. Dead agents (``alive`` False) give zero utilities to both mixers and do not count in
@@ -78,7 +78,7 @@ class WeightedQMixLoss(MixingQLoss):
 
     Returns (forward): ``loss_td`` (λ_qmix · QMIX's weighted TD loss) and ``loss_central`` (λ_central · Q̂*'s),
     whose sum is the objective, and ``weight_mean`` (mean w over valid samples; the reference logs it as
-    ``w_to_use``, over the padded batch); writes |Q_tot − y| at ``"td_error"``. :meth:`central_q_values` evaluates Q̂* on any joint
+    ``w_to_use``, over the padded batch); writes ``|Q_tot − y|`` at ``"td_error"``. :meth:`central_q_values` evaluates Q̂* on any joint
     actions (``joint_q_values``, read by ``check_igm``, is Q_tot).
 
     Examples:
@@ -138,7 +138,7 @@ class WeightedQMixLoss(MixingQLoss):
             self.add_network("central_agent", central_agent)
 
     def central_utilities(self, b: Batch, *, target: bool, need_current: bool = True, need_next: bool = True):
-        """Q̂*'s per-agent inputs ``(Q̂(τ_t, ·), Q̂(τ_{t+1}, ·))`` [*B, n, A]: the central agents' (online or
+        """Q̂*'s per-agent inputs ``(Q̂(τ_t, ·), Q̂(τ_{t+1}, ·))`` ``[*B, n, A]``: the central agents' (online or
         target; a recurrent one unrolls from zeros at each sequence start), else the QMIX agents'."""
         if not self.has_central_agent:
             return self.utilities(b, target=target, need_current=need_current, need_next=need_next)
@@ -185,7 +185,7 @@ class WeightedQMixLoss(MixingQLoss):
                 "weight_mean": weight_mean.detach()}, td_error
 
     def central_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
-        """Q̂*(s, u) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (online central networks).
+        """Q̂*(s, u) ``[*B, K]`` for joint actions ``[K, n]`` or ``[*B, K, n]`` (online central networks).
 
         ``joint_q_values`` (what ``check_igm`` reads) is QMIX's Q_tot; this is the unrestricted value
         the weighting and the targets come from.

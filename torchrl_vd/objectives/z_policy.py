@@ -91,7 +91,7 @@ class ZPolicyTrainer:
         self.noise_key, self.state0_key, self.return_key, self.done_key = noise_key, state0_key, return_key, done_key
 
     def loss(self, episodes: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(L_RL, mean entropy)`` on episodes: ``state0_key`` [E, *S], ``noise_key`` [E, Z], ``"return"`` [E]."""
+        """``(L_RL, mean entropy)`` on episodes: ``state0_key`` ``[E, *S]``, ``noise_key`` [E, Z], ``"return"`` [E]."""
         z = episodes.get(self.noise_key).argmax(-1)  # [E]
         return self._loss(episodes.get(self.state0_key), z, episodes.get("return"))
 
@@ -105,8 +105,8 @@ class ZPolicyTrainer:
         return torch.log_softmax(dist.logits, dim=-1)  # a categorical over z: [E, Z]
 
     def _loss(self, s0: torch.Tensor, z: torch.Tensor, ret: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """L_RL on tensors [E, *S], [E], [E] (``authors``: −Σ (R − β) log π_z(z | s_0); ``entropy``:
-        −mean[(R − b) · log π_z(z | s_0)] − β · mean[H(π_z(· | s_0))]) and the mean entropy of π_z."""
+        """L_RL on tensors ``[E, *S]``, [E], [E] (``authors``: ``−Σ (R − β) log π_z(z | s_0)``; ``entropy``:
+        ``−mean[(R − b) · log π_z(z | s_0)] − β · mean[H(π_z(· | s_0))]``) and the mean entropy of π_z."""
         log_p = self._log_probs(s0)  # [E, Z]
         log_prob = log_p.gather(-1, z.unsqueeze(-1)).squeeze(-1)  # [E]
         ret = ret.to(log_prob.dtype)

@@ -5,6 +5,7 @@
     torchrl-vd reproduce vmas --seeds 0-4 --workers 16
     torchrl-vd reproduce smax --dry-run                  # the plan and the references; nothing trained or written
     python -m torchrl_vd.reproduce vmas --quick          # a smoke pass of a long suite, in OUT/vmas-quick
+    torchrl-vd reproduce quick --export-marl-eval quick.json   # also the suite's runs as marl-eval JSON
 
 Importing this module imports no torch, numpy or Ray (the top-level ``torchrl-vd`` parser is built from
 :func:`add_arguments`): the suite's machinery is imported by :func:`run_from_args` only.
@@ -38,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the planned runs (trained, resumed or skipped) and every entry's resolved reference; "
                         "train and write nothing")
+    p.add_argument("--export-marl-eval", metavar="FILE.json", default=None,
+                   help="when every run has finished, also write the selected runs as marl-eval JSON (the greedy "
+                        "evaluations in the env's units, not the table's metric or scale; = torchrl-vd export "
+                        "OUT/<suite> --format marl-eval --out FILE.json)")
     return p
 
 
@@ -52,7 +57,13 @@ def _command(args: argparse.Namespace, prog: str) -> str:
                        *(["--seeds", args.seeds] if args.seeds is not None else []),
                        *(["--tasks", args.tasks] if args.tasks else []), *(["--algos", args.algos] if args.algos else []),
                        *(["--frames", str(args.frames)] if args.frames is not None else []),
-                       *(["--workers", str(args.workers)] if args.workers is not None else [])])
+                       *(["--workers", str(args.workers)] if args.workers is not None else []),
+                       *(["--export-marl-eval", args.export_marl_eval] if _export_path(args) else [])])
+
+
+def _export_path(args: argparse.Namespace) -> str | None:
+    """``--export-marl-eval``'s file (None when not asked; a namespace built without the flag counts as not asked)."""
+    return getattr(args, "export_marl_eval", None)
 
 
 def run_from_args(args: argparse.Namespace, prog: str) -> int:
@@ -68,6 +79,8 @@ def run_from_args(args: argparse.Namespace, prog: str) -> int:
         from torchrl_vd.reproduce.run import dry_run
 
         dry_run(args.suite, args.out, **selection)
+        if _export_path(args):
+            print(f"would write the runs as marl-eval JSON to {_export_path(args)} once every run has finished")
         return 0
     from torchrl_vd.reproduce.run import run_suite
 
@@ -78,7 +91,17 @@ def run_from_args(args: argparse.Namespace, prog: str) -> int:
         print(f"interrupted: rerun `{command}` to continue (finished runs are kept, runs resume from their last "
               "checkpoint)", file=sys.stderr)
         return 130
-    return 1 if report.failures else 0
+    if report.failures:
+        if _export_path(args):
+            print(f"not writing {_export_path(args)}: {len(report.failures)} run(s) failed; rerun `{command}`",
+                  file=sys.stderr)
+        return 1
+    if _export_path(args):
+        from torchrl_vd.export.marl_eval import describe, write_marl_eval
+
+        data = write_marl_eval([run.run_dir for run, _, _ in report.planned], _export_path(args))
+        print(f"{describe(data)}\nwrote {_export_path(args)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,6 +50,7 @@ class Reference:
 
 
 NO_REFERENCE = Reference(None, math.nan, "", "", "", "none published")
+"""The reference of an entry that has none (``"reference": None``): no value, shown as "none published"."""
 
 
 def reference_file(name: str | Path):

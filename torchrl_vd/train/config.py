@@ -25,6 +25,7 @@ from torchrl_vd.train.options import coerce
 from torchrl_vd.train.presets import MERGED_FIELDS, preset_fields
 
 SEEDS_FORMS = "a range '0-3', a list '0,2,5', or both '0-2,7'"
+"""How ``--seeds`` may be written (:func:`parse_seeds`), for help texts and error messages."""
 OPTION_ALIASES = {"mixer": "mixer_kwargs", "loss": "loss_kwargs"}
 """``--set`` prefixes that reach into the algorithm's typed options (``mixer.NAME`` = ``mixer_kwargs.NAME``)."""
 

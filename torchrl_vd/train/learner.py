@@ -367,7 +367,7 @@ def _minibatches(rb: TensorDictReplayBuffer, n: int, chunk: int = 32):
 
 
 def _to_storage(batch: TensorDictBase, recurrent: bool, seq_len: int) -> TensorDictBase:
-    """Transitions [num_envs*T] for feed-forward agents; sequences [num_envs*T/L, L] for recurrent ones."""
+    """Transitions ``[num_envs*T]`` for feed-forward agents; sequences ``[num_envs*T/L, L]`` for recurrent ones."""
     if not recurrent:
         return batch.reshape(-1)  # [num_envs, T] -> [num_envs * T]
     n, T = batch.shape

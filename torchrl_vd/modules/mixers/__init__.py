@@ -1,4 +1,4 @@
-"""Mixers: one per file; all share :class:`Mixer`'s call shape (utilities [*B,n,1], state) -> [*B,1]
+"""Mixers: one per file; all share :class:`Mixer`'s call shape (utilities ``[*B,n,1]``, state) -> ``[*B,1]``
 (QPLEX's mixer also reads the greedy utilities and the actions)."""
 
 from torchrl_vd.modules.mixers.base import Mixer

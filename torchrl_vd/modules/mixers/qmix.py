@@ -21,7 +21,7 @@ def hypernetwork(in_dim: int, out_dim: int, layers: int, embed: int) -> nn.Modul
 
 
 class QMixer(Mixer):
-    """Q_tot = f_mix(Q_1, ..., Q_n; θ_mix(z)) with |weights| so ∂Q_tot/∂Q_i ≥ 0.
+    """Q_tot = f_mix(Q_1, ..., Q_n; θ_mix(z)) with ``|weights|`` so ∂Q_tot/∂Q_i ≥ 0.
 
     Two mixing layers: ``h = ELU(Q·|W1(z)| + b1(z))``, ``Q_tot = h·|W2(z)| + V(z)`` where the weights
     come from hypernetworks of the state z and V(z) = Linear-ReLU-Linear is the state bias

@@ -11,7 +11,7 @@ positive λ — and every IGM-consistent Q_tot can be written this way (IGM-comp
 * transformation: each utility is mapped to Q_i = w_i(s) Q_i + b_i(s) with w_i > 0, so the
   ordering of each agent's actions (hence V_i and the greedy action) is kept;
 * dueling: λ_i(s, u) from multi-head attention over the state and the joint action (the
-  reference's ``dmaq_si_weight``), λ_i = Σ_k |key_k(s)| · σ(agent_k(s))_i · σ(action_k(s, u))_i.
+  reference's ``dmaq_si_weight``), λ_i = Σ_k ``|key_k(s)|`` · σ(agent_k(s))_i · σ(action_k(s, u))_i.
 
 Reference: wjh720/QPLEX ``pymarl-master/src/modules/mixers/dmaq_general.py`` (``DMAQer``) and
 ``dmaq_si_weight.py`` (``DMAQ_SI_Weight``); defaults from ``src/config/algs/qplex.yaml``.
@@ -57,7 +57,7 @@ class _HeadMLPs(nn.Module):
 class QPlexMixer(nn.Module):
     """Q_tot(s, u) = Σ_i Q_i(u_i) + Σ_i (λ_i(s, u) − 1) · sg[A_i(u_i)]  (QPLEX, reference ``DMAQer``).
 
-    With the transformation (``weighted_head``) Q_i(u_i) := w_i(s) Q_i(u_i) + b_i(s), w_i = |W(s)| + 1e-10,
+    With the transformation (``weighted_head``) Q_i(u_i) := w_i(s) Q_i(u_i) + b_i(s), w_i = ``|W(s)|`` + 1e-10,
     and A_i(u_i) = Q_i(u_i) − Q_i(ū_i) with ū_i each agent's greedy action (both transformed), this
     is the paper's Σ_i V_i + Σ_i λ_i A_i written as in the reference learner (dmaq_qatten_learner.py
     l.120-123: ``ans_chosen + ans_adv``, the first term ``is_v=True``, the second the advantage
@@ -140,7 +140,7 @@ class QPlexMixer(nn.Module):
         return state.reshape(*batch, self.state_dim)  # [*B, S]
 
     def lambda_weights(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """λ_i(s, u) = Σ_k (|key_k(s)| + 1e-10) σ(agent_k(s))_i σ(action_k([s, onehot(u)]))_i > 0.
+        """λ_i(s, u) = Σ_k (``|key_k(s)|`` + 1e-10) σ(agent_k(s))_i σ(action_k([s, onehot(u)]))_i > 0.
 
         ``state [*B, S]`` (flattened), ``actions [*B, n]`` (int) -> ``[*B, n]`` (reference
         ``DMAQ_SI_Weight.forward``, dmaq_si_weight.py l.59-80).
