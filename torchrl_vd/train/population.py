@@ -303,8 +303,7 @@ def build_population(runs: list, *, stacked: bool | None = None) -> Population:
         base = make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed, **run.env_kwargs)
         info = describe_env(base)
         run.check_env(info)  # options the env cannot serve, before any work
-        parts = get_algo(run.algo).parts(run, info)
-        parts.loss_module.to(run.device)
+        parts = get_algo(run.algo).parts(run, info).to(run.device)
         return Population(runs, info, [parts], parts.loss_module, None,
                           JointExtras(parts.env_transforms, _nothing), base)
     template, seed_parts, info = build_seed_parts(runs)
@@ -329,12 +328,10 @@ def build_seed_parts(runs: list) -> tuple[AlgoParts, list[AlgoParts], EnvInfo]:
                                      **run.env_kwargs))
         run.check_env(info)  # options the env cannot serve, before any work
         if template is None:
-            template = spec.parts(run, info)
-            template.loss_module.to(run.device)
+            template = spec.parts(run, info).to(run.device)
             torch.manual_seed(run.seed)
             make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed, **run.env_kwargs)
-        parts = spec.parts(run, info)
-        parts.loss_module.to(run.device)
+        parts = spec.parts(run, info).to(run.device)
         seed_parts.append(parts)
     return template, seed_parts, info
 
