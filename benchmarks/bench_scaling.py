@@ -146,6 +146,7 @@ def envs_scaling(envs, rounds: int, steps: int, device: str = "cpu") -> dict:
     for ne in envs:
         cfg = vd.TrainConfig(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100},
                              num_envs=ne, hidden=(256, 256), progress=False, frames_per_batch=ne * steps,
+                             frames=ne * steps,
                              device=device)
         env = build_env(cfg)
         loss = algorithms()["qmix"].parts(cfg, describe_env(env)).to(device).loss_module

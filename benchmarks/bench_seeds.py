@@ -67,7 +67,8 @@ def loadavg() -> str:
 
 
 def worker(spec: dict) -> None:
-    """One training process: ``iters`` batches per seed of ``spec["workload"]``, seeds or one seed."""
+    """One training process: ``iters`` batches per seed of ``spec["workload"]``, seeds or one seed; optional
+    ``spec["device"]`` and ``spec["overrides"]`` (TrainConfig fields over the workload's: benchmarks/gpu_check.py)."""
     import torch
 
     import torchrl_vd as vd

@@ -164,7 +164,8 @@ def report(figures: dict) -> str:
     t = _common.table
     dev = figures["device"]
     lines = [f"device: {dev} ({figures['device_name']}); CPU comparison with {figures['cpu_threads']} torch thread(s)"
-             f"{' (quick sizes)' if figures['quick'] else ''}", "",
+             f"{' (quick sizes)' if figures['quick'] else ''}"
+             f"{'; a dry run: the device is this CPU, so the cpu columns repeat it' if dev == 'cpu' else ''}", "",
              "VMAS balance collection (4 agents, train()'s collection path; env-steps/s)"]
     lines.append(t(["num_envs", f"{dev} env-steps/s", "cpu env-steps/s", f"{dev} / cpu", f"raw VMAS {dev}",
                     "raw VMAS cpu"],

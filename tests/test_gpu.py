@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ALGOS = sorted(algorithms())
 T_VMAS = 10  # VMAS episode length here: one episode per env per batch
 # small enough for seconds on a CPU; every algorithm's presets (MAVEN's recurrent agent) still apply
-TINY = dict(num_envs=8, batch_size=32, updates_per_batch=2, hidden=(16,), eval_episodes=4, progress=False,
-            checkpoint_every=0)
+TINY = dict(num_envs=8, batch_size=32, updates_per_batch=2, hidden=(16,), eval_episodes=4, buffer_size=2000,
+            progress=False, checkpoint_every=0)
 ENVS = {
     "vmas/balance": dict(env_kwargs={"max_steps": T_VMAS}, frames_per_batch=8 * T_VMAS),
     "matrix/qtran": dict(frames_per_batch=8),
