@@ -69,6 +69,20 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def sync(device="cpu") -> None:
+    """Wait for the work queued on ``device`` (CUDA runs asynchronously: a timer read without this measures the
+    launches, not the work); nothing to wait for on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device="cpu") -> str:
+    """The card's name for a CUDA device (``torch.cuda.get_device_name``), else the CPU's."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return _cpu_name()
+
+
 def median(xs: Iterable[float]) -> float:
     xs = [x for x in xs if x == x]
     return statistics.median(xs) if xs else float("nan")

@@ -78,8 +78,9 @@ class LoopGRUAgent(GRUAgent):
         return torch.stack(out, 1).reshape(B, T, n, H)  # [B, T, n, H]
 
 
-def sequences(B: int, T: int, layout: str, seed: int = 0) -> TensorDict:
-    """[B, T] sequence batch with consistent next observations and the episode starts of ``layout``."""
+def sequences(B: int, T: int, layout: str, seed: int = 0, hidden: int = H) -> TensorDict:
+    """[B, T] sequence batch with consistent next observations and the episode starts of ``layout`` (stored GRU
+    states of width ``hidden``)."""
     g = torch.Generator().manual_seed(seed)
     stream = torch.randn(B, T + 1, N_AGENTS, OBS_DIM, generator=g)  # o_0 .. o_T per sequence
     is_init = torch.zeros(B, T, 1, dtype=torch.bool)
@@ -98,7 +99,7 @@ def sequences(B: int, T: int, layout: str, seed: int = 0) -> TensorDict:
     return TensorDict(
         {
             "agents": agents(obs, action=torch.randint(0, N_ACTIONS, (B, T, N_AGENTS), generator=g),
-                             rnn_hidden=0.1 * torch.randn(B, T, N_AGENTS, H, generator=g)),
+                             rnn_hidden=0.1 * torch.randn(B, T, N_AGENTS, hidden, generator=g)),
             "state": obs.flatten(-2),
             "is_init": is_init,
             "next": {"agents": agents(next_obs), "state": next_obs.flatten(-2),

@@ -128,8 +128,12 @@ def agents_scaling(ns, rounds: int, steps: int, algos=None) -> dict:
     return {"configs": configs, "cpu": cpu, "wall": wall, "errors": errors}
 
 
-def envs_scaling(envs, rounds: int, steps: int) -> dict:
+def envs_scaling(envs, rounds: int, steps: int, device: str = "cpu") -> dict:
+    """Collection and raw VMAS stepping at each number of envs on ``device`` (benchmarks/gpu_check.py runs it on a
+    GPU: the VMAS worlds, the policy and the collected batches live there; every timing ends with a sync)."""
     import torch
+
+    from _common import sync
     from torchrl.collectors import Collector
 
     import torchrl_vd as vd
@@ -141,11 +145,13 @@ def envs_scaling(envs, rounds: int, steps: int) -> dict:
     cols, raws = {}, {}
     for ne in envs:
         cfg = vd.TrainConfig(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100},
-                             num_envs=ne, hidden=(256, 256), progress=False, frames_per_batch=ne * steps)
+                             num_envs=ne, hidden=(256, 256), progress=False, frames_per_batch=ne * steps,
+                             frames=ne * steps,
+                             device=device)
         env = build_env(cfg)
-        loss = algorithms()["qmix"].parts(cfg, describe_env(env)).loss_module
+        loss = algorithms()["qmix"].parts(cfg, describe_env(env)).to(device).loss_module
         _, explore = make_agent_policies(loss.agent_net, eps_init=0.5, eps_end=0.5)
-        collector = Collector(env, explore, frames_per_batch=ne * steps, total_frames=-1,
+        collector = Collector(env, explore, frames_per_batch=ne * steps, total_frames=-1, device=device,
                               auto_register_policy_transforms=False)
         it = iter(collector)
         next(it)
@@ -154,18 +160,21 @@ def envs_scaling(envs, rounds: int, steps: int) -> dict:
 
         def raw(venv=venv, ne=ne):
             for _ in range(steps):
-                venv.step([torch.randint(0, 9, (ne, 1)) for _ in range(4)])
+                venv.step([torch.randint(0, 9, (ne, 1), device=device) for _ in range(4)])
 
         raws[ne] = raw
     res = {ne: {"collect_cpu": [], "collect_wall": [], "raw_cpu": [], "raw_wall": []} for ne in envs}
     for r in range(rounds):
         for ne in envs:
+            sync(device)
             t, c = time.perf_counter(), time.thread_time()
             next(cols[ne])
+            sync(device)
             res[ne]["collect_cpu"].append(ne * steps / (time.thread_time() - c))
             res[ne]["collect_wall"].append(ne * steps / (time.perf_counter() - t))
             t, c = time.perf_counter(), time.thread_time()
             raws[ne]()
+            sync(device)
             res[ne]["raw_cpu"].append(ne * steps / (time.thread_time() - c))
             res[ne]["raw_wall"].append(ne * steps / (time.perf_counter() - t))
     return res

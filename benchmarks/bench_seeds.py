@@ -67,17 +67,18 @@ def loadavg() -> str:
 
 
 def worker(spec: dict) -> None:
-    """One training process: ``iters`` batches per seed of ``spec["workload"]``, seeds or one seed."""
+    """One training process: ``iters`` batches per seed of ``spec["workload"]``, seeds or one seed; optional
+    ``spec["device"]`` and ``spec["overrides"]`` (TrainConfig fields over the workload's: benchmarks/gpu_check.py)."""
     import torch
 
     import torchrl_vd as vd
 
     torch.set_num_threads(1)
-    base = dict(WORKLOADS[spec["workload"]])
-    fpb = base.get("frames_per_batch", vd.TrainConfig.frames_per_batch)
-    cfg = vd.TrainConfig(**base, frames=spec["iters"] * fpb, progress=False, checkpoint_every=0, igm_eval=False,
-                         eval_episodes=4, out_dir=spec["out"], **({"seeds": tuple(range(spec["n"]))} if spec["vectorized"]
-                                                               else {"seed": spec["seed"]}))
+    base = {**WORKLOADS[spec["workload"]], **spec.get("overrides", {})}  # overrides: e.g. smaller for a dry run
+    cfg = vd.TrainConfig(**base, progress=False, checkpoint_every=0, igm_eval=False, eval_episodes=4,
+                         device=spec.get("device", "cpu"), out_dir=spec["out"],
+                         **({"seeds": tuple(range(spec["n"]))} if spec["vectorized"] else {"seed": spec["seed"]}))
+    cfg = cfg.with_overrides({"frames": spec["iters"] * cfg.frames_per_batch})  # the batch the presets chose
     vd.train(cfg)
     print(json.dumps({"frames_per_seed": cfg.frames}))
 

@@ -27,39 +27,44 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BALANCE_KWARGS, median, setup, table, write_results  # noqa: E402
+from _common import BALANCE_KWARGS, median, setup, sync, table, write_results  # noqa: E402
 
 
-def balance_buffer(num_envs: int = 60, steps: int = 100, seed: int = 0, n_agents: int = 4, capacity: int | None = None):
-    """Our VMAS balance env and a replay buffer filled with a random-action rollout [num_envs * steps]."""
+def balance_buffer(num_envs: int = 60, steps: int = 100, seed: int = 0, n_agents: int = 4, capacity: int | None = None,
+                   batch_size: int = 128, device: str = "cpu"):
+    """Our VMAS balance env and a replay buffer filled with a random-action rollout [num_envs * steps], both on
+    ``device`` (the env simulates there; the buffer stores there, as train()'s does)."""
     from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
     from torchrl.data.replay_buffers.samplers import RandomSampler
 
     from torchrl_vd.envs.registry import make_env
 
-    env = make_env("vmas/balance", num_envs=num_envs, seed=seed, **{**BALANCE_KWARGS, "n_agents": n_agents})
+    env = make_env("vmas/balance", num_envs=num_envs, seed=seed, device=device,
+                   **{**BALANCE_KWARGS, "n_agents": n_agents})
     roll = env.rollout(steps, break_when_any_done=False)  # [num_envs, steps]
-    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(capacity or num_envs * steps), sampler=RandomSampler(),
-                                batch_size=128)
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(capacity or num_envs * steps, device=device),
+                                sampler=RandomSampler(), batch_size=batch_size)
     rb.extend(roll.reshape(-1))
     return env, rb
 
 
-def our_loss(env, algo: str = "qmix", hidden=(256, 256), agent: str = "mlp", double_q: bool = False):
+def our_loss(env, algo: str = "qmix", hidden=(256, 256), agent: str = "mlp", double_q: bool = False,
+             device: str = "cpu"):
     import torchrl_vd as vd
     from torchrl_vd.envs.registry import describe_env
     from torchrl_vd.train.algos import algorithms
 
     cfg = vd.TrainConfig(algo=algo, env="vmas/balance", hidden=hidden, agent=agent, double_q=double_q, progress=False,
                          agent_id=False)  # as BenchMARL (and the VMAS preset): no agent id
-    loss = algorithms()[algo].parts(cfg, describe_env(env)).loss_module
+    loss = algorithms()[algo].parts(cfg, describe_env(env)).to(device).loss_module
     loss.make_value_estimator(gamma=0.99)
     return loss
 
 
 def step_fn(loss, rb, *, fused_lerp: bool, fused_adam: bool, validate_once: bool, chunked: bool, steps: int,
-            grad_clip: float = 5.0):
-    """A closure running ``steps`` gradient steps as train() did before/after each optimization."""
+            grad_clip: float = 5.0, device: str = "cpu"):
+    """A closure running ``steps`` gradient steps as train() did before/after each optimization (and waiting for
+    ``device`` to finish them)."""
     import torch
     from torchrl.objectives import SoftUpdate
 
@@ -82,6 +87,7 @@ def step_fn(loss, rb, *, fused_lerp: bool, fused_adam: bool, validate_once: bool
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
             optim.step()
             updater.step()
+        sync(device)
 
     return run
 

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default: the run's)")
     e.add_argument("--render", metavar="GIF", default=None, help="also render one greedy episode to a GIF (VMAS)")
+    e.add_argument("--device", default=None, help="where to evaluate (default: the run's device), e.g. cpu for a "
+                   "run trained on a GPU")
 
     pl = sub.add_parser("plot", help="learning-curve PNG of one or several runs")
     pl.add_argument("run_dirs", nargs="+")
@@ -195,7 +197,7 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from torchrl_vd.train.evaluation import evaluate_run
 
-    out = evaluate_run(args.run_dir, episodes=args.episodes, render=args.render)
+    out = evaluate_run(args.run_dir, episodes=args.episodes, render=args.render, device=args.device)
     print(json.dumps(out, indent=2))
     return 0
 

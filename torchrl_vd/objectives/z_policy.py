@@ -84,8 +84,9 @@ class ZPolicyTrainer:
         self.entropy_scaling, self.updates, self.baseline = float(entropy_scaling), int(updates), bool(baseline)
         self.objective = objective
         self.batch_size = int(batch_size)
-        self.buffer = TensorDictReplayBuffer(
-            storage=LazyTensorStorage(int(buffer_size)), sampler=RandomSampler(), batch_size=self.batch_size
+        self.buffer = TensorDictReplayBuffer(  # on the device of the first episodes pushed (torchrl's default: CPU)
+            storage=LazyTensorStorage(int(buffer_size), device="auto"), sampler=RandomSampler(),
+            batch_size=self.batch_size,
         )
         self.loss_module = loss_module
         self.noise_key, self.state0_key, self.return_key, self.done_key = noise_key, state0_key, return_key, done_key

@@ -79,6 +79,15 @@ class AlgoParts:
     metric_columns: tuple[str, ...] = ()
     joint: Callable[[list[AlgoParts]], JointExtras] | None = None
 
+    def to(self, device) -> AlgoParts:
+        """The loss module and the extra modules moved to ``device`` (in place, so optimizers built on their
+        parameters, e.g. MAVEN's z-policy trainer, keep working); returns ``self``. Every trainable piece moves:
+        the env transforms call the extra modules on the env's device (MAVEN's z-policy at each reset)."""
+        self.loss_module.to(device)
+        for module in self.extra_modules.values():
+            module.to(device)
+        return self
+
 
 @dataclass
 class AlgoSpec:

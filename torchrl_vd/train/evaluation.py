@@ -119,22 +119,30 @@ def render_gif(policy, env, path: str | Path, max_steps: int | None = None, fps:
     return path
 
 
-def evaluate_run(run_dir: str | Path, episodes: int | None = None, render: str | Path | None = None) -> dict:
+def evaluate_run(run_dir: str | Path, episodes: int | None = None, render: str | Path | None = None,
+                 device: str | None = None) -> dict:
     """Rebuild a run from its checkpoint and evaluate its greedy policy (``torchrl-vd eval``).
 
     The same evaluation as the trainer's final one (seed + 10_000, the run's episode count by default): the
     greedy return and std, and — when the run logs it (``igm_eval``, the default) — the IGM gap on the evaluated
     states (``igm_violation_rate``, ``igm_value_gap``; :func:`igm_gap`). ``render``: also write a GIF of one
-    greedy episode there (VMAS scenarios).
+    greedy episode there (VMAS scenarios). ``device``: where to evaluate (default: the run's own device; the
+    checkpoint is read onto the CPU and moved there, so a run trained on a GPU evaluates on a CPU-only machine).
     """
     state = load_checkpoint(run_dir)
-    cfg = TrainConfig.from_dict({**state["config"], "resume": None})
+    cfg = TrainConfig.from_dict({**state["config"], "resume": None, **({"device": device} if device else {})})
+    try:
+        cfg.check_runtime()
+    except ValueError as err:
+        raise ValueError(f"Cannot evaluate {run_dir} on device={cfg.device!r} (trained on "
+                         f"{state['config'].get('device')!r}): {err} Evaluate it on this machine's CPU with "
+                         "`torchrl-vd eval RUN_DIR --device cpu` (evaluate_run(..., device='cpu')).") from None
     set_default_threads(cfg.threads)
     n = episodes or cfg.eval_episodes
     base = make_env(cfg.env, num_envs=n, device=cfg.device, seed=cfg.seed + 10_000, **cfg.env_kwargs)
     info = describe_env(base)
-    parts = get_algo(cfg.algo).parts(cfg, info)
-    loss = parts.loss_module.to(cfg.device)
+    parts = get_algo(cfg.algo).parts(cfg, info).to(cfg.device)
+    loss = parts.loss_module
     restore_modules(state, loss, extra_modules=parts.extra_modules)
     env = build_env(cfg, parts.env_transforms, loss.agent_net, base=base)
     greedy, _ = make_agent_policies(loss.agent_net, action_mask=info.has_action_mask, group=info.group)

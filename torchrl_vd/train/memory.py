@@ -62,20 +62,33 @@ def available_memory() -> int | None:
     return min(found) if found else None
 
 
+def accelerator_memory(device) -> int | None:
+    """Free bytes on a CUDA ``device`` (``torch.cuda.mem_get_info``); None for other devices."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return None
+    return int(torch.cuda.mem_get_info(dev)[0])
+
+
 def check_memory(env, cfg, n_seeds: int, seq_len: int) -> MemoryEstimate:
     """Refuse (``MemoryError``) a run whose estimate exceeds the available memory, naming the bytes and the
-    setting to lower; warn when it takes most of it."""
+    setting to lower; warn when it takes most of it. On a GPU the buffer, its checkpoint copy and the batch all
+    live in the GPU's memory (``cfg.device``), so that is the memory they are checked against."""
     est = estimate_memory(env, cfg, n_seeds, seq_len)
-    free = available_memory()
+    on_gpu = accelerator_memory(cfg.device)
+    free = available_memory() if on_gpu is None else on_gpu
     if free is None:
         return est
+    where = "the machine" if on_gpu is None else f"the GPU ({cfg.device})"
     seeds = f" x {n_seeds} seeds" if n_seeds > 1 else ""
     what = (f"the replay buffer of buffer_size={cfg.buffer_size} transitions{seeds} ({_gb(est.buffer)} at "
             f"{est.transition} bytes per transition), its copy while a checkpoint is written ({_gb(est.checkpoint_copy)}) "
             f"and a collected batch ({_gb(est.batch)}): {_gb(est.total)}")
     if est.total > free:
         most = max(1, int(cfg.buffer_size * (WARN_SHARE * free - est.batch) / max(est.buffer + est.checkpoint_copy, 1)))
-        raise MemoryError(f"This run would need {what}, but the machine has {_gb(free)} available. Lower buffer_size "
+        raise MemoryError(f"This run would need {what}, but {where} has {_gb(free)} available. Lower buffer_size "
                           f"(at most about {most} here){' or run fewer seeds per process' if n_seeds > 1 else ''}.")
     if est.total > WARN_SHARE * free:
         warnings.warn(f"This run will take most of the memory: {what} of {_gb(free)} available; other processes "
@@ -88,4 +101,4 @@ def _gb(n: int) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
-__all__ = ["MemoryEstimate", "available_memory", "check_memory", "estimate_memory"]
+__all__ = ["MemoryEstimate", "accelerator_memory", "available_memory", "check_memory", "estimate_memory"]

@@ -42,7 +42,7 @@ from torch.utils._pytree import tree_map
 from torchrl_vd.envs.registry import EnvInfo, describe_env, make_env
 from torchrl_vd.objectives.common import total_loss
 from torchrl_vd.train.algos import AlgoParts, JointExtras, get_algo
-from torchrl_vd.train.checkpoint import restore_modules
+from torchrl_vd.train.checkpoint import restore_modules, without_estimator
 
 
 def seed_dir(out_dir: str | Path, seed: int) -> Path:
@@ -154,6 +154,7 @@ class SeedStack:
         """Write N single-run loss-module states into the stacked parameters (in place), and the unstacked
         buffers into each seed's own loss module."""
         stacked = self._state(self.template)
+        states = [without_estimator(state) for state in states]
         for loss, state in zip(self.losses, states):
             loss.load_state_dict({key: v for key, v in state.items() if stacked[key].ndim == v.ndim}, strict=False)
         with warnings.catch_warnings():
@@ -302,8 +303,7 @@ def build_population(runs: list, *, stacked: bool | None = None) -> Population:
         base = make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed, **run.env_kwargs)
         info = describe_env(base)
         run.check_env(info)  # options the env cannot serve, before any work
-        parts = get_algo(run.algo).parts(run, info)
-        parts.loss_module.to(run.device)
+        parts = get_algo(run.algo).parts(run, info).to(run.device)
         return Population(runs, info, [parts], parts.loss_module, None,
                           JointExtras(parts.env_transforms, _nothing), base)
     template, seed_parts, info = build_seed_parts(runs)
@@ -328,12 +328,10 @@ def build_seed_parts(runs: list) -> tuple[AlgoParts, list[AlgoParts], EnvInfo]:
                                      **run.env_kwargs))
         run.check_env(info)  # options the env cannot serve, before any work
         if template is None:
-            template = spec.parts(run, info)
-            template.loss_module.to(run.device)
+            template = spec.parts(run, info).to(run.device)
             torch.manual_seed(run.seed)
             make_env(run.env, num_envs=run.num_envs, device=run.device, seed=run.seed, **run.env_kwargs)
-        parts = spec.parts(run, info)
-        parts.loss_module.to(run.device)
+        parts = spec.parts(run, info).to(run.device)
         seed_parts.append(parts)
     return template, seed_parts, info
 

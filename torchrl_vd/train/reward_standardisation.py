@@ -44,7 +44,10 @@ class RunningRewardStats:
         return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count}
 
     def load_state_dict(self, state: dict) -> None:
-        self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), float(state["count"])
+        """Restore on this object's device (a checkpoint is read onto the CPU; the run may resume on a GPU)."""
+        device = self.mean.device
+        self.mean, self.var = state["mean"].to(device, copy=True), state["var"].to(device, copy=True)
+        self.count = float(state["count"])
 
     def seed_state_dict(self, k: int) -> dict:
         """Lead ``k``'s statistics in a single run's format (vectorized seed k's own checkpoint)."""

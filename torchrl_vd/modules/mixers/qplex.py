@@ -145,7 +145,10 @@ class QPlexMixer(nn.Module):
         ``state [*B, S]`` (flattened), ``actions [*B, n]`` (int) -> ``[*B, n]`` (reference
         ``DMAQ_SI_Weight.forward``, dmaq_si_weight.py l.59-80).
         """
-        onehot = F.one_hot(actions.long(), self.n_actions).flatten(-2).to(state.dtype)  # [*B, n, A] -> [*B, n*A]
+        # one-hot by comparison with the action ids: F.one_hot reads the actions' min and max back to the host
+        # on CPU to check their range (a sync per call); actions are validated as they enter the replay buffer
+        ids = torch.arange(self.n_actions, device=actions.device)  # [A]
+        onehot = (actions.long().unsqueeze(-1) == ids).flatten(-2).to(state.dtype)  # [*B, n, A] -> [*B, n*A]
         key = self.key(state).abs() + EPS  # [*B, K, 1]
         agents = torch.sigmoid(self.agents(state))  # [*B, K, n]
         action = torch.sigmoid(self.action(torch.cat((state, onehot), dim=-1)))  # [*B, K, n]
