@@ -53,7 +53,6 @@ from torchrl_vd.objectives.batch import (
 )
 from torchrl_vd.objectives.networks import NetworkRegistry
 from torchrl_vd.objectives.returns import SUPPORTED, td_target
-from torchrl_vd.objectives.utils import unsaved_estimator_settings
 
 AGENT_REDUCTIONS = ("sum", "mean")
 PER_AGENT_KEYS = ("observation", "action", "action_mask", "alive", "rnn_hidden", "action_value", "local_value")
@@ -272,7 +271,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         """
         if isinstance(value_type, ValueEstimatorBase) or (
                 isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)):
-            return unsaved_estimator_settings(LossModule.make_value_estimator(self, value_type, **hyperparams))
+            return LossModule.make_value_estimator(self, value_type, **hyperparams)
         value_type = value_type or self.default_value_estimator
         for name in ("gamma", "lmbda"):
             if name in hyperparams and not 0.0 <= float(hyperparams[name]) <= 1.0:
@@ -282,7 +281,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         hp = {**default_value_kwargs(value_type), **hyperparams}
         # γ and λ as given: the estimator stores them as float32 tensors, which float64 computations would feel
         self._exact = (est, float(hp["gamma"]), None if hp.get("lmbda") is None else float(hp["lmbda"]))
-        return unsaved_estimator_settings(self)
+        return self
 
     def _discount(self) -> tuple[ValueEstimators, float, float | None]:
         """``(kind, γ, λ)`` of the value estimator (built with torchrl's defaults on first use)."""

@@ -57,14 +57,4 @@ class FusedSoftUpdate(SoftUpdate):
             torch._foreach_lerp_(self._flat_targets, self._flat_sources, 1.0 - self.eps)
 
 
-def unsaved_estimator_settings(loss):
-    """``loss`` with its value estimator's buffers (γ, λ) left out of ``state_dict``: settings, not learned state,
-    given again by whoever makes the estimator (the trainer, from its config). Saved, they made a loss with an
-    estimator differ from the same networks without one (a run reloaded for evaluation, a seed beside the stack)."""
-    est = getattr(loss, "_value_estimator", None)
-    for module in est.modules() if est is not None else ():
-        module._non_persistent_buffers_set.update(module._buffers)
-    return loss
-
-
 __all__ = ["FusedSoftUpdate"]

@@ -211,7 +211,7 @@ def read_checkpoint_file(path: Path) -> dict:
 def restore_modules(state: dict, loss=None, extra_modules: dict | None = None) -> None:
     """Load the loss module's networks and the extra modules from ``state``; a mismatch is named in a few lines
     (what is missing, unexpected or of another shape), never as torch's full key dump."""
-    pairs = ([(loss, without_estimator(state["loss_module"]), "loss module")] if loss is not None else []) + [
+    pairs = ([(loss, state["loss_module"], "loss module")] if loss is not None else []) + [
         (m, state["extra_modules"].get(k), f"extra module {k!r}") for k, m in (extra_modules or {}).items()]
     for module, saved, what in pairs:
         problem = "it is missing from the checkpoint" if saved is None else state_mismatch(module, saved)
@@ -222,12 +222,6 @@ def restore_modules(state: dict, loss=None, extra_modules: dict | None = None) -
         with warnings.catch_warnings():  # torchrl warns on any access to target params without an updater
             warnings.filterwarnings("ignore", message="No target network updater")
             module.load_state_dict(saved)
-
-
-def without_estimator(saved: dict) -> dict:
-    """A saved loss-module state without its value estimator's entries (γ, λ: settings the trainer gives again),
-    which checkpoints written before the estimator's buffers were left out of ``state_dict`` still hold."""
-    return {k: v for k, v in saved.items() if not k.startswith("_value_estimator.")}
 
 
 def state_mismatch(module, saved: dict) -> str | None:

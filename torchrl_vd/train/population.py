@@ -42,7 +42,7 @@ from torch.utils._pytree import tree_map
 from torchrl_vd.envs.registry import EnvInfo, describe_env, make_env
 from torchrl_vd.objectives.common import total_loss
 from torchrl_vd.train.algos import AlgoParts, JointExtras, get_algo
-from torchrl_vd.train.checkpoint import restore_modules, without_estimator
+from torchrl_vd.train.checkpoint import restore_modules
 
 
 def seed_dir(out_dir: str | Path, seed: int) -> Path:
@@ -154,7 +154,6 @@ class SeedStack:
         """Write N single-run loss-module states into the stacked parameters (in place), and the unstacked
         buffers into each seed's own loss module."""
         stacked = self._state(self.template)
-        states = [without_estimator(state) for state in states]
         for loss, state in zip(self.losses, states):
             loss.load_state_dict({key: v for key, v in state.items() if stacked[key].ndim == v.ndim}, strict=False)
         with warnings.catch_warnings():
