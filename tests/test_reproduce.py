@@ -391,6 +391,9 @@ def test_a_failing_run_is_reported_and_the_others_finish(local_ray, tmp_path):
     failures = rp.dispatch([(good, "start"), (bad, "start")], workers=None, log=lines.append)
     assert list(failures) == [str(bad.run_dir)] and "bogus" in failures[str(bad.run_dir)]
     assert rp.finished(good) and any("FAILED" in line and "qmix" in line for line in lines)
+    kept = (bad.run_dir / "failure.txt").read_text()  # the whole worker traceback, not only its last line
+    assert 'File "' in kept and "bogus" in kept and "\x1b[" not in kept and len(kept.splitlines()) > 3
+    assert not (good.run_dir / "failure.txt").exists()
 
 
 @pytest.mark.slow

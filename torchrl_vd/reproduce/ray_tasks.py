@@ -11,6 +11,7 @@ functions only (``pip install 'torchrl-vd[reproduce]'``).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import time
@@ -53,6 +54,18 @@ def mirror_files(run_dir: Path, files: dict[str, str]) -> None:
         path = run_dir / name
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
+
+
+FAILURE_FILE = "failure.txt"  # a failed run's whole error, beside its files (the log shows its last line)
+
+
+def keep_failure(run_dir: Path, error: str) -> Path:
+    """Write a failed run's whole error (the worker's traceback, chained exceptions included) into its run
+    directory; the next plan resumes the run from its last checkpoint and a success removes the file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / FAILURE_FILE
+    path.write_text(re.sub(r"\x1b\[[0-9;]*m", "", error).rstrip() + "\n")  # without Ray's colour codes
+    return path
 
 
 def init_ray(workers: int | None) -> bool:
@@ -99,12 +112,14 @@ def dispatch(todo: list[tuple[RunSpec, str]], workers: int | None, log: Callable
             out = ray.get(ready[0])
         except ray.exceptions.RayError as err:
             failures[str(run.run_dir)] = str(err).strip().splitlines()[-1]
-            log(f"[{done}/{len(todo)}] FAILED {run.label} ({action}): {failures[str(run.run_dir)]}")
+            where = keep_failure(run.run_dir, str(err))
+            log(f"[{done}/{len(todo)}] FAILED {run.label} ({action}): {failures[str(run.run_dir)]} (traceback: {where})")
             continue
         mirror_files(run.run_dir, out["files"])
+        (run.run_dir / FAILURE_FILE).unlink(missing_ok=True)
         log(f"[{done}/{len(todo)}] {action} {run.label}: {out['summary']['frames']} frames in {out['wall_s']:.1f} s "
             f"on {out['host']}")
     return failures
 
 
-__all__ = ["MIRRORED_FILES", "dispatch", "execute", "init_ray", "mirror_files"]
+__all__ = ["FAILURE_FILE", "MIRRORED_FILES", "dispatch", "execute", "init_ray", "keep_failure", "mirror_files"]
