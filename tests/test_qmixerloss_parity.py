@@ -290,3 +290,29 @@ def test_td1_td_lambda_and_multistep_targets_equal_qmixerloss(case):
             loss.make_value_estimator(est, gamma=0.9)
     assert value(ours, td) == pytest.approx(value(ref, td), rel=1e-5)
 
+
+def test_a_torchrl_estimator_instance_or_class_sets_the_return():
+    """``make_value_estimator`` takes a torchrl estimator instance or class as ``LossModule`` does: its kind, γ and
+    λ give the return (the enum path's values); an estimator of another kind is refused before anything changes."""
+    from torchrl.objectives.value import GAE, TD0Estimator, TD1Estimator, TDLambdaEstimator
+
+    _, ours = pair(seed=3)
+    td = batch((3, 7), seed=5)
+    ours.make_value_estimator(ValueEstimators.TDLambda, gamma=0.5, lmbda=0.7)
+    expected = {"tdlambda": value(ours, td)}
+    ours.make_value_estimator(ValueEstimators.TD1, gamma=0.5)
+    expected["td1"] = value(ours, td)
+    ours.make_value_estimator(ValueEstimators.TD0, gamma=0.5)
+    expected["td0"] = value(ours, td)
+    assert len(set(expected.values())) == 3
+    for kind, est in (("td0", TD0Estimator(gamma=0.5, value_network=None)),
+                      ("td1", TD1Estimator(gamma=0.5, value_network=None)),
+                      ("tdlambda", TDLambdaEstimator(gamma=0.5, lmbda=0.7, value_network=None))):
+        ours.make_value_estimator(est)
+        assert ours.value_estimator is est
+        assert value(ours, td) == pytest.approx(expected[kind], rel=1e-6), kind
+    ours.make_value_estimator(TD1Estimator, gamma=0.5, value_network=None)  # a class, built by LossModule
+    assert value(ours, td) == pytest.approx(expected["td1"], rel=1e-6)
+    with pytest.raises(NotImplementedError, match="GAE"):
+        ours.make_value_estimator(GAE(gamma=0.5, lmbda=0.7, value_network=None))
+    assert isinstance(ours.value_estimator, TD1Estimator)
