@@ -226,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
-    torchrl_version = importlib.metadata.version("torchrl")
+    try:
+        torchrl_version = importlib.metadata.version("torchrl")
+    except importlib.metadata.PackageNotFoundError:
+        sys.exit(f"torchrl is not installed for {sys.executable}: run with the project's environment "
+                 "(PYTHON=/path/to/.venv/bin/python bash benchmarks/torchrl_loss_suite.sh ...).")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkout", nargs="?", type=Path, help="root of a pytorch/rl checkout (read only)")
     p.add_argument("--clone", action="store_true", help="clone pytorch/rl's --ref instead (needs network)")
