@@ -1,10 +1,13 @@
 """The documentation stays true to the repository: the README's first commands and length, links and paths that
-exist, and a package layout in docs/CONTRACT.md that names every module."""
+exist, a package layout in docs/CONTRACT.md that names every module, and the Python blocks of
+docs/COMING_FROM_TORCHRL.md, which run as they are (each one a whole program ending in its own checks)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -14,6 +17,8 @@ FIRST_COMMANDS = [
     "--out runs/qmix-balance",
     "bash .ci/setup && .venv/bin/python -m pytest",
 ]
+TORCHRL_PAGE = ROOT / "docs" / "COMING_FROM_TORCHRL.md"
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 PACKAGE_PATH = re.compile(r"torchrl_vd/[\w/]+\.py")
 
@@ -75,3 +80,12 @@ def test_the_contract_layout_names_every_module_of_the_package():
     layout = _contract_layout()
     assert modules - layout == set(), "modules missing from docs/CONTRACT.md's layout"
     assert layout - modules == set(), "docs/CONTRACT.md's layout names files that do not exist"
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore:DQNTrainer is an experimental")  # torchrl 0.14 says so
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCK.findall(TORCHRL_PAGE.read_text()))))
+def test_the_python_blocks_of_coming_from_torchrl_run(index):
+    """TorchRL's QMIX loop and its ``DQNTrainer``, each with our loss line, at the page's CPU-sized budget."""
+    pytest.importorskip("vmas")
+    block = PYTHON_BLOCK.findall(TORCHRL_PAGE.read_text())[index]
+    exec(compile(block, f"{TORCHRL_PAGE.name} python block {index + 1}", "exec"), {"__name__": "__docs__"})

@@ -52,7 +52,7 @@ from torchrl_vd.objectives.batch import (
     validate_batch,
 )
 from torchrl_vd.objectives.networks import NetworkRegistry
-from torchrl_vd.objectives.returns import SUPPORTED, td_target
+from torchrl_vd.objectives.returns import SUPPORTED, kind_of, td_target
 
 AGENT_REDUCTIONS = ("sum", "mean")
 PER_AGENT_KEYS = ("observation", "action", "action_mask", "alive", "rnn_hidden", "action_value", "local_value")
@@ -271,6 +271,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         """
         if isinstance(value_type, ValueEstimatorBase) or (
                 isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)):
+            kind_of(value_type, type(self).__name__)  # GAE, VTrace, ...: NotImplementedError before anything is set
             return LossModule.make_value_estimator(self, value_type, **hyperparams)
         value_type = value_type or self.default_value_estimator
         for name in ("gamma", "lmbda"):
@@ -290,7 +291,8 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         if exact is not None and exact[0] is est:
             return self.value_type, exact[1], exact[2]
         lmbda = getattr(est, "lmbda", None)  # an estimator the user built: its own γ, λ
-        return getattr(self, "value_type", ValueEstimators.TD0), float(est.gamma), None if lmbda is None else float(lmbda)
+        kind = kind_of(getattr(self, "value_type", ValueEstimators.TD0))  # an estimator's class: its kind
+        return kind, float(est.gamma), None if lmbda is None else float(lmbda)
 
     @property
     def in_keys(self) -> list[NestedKey]:

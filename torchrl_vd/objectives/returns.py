@@ -15,9 +15,27 @@ from __future__ import annotations
 
 import torch
 from torchrl.objectives.utils import ValueEstimators
+from torchrl.objectives.value import TD0Estimator, TD1Estimator, TDLambdaEstimator
 from torchrl.objectives.value.functional import td1_return_estimate, td_lambda_return_estimate
 
 SUPPORTED = (ValueEstimators.TD0, ValueEstimators.TD1, ValueEstimators.TDLambda)
+_ESTIMATOR_KINDS = ((TD0Estimator, ValueEstimators.TD0), (TD1Estimator, ValueEstimators.TD1),
+                    (TDLambdaEstimator, ValueEstimators.TDLambda))
+
+
+def kind_of(value_type, loss_name: str = "This loss") -> ValueEstimators:
+    """The return ``value_type`` stands for: a ``ValueEstimators`` member as it is, or the kind of a torchrl
+    estimator instance or class (``TD0Estimator``, ``TD1Estimator``, ``TDLambdaEstimator``, or subclasses)."""
+    if isinstance(value_type, ValueEstimators):
+        return value_type
+    cls = value_type if isinstance(value_type, type) else type(value_type)
+    for estimator, kind in _ESTIMATOR_KINDS:
+        if issubclass(cls, estimator):
+            return kind
+    raise NotImplementedError(
+        f"{loss_name} computes TD(0), TD(1) and TD(lambda) returns on its own values; got {cls.__name__}. Pass "
+        "ValueEstimators.TD0/TD1/TDLambda or torchrl's TD0Estimator, TD1Estimator or TDLambdaEstimator."
+    )
 
 
 def td_target(kind: ValueEstimators, gamma: float, lmbda: float | None, reward: torch.Tensor, next_value: torch.Tensor,
@@ -53,4 +71,4 @@ def td_target(kind: ValueEstimators, gamma: float, lmbda: float | None, reward: 
     return out.squeeze(0) if flat else out
 
 
-__all__ = ["SUPPORTED", "td_target"]
+__all__ = ["SUPPORTED", "kind_of", "td_target"]
