@@ -195,9 +195,21 @@ def test_n_actions_from_the_qvalue_spec_when_the_network_does_not_say():
     assert vd.QTranLoss.feature_dim(agent, "obs") == F
 
 
+def test_a_plain_shared_linear_q_net_takes_its_sizes_from_the_readout_the_mixer_and_the_action_space():
+    """QMixerLoss's users pass a bare shared ``nn.Linear``: n_actions is its ``out_features`` (or the last layer's
+    of an ``nn.Sequential``), n_agents the mixer's; an action spec names n_actions where no readout says it."""
+    for net in (nn.Linear(F, A), nn.Sequential(nn.Linear(F, 16), nn.ReLU(), nn.Linear(16, A))):
+        loss = vd.MixingQLoss(net, vd.VDNMixer(N))
+        assert (loss.agent_net.n_agents, loss.agent_net.n_actions) == (N, A)
+        assert torch.isfinite(loss(random_batch(N, A, F, batch=4))["loss"])
+    tanh_out = nn.Sequential(nn.Linear(F, A), nn.Tanh())  # no linear readout: the spec says |A|
+    loss = vd.MixingQLoss(tanh_out, vd.VDNMixer(N), action_space=Categorical(A, shape=(N,)))
+    assert loss.agent_net.n_actions == A
+
+
 def test_unsupported_inputs_name_the_fix():
     with pytest.raises(TypeError, match=r"as_agent_net\(net, n_agents=.*n_actions="):
-        vd.MixingQLoss(nn.Linear(F, A), vd.VDNMixer(N))
+        vd.MixingQLoss(nn.Sequential(nn.Linear(F, A), nn.Tanh()), vd.VDNMixer(N))  # no readout width, no spec
     gru = GRUModule(input_size=F, hidden_size=8, in_key=(G, "observation"), out_key=(G, "h"))
     with pytest.raises(TypeError, match="GRUAgent"):
         vd.MixingQLoss(TensorDictSequential(gru, TensorDictModule(nn.Linear(8, A), [(G, "h")], [(G, "action_value")])),

@@ -77,9 +77,17 @@ def _net_sizes(net: nn.Module) -> dict[str, int | None]:
     """``n_agents`` / ``n_actions`` / ``obs_dim`` a network states: our names, or ``MultiAgentMLP``'s."""
     return {
         "n_agents": getattr(net, "n_agents", None),
-        "n_actions": getattr(net, "n_actions", getattr(net, "n_agent_outputs", None)),
+        "n_actions": getattr(net, "n_actions", getattr(net, "n_agent_outputs", None)) or _readout_width(net),
         "obs_dim": getattr(net, "obs_dim", getattr(net, "n_agent_inputs", None)),
     }
+
+
+def _readout_width(net: nn.Module) -> int | None:
+    """The utilities per agent of a plain shared Q-net that ends in a linear readout (``nn.Linear``, or an
+    ``nn.Sequential`` whose last layer is one), as ``QMixerLoss``'s users build it; None otherwise."""
+    while isinstance(net, nn.Sequential) and len(net):
+        net = net[-1]
+    return net.out_features if isinstance(net, nn.Linear) else None
 
 
 def _policy_network(policy: TensorDictModuleBase) -> tuple[nn.Module, dict[str, NestedKey], int | None]:

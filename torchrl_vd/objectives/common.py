@@ -186,7 +186,9 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         self.burn_in, self.check_inputs, self.delay_value = int(burn_in), bool(check_inputs), bool(delay_value)
         self._in_keys = None
         self._init_registry()
-        agent, keys = as_agent_net(local_value_network, n_agents=n_agents)
+        spec_actions = (None if action_space is None or isinstance(action_space, str)
+                        else spec_n_actions(action_space, self.tensor_keys.action))
+        agent, keys = as_agent_net(local_value_network, n_agents=n_agents, n_actions=spec_actions)
         policy = (local_value_network if isinstance(local_value_network, TensorDictModuleBase)
                   else make_agent_policies(agent)[0])  # what torchrl code syncs and checkpoints: a greedy policy
         self.add_network("local_value_network", policy, compute=partial(_agent_of, n_agents=agent.n_agents),
