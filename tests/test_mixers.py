@@ -24,7 +24,7 @@ def test_vdn_is_exactly_additive():
     scale=st.floats(0.1, 10.0),
 )
 def test_qmix_monotonic_in_every_utility(n_agents, state_dim, layers, seed, scale):
-    """Seed §QMIX: ∂Q_tot/∂Q_i ≥ 0 for random states, utilities and hypernetwork weights."""
+    """QMIX monotonicity (Rashid et al. 2018, Eq. 5): ∂Q_tot/∂Q_i ≥ 0 for random states, utilities and hypernetwork weights."""
     torch.manual_seed(seed)
     mixer = QMixer(n_agents, (state_dim,), mixing_embed_dim=8, hypernet_layers=layers, hypernet_embed=16)
     with torch.no_grad():

@@ -155,7 +155,7 @@ def run(algo: str, cfg: Config) -> dict:
 
         for _ in range(cfg.updates_per_batch):
             # ============================ the algorithm: one TD step on Q_tot ============================
-            losses = loss(buffer.sample())  # TensorDict of scalars: "loss", "loss_td"
+            losses = loss(buffer.sample())  # TensorDict of scalars: "loss" (the TD loss)
             optim.zero_grad()
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(loss.parameters(), 10.0)  # pymarl's clip
@@ -168,7 +168,7 @@ def run(algo: str, cfg: Config) -> dict:
         ep_return = batch["next", "episode_reward"][done].mean().item()
         curve.append((frames, ep_return))
         print(f"  {algo:<5} frames {frames:6d}  ε {egreedy.eps.item():.2f}  train return {ep_return:7.3f}  "
-              f"loss {losses['loss_td'].item():.4f}")
+              f"loss {losses['loss'].item():.4f}")
     collector.shutdown()
 
     # ---- result: greedy (decentralized) evaluation, and the IGM check on states the agents visited

@@ -182,7 +182,7 @@ class WrappedMixer(Mixer):
 
     Same call shape, ``(chosen_action_value [*B, n, 1], state [*B, *S]) -> [*B, 1]``; the state is passed
     unflattened and only when the wrapped mixer ``needs_state`` (torchrl's ``Mixer.forward`` refuses a
-    second input otherwise). It is taken as monotonic (∂Q_tot/∂Q_i ≥ 0, seed §QMIX), as
+    second input otherwise). It is taken as monotonic (∂Q_tot/∂Q_i ≥ 0, Rashid et al. 2018, Eq. 5), as
     :class:`~torchrl_vd.objectives.MixingQLoss` assumes of every mixer: torchrl's ``QMixer`` takes |W| of
     its hypernetworks' weights, ``VDNMixer`` sums.
     """

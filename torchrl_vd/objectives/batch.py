@@ -20,9 +20,12 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 
+from torchrl_vd.keys import NEXT, REWARD
+
 
 def _next(key: NestedKey) -> tuple:
-    return ("next", *key) if isinstance(key, tuple) else ("next", key)
+    """``key`` read one step later: under ``"next"``."""
+    return (NEXT, *key) if isinstance(key, tuple) else (NEXT, key)
 
 
 @dataclass
@@ -99,7 +102,7 @@ def _check_required(td: TensorDictBase, k, group: str, loss_name: str) -> None:
     if not missing:
         return
     hint = ""
-    if td.get(_next(k.reward), None) is None and td.get(("next", group, "reward"), None) is not None:
+    if td.get(_next(k.reward), None) is None and td.get((NEXT, group, REWARD), None) is not None:
         hint = (
             f" The batch has per-agent rewards at {('next', group, 'reward')!r}: form the team reward "
             f"with torchrl_vd.TeamReward('mean' or 'sum') on the env (or replay buffer), or read them here: "

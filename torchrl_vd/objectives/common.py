@@ -37,12 +37,14 @@ from torchrl.objectives.utils import (
 )
 from torchrl.objectives.value import ValueEstimatorBase
 
-from torchrl_vd.keys import GROUP
+from torchrl_vd.keys import ACTION, ACTION_MASK, ACTION_VALUE, ALIVE, CHOSEN_ACTION_VALUE, DONE, GROUP, IS_INIT
+from torchrl_vd.keys import OBSERVATION, REWARD, RNN_HIDDEN, STATE, TERMINATED
 from torchrl_vd.modules.agents import AgentNet
 from torchrl_vd.modules.interop import as_agent_net, spec_n_actions
 from torchrl_vd.modules.policies import make_agent_policies
 from torchrl_vd.objectives.batch import (
     Batch,
+    _next,
     read_eval_batch,
     read_train_batch,
     team_flag_of,
@@ -125,19 +127,19 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
             priority_weight: importance weights from a prioritized sampler. Default ``"priority_weight"``.
         """
 
-        observation: NestedKey = (GROUP, "observation")
-        action: NestedKey = (GROUP, "action")
-        action_mask: NestedKey = (GROUP, "action_mask")
-        alive: NestedKey = (GROUP, "alive")
-        rnn_hidden: NestedKey = (GROUP, "rnn_hidden")
-        action_value: NestedKey = (GROUP, "action_value")
-        local_value: NestedKey = (GROUP, "chosen_action_value")
-        global_value: NestedKey = "chosen_action_value"
-        state: NestedKey = "state"
-        reward: NestedKey = "reward"
-        done: NestedKey = "done"
-        terminated: NestedKey = "terminated"
-        is_init: NestedKey = "is_init"
+        observation: NestedKey = (GROUP, OBSERVATION)
+        action: NestedKey = (GROUP, ACTION)
+        action_mask: NestedKey = (GROUP, ACTION_MASK)
+        alive: NestedKey = (GROUP, ALIVE)
+        rnn_hidden: NestedKey = (GROUP, RNN_HIDDEN)
+        action_value: NestedKey = (GROUP, ACTION_VALUE)
+        local_value: NestedKey = (GROUP, CHOSEN_ACTION_VALUE)
+        global_value: NestedKey = CHOSEN_ACTION_VALUE
+        state: NestedKey = STATE
+        reward: NestedKey = REWARD
+        done: NestedKey = DONE
+        terminated: NestedKey = TERMINATED
+        is_init: NestedKey = IS_INIT
         mask: NestedKey = "mask"
         steps_to_next_obs: NestedKey = "steps_to_next_obs"
         advantage: NestedKey = "advantage"
@@ -298,7 +300,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
             now = [k.observation, k.action, k.action_mask, k.alive, k.rnn_hidden, k.state, k.is_init, k.mask,
                    k.priority_weight, k.steps_to_next_obs, *self._loss_mask_keys()]
             nxt = [k.observation, k.action_mask, k.alive, k.state, k.reward, k.done, k.terminated]
-            self._in_keys = list(dict.fromkeys([*now, *[_next_key(x) for x in nxt], *self._extra_in_keys()]))
+            self._in_keys = list(dict.fromkeys([*now, *[_next(x) for x in nxt], *self._extra_in_keys()]))
         return self._in_keys
 
     def _extra_in_keys(self) -> list[NestedKey]:
@@ -487,8 +489,6 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
         return chosen, acts, state
 
 
-def _next_key(key: NestedKey) -> tuple:
-    return ("next", *key) if isinstance(key, tuple) else ("next", key)
 
 
 __all__ = ["ValueDecompositionLoss", "total_loss"]

@@ -37,6 +37,11 @@ class NetworkRegistry:
         self._aliases: dict[str, str] = {}  # a compute name the losses use ("agent_net") -> registered name
         self._legacy_keys: dict[str, str] = {}  # state-dict names of earlier releases -> today's
         self._register_load_state_dict_pre_hook(self._rename_legacy_keys)
+        # γ and λ are hyperparameters (make_value_estimator), not state: torchrl's estimators keep them as buffers,
+        # which would make a state dict depend on whether the estimator was built yet (it is built on first use)
+        self._register_state_dict_hook(_drop_estimator_entries)
+        self._register_load_state_dict_pre_hook(_drop_incoming_estimator_entries)
+        self.register_load_state_dict_post_hook(_forgive_missing_estimator_entries)
 
     def add_network(self, name: str, module: nn.Module, *, compute: Callable[[nn.Module], nn.Module] | None = None,
                     alias: str | None = None) -> nn.Module:
@@ -123,6 +128,23 @@ class NetworkRegistry:
         for old, new in self._legacy_keys.items():
             if prefix + old in state_dict and prefix + new not in state_dict:
                 state_dict[prefix + new] = state_dict.pop(prefix + old)
+
+
+ESTIMATOR_PREFIX = "_value_estimator."  # where torchrl's LossModule holds its value estimator
+
+
+def _drop_estimator_entries(module, state_dict, prefix, local_metadata) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + ESTIMATOR_PREFIX)]:
+        del state_dict[key]
+
+
+def _drop_incoming_estimator_entries(state_dict, prefix, *args) -> None:
+    _drop_estimator_entries(None, state_dict, prefix, None)  # e.g. a QMixerLoss state dict carries its γ
+
+
+def _forgive_missing_estimator_entries(module, incompatible_keys) -> None:
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if ESTIMATOR_PREFIX not in k]
 
 
 def reset_parameters(module: nn.Module) -> None:

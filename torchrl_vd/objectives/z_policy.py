@@ -1,4 +1,4 @@
-"""MAVEN's hierarchical z-policy objective L_RL (Mahajan et al. 2019; seed §MaVEN), trained by REINFORCE.
+"""MAVEN's hierarchical z-policy objective L_RL (Mahajan et al. 2019, Sec. 4), trained by REINFORCE.
 
 π_z(z | s_0) is trained apart from the value networks (parameter freezing: no Q network in the graph), on
 the episodes the collector finishes, so this is an optimizer-owning hook rather than a ``LossModule``.
@@ -14,7 +14,7 @@ from tensordict.utils import NestedKey
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.data.replay_buffers.samplers import RandomSampler
 
-from torchrl_vd.keys import NOISE, NOISE_STATE0
+from torchrl_vd.keys import DONE, EPISODE_REWARD, NEXT, NOISE, NOISE_STATE0
 from torchrl_vd.modules.z_policy import ZPolicyNet
 from torchrl_vd.objectives.maven import MavenLoss
 
@@ -71,8 +71,8 @@ class ZPolicyTrainer:
         loss_module: MavenLoss | None = None,
         noise_key: NestedKey = NOISE,
         state0_key: NestedKey = NOISE_STATE0,
-        return_key: NestedKey = ("next", "episode_reward"),
-        done_key: NestedKey = ("next", "done"),
+        return_key: NestedKey = (NEXT, EPISODE_REWARD),
+        done_key: NestedKey = (NEXT, DONE),
     ):
         self.z_policy = z_policy
         self.params = [p for p in z_policy.parameters() if p.requires_grad]
