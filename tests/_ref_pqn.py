@@ -143,3 +143,24 @@ def params_of(agent) -> dict:
             g[f"h{gate}"] = {"kernel": w_hh[rows].T, **({"bias": b_hh[rows]} if gate == "n" else {})}
         p["gru"] = g
     return p
+
+
+# ---------------------------------------------------------------------------------------------- optax.radam
+def radam_steps(grads, lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, threshold=5.0):
+    """The parameter changes of ``optax.radam(lr)`` for a sequence of gradients (google-deepmind/optax
+    ``optax/_src/transform.py`` ``scale_by_radam``, then ``scale_by_learning_rate``)."""
+    ro_inf = 2.0 / (1.0 - b2) - 1.0
+    mu, nu, out = 0.0, 0.0, []
+    for count, g in enumerate(grads, start=1):
+        mu = b1 * mu + (1 - b1) * g
+        nu = b2 * nu + (1 - b2) * g * g
+        b2t = b2 ** count
+        ro = ro_inf - 2 * count * b2t / (1 - b2t)
+        mu_hat, nu_hat = mu / (1 - b1 ** count), nu / (1 - b2t)
+        if ro >= threshold:
+            r = np.sqrt((ro - 4.0) * (ro - 2.0) * ro_inf / ((ro_inf - 4.0) * (ro_inf - 2.0) * ro))
+            update = r * mu_hat / (np.sqrt(nu_hat + eps_root) + eps)
+        else:
+            update = mu_hat
+        out.append(-lr * update)
+    return out

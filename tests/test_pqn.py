@@ -5,6 +5,8 @@ formulas); the matrix-game outcome; resume, many seeds and the config's refusals
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -221,3 +223,309 @@ def test_the_lambda_returns_are_torchrls_td_lambda_and_jaxmarls_recursion():
     d = _t(done.T[..., None]).bool()
     torchrl = td_lambda_return_estimate(0.97, 0.6, _t(v_next.T[..., None]), _t(reward.T[..., None]), d, d)
     assert np.abs(torchrl.squeeze(-1).numpy().T - g).max() < 1e-12
+
+
+def test_torch_radam_takes_optaxs_steps():
+    """RAdam as JaxMARL's ``optax.radam`` (tests/_ref_pqn.py): the unrectified steps first (ρ_t < 5, the first five),
+    then the rectified ones; torch puts ε inside the bias correction (train/learner.py ``make_optimizer``), so the
+    steps agree to about ε / sqrt(v̂) relative."""
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=6) for _ in range(40)]
+    p = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.RAdam([p], lr=1e-3)
+    got = []
+    for g in grads:
+        before = p.detach().clone()
+        p.grad = _t(g)
+        opt.step()
+        got.append((p.detach() - before).numpy())
+    expect = ref.radam_steps(grads, 1e-3)
+    for t, (a, b) in enumerate(zip(got, expect)):
+        assert np.allclose(a, b, rtol=1e-6, atol=1e-12), t
+    mu = 0.0
+    for t, g in enumerate(grads[:6], start=1):
+        mu = 0.9 * mu + 0.1 * g
+        plain = -1e-3 * mu / (1 - 0.9 ** t)  # SGD with bias-corrected momentum: the unrectified step
+        assert np.allclose(got[t - 1], plain, rtol=1e-12) == (t <= 5), t  # rectified from step 6 (ρ_6 = 5.99)
+
+
+# ---------------------------------------------------------------------------------------------- training
+import torchrl_vd as vd  # noqa: E402
+from torchrl_vd.train.algos import get_algo  # noqa: E402
+from torchrl_vd.train.config import ConfigError  # noqa: E402
+
+VDN_FIT = torch.tensor([[-6.22, -4.89, -4.89], [-4.89, -3.56, -3.56], [-4.89, -3.56, -3.56]])  # test_train.py
+TIMING = {"fps", "time", "collect_time", "update_time", "cpu_time", "rss_mb"}
+
+
+def pqn_cfg(out, **kw):
+    """A small PQN-VDN run on the m-step game (episodes of 4 steps inside every rollout of 8)."""
+    base = dict(algo="pqn-vdn", env="matrix/m-step", env_kwargs={"steps": 4}, num_envs=8, frames=8 * 8 * 6,
+                frames_per_batch=64, hidden=(16,), eval_episodes=2, progress=False, out_dir=str(out),
+                checkpoint_every=0, loss_kwargs={"num_minibatches": 4, "num_epochs": 2})
+    base.update(kw)
+    return vd.TrainConfig(**base)
+
+
+def gru_kw(**kw):
+    return dict(agent="gru", loss_kwargs={"num_minibatches": 4, "num_epochs": 2, "memory_window": 3,
+                                          "norm": "batch_norm", "norm_input": True}, **kw)
+
+
+def csv_rows(run_dir):
+    import csv
+
+    with open(run_dir / "metrics.csv") as f:
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
+
+
+def test_pqn_vdn_reaches_vdns_additive_fit_of_the_qtran_game(tmp_path):
+    """Uniform exploration on the QTRAN game (Son et al. 2019, Table 1), one-step episodes (G = r): Σ_i Q_i is VDN's
+    least-squares additive fit, whose greedy joint action lies in the {B, C}² block and pays exactly 0 (the game's
+    optimum, 8, is not additive). The matrix preset (128 envs × 4 steps, 4 minibatches, decaying LR), 40 updates;
+    two seeds in one process reach the same outcome as the lone run. Measured max |Σ_i Q_i − fit|: 0.28, 0.57, 0.29
+    alone (seeds 0-2), 0.15 and 0.28 vectorized (seeds 0, 1)."""
+    common = dict(algo="pqn-vdn", env="matrix/qtran", frames=512 * 40, eps_start=1.0, eps_end=1.0, progress=False,
+                  eval_episodes=4, igm_eval=False)
+    lone = vd.train(vd.TrainConfig(**common, seed=0, out_dir=str(tmp_path / "lone")))
+    many = vd.train(vd.TrainConfig(**common, seeds=(0, 1), out_dir=str(tmp_path / "many")))
+    tables = []
+    for run in (lone, *many.runs):
+        report = vd.check_igm(run.loss_module, run.env.reset()[:1])
+        tables.append(report.joint_q[0])
+        assert (tables[-1] - VDN_FIT).abs().max() < 0.65, tables[-1]
+        assert report.holds.all()  # Σ_i Q_i: IGM by construction
+        assert run.summary["final_eval_return"] == 0.0
+        assert run.summary["updates"] == 40 * 4 * 4  # 40 rollouts x 4 epochs x 4 minibatches
+    assert (tables[0] - tables[1]).abs().max() < 0.6  # seed 0 vectorized vs alone
+
+
+def test_each_rollout_gets_k_epochs_of_m_minibatches_and_the_schedules_are_jaxmarls(tmp_path):
+    """Per rollout K × M gradient steps; ε(u) = linear(1 → 0.05 over eps_decay × U updates) at u updates done, held
+    within a rollout; LR(k) = lr + (1e-10 − lr) · k / (K·M·U) at gradient step k (optax.linear_schedule)."""
+    cfg = pqn_cfg(tmp_path, lr=1e-3, eps_start=1.0, eps_end=0.05,
+                  loss_kwargs={"num_epochs": 3, "num_minibatches": 4, "eps_decay": 0.5, "lr_linear_decay": True})
+    run = vd.train(cfg)
+    U, KM = 6, 12
+    assert [r["updates"] for r in run.metrics] == [KM * (u + 1) for u in range(U)]
+    eps = [1.0 + (0.05 - 1.0) * min(u, 3) / 3 for u in range(1, U + 1)]  # after update u: ε of the next rollout
+    assert [r["eps"] for r in run.metrics] == pytest.approx(eps, abs=1e-12)
+    # the learner on its own: the LR each gradient step used
+    from torchrl_vd.train.population import build_population
+
+    pop = build_population([cfg])
+    learner = pop.make_learner(time_steps=8)
+    assert learner.epsilon(0) == 1.0 and learner.epsilon(3 * 64) == pytest.approx(0.05)
+    used = []
+    real_step = learner.optimizer.step
+    learner.optimizer.step = lambda: (used.append(learner.optimizer.param_groups[0]["lr"]), real_step())[1]
+    batch = vd.make_env(cfg.env, num_envs=8, seed=0, **cfg.env_kwargs).rollout(8, break_when_any_done=False)
+    for _ in range(2):
+        learner.add(batch.unsqueeze(0))
+        assert len(learner.update(cfg.updates_per_batch)) == KM  # updates_per_batch is not read
+    total = KM * U
+    assert used == pytest.approx([1e-3 + (1e-10 - 1e-3) * k / total for k in range(2 * KM)], rel=1e-12)
+    assert learner.optimizer.state_dict()["state"][0]["step"].item() == 2 * KM
+
+
+def test_the_recurrent_learner_trains_on_a_memory_window_of_the_previous_rollout(tmp_path):
+    """The window = the last memory_window steps of the previous rollout + the new one (JaxMARL's memory); minibatches
+    of whole windows over E/M envs."""
+    from torchrl_vd.train.population import build_population
+
+    cfg = pqn_cfg(tmp_path, **gru_kw())
+    pop = build_population([cfg])
+    learner = pop.make_learner(time_steps=8)
+    env = vd.make_env(cfg.env, num_envs=8, seed=0, **cfg.env_kwargs)
+    from torchrl.envs import InitTracker, TransformedEnv
+
+    env = TransformedEnv(env, InitTracker())
+    first = env.rollout(8, break_when_any_done=False)
+    first.set(("agents", "rnn_hidden"), torch.randn(8, 8, 2, 16))  # [E, T, n, H]: m-step's 2 agents
+    learner.add(first.unsqueeze(0))
+    assert learner.data.shape == (8, 8)
+    second = first.clone()
+    second["next", "reward"] += 1.0
+    learner.add(second.unsqueeze(0))
+    assert learner.data.shape == (8, 11)  # 3 + 8 steps
+    assert torch.equal(learner.data[:, :3]["next", "reward"], first[:, -3:]["next", "reward"])
+    assert torch.equal(learner.data[:, 3:]["next", "reward"], second["next", "reward"])
+    samples = list(learner.minibatches())
+    assert len(samples) == 2 * 4 and all(s.shape == (2, 11) for s in samples)
+    assert learner.state_dict()["replay_buffer"]["data"].shape == (8, 3)
+
+
+# ---------------------------------------------------------------------------------------------- resume, many seeds
+class _Killed(Exception):
+    pass
+
+
+def _killed_after_first_checkpoint(monkeypatch):
+    """The next run dies right after its first checkpoint (every seed's) is on disk, before any later row, as a
+    kill -9 would."""
+    import importlib
+
+    loop = importlib.import_module("torchrl_vd.train.loop")  # (torchrl_vd.train is also the function)
+    real = loop.Training._checkpoint
+
+    def checkpoint_then_die(self):
+        real(self)
+        monkeypatch.setattr(loop.Training, "_checkpoint", real)
+        raise _Killed
+    monkeypatch.setattr(loop.Training, "_checkpoint", checkpoint_then_die)
+
+
+@pytest.mark.parametrize("variant", ["ff", "rnn"])
+def test_a_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, variant):
+    """Killed right after its checkpoint at frame 192 (of 384), then resumed: the same metrics.csv and the same
+    final networks, bitwise. The checkpoint holds RAdam's moments and step, the gradient-step count the LR schedule
+    reads, the recurrent window and BatchNorm's running averages."""
+    kw = dict(checkpoint_every=192, eval_every=128, lr=1e-3, loss_kwargs={"num_minibatches": 4, "num_epochs": 2,
+                                                                          "lr_linear_decay": True})
+    if variant == "rnn":
+        kw.update(gru_kw(), checkpoint_every=192, eval_every=128, lr=1e-3)
+        kw["loss_kwargs"]["lr_linear_decay"] = True
+    full = vd.train(pqn_cfg(tmp_path / "full", **kw))
+    _killed_after_first_checkpoint(monkeypatch)
+    with pytest.raises(_Killed):
+        vd.train(pqn_cfg(tmp_path / "part", **kw))
+    assert len(csv_rows(tmp_path / "part")) == 3
+    resumed = vd.train(vd.train_config_for_resume(str(tmp_path / "part")))
+    assert csv_rows(tmp_path / "full") == csv_rows(tmp_path / "part")
+    a, b = full.loss_module.state_dict(), resumed.loss_module.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _stacked_learner(cfg, out):
+    from test_vectorized_seeds import collected  # noqa: F401  (the collector's layout of random play)
+    from torchrl_vd.train.population import SeedStack, build_seed_parts, seed_config
+
+    runs = [seed_config(cfg, k, out) for k in cfg.seeds]
+    parts, seed_parts, info = build_seed_parts(runs)
+    stack = SeedStack([p.loss_module for p in seed_parts], parts.loss_module)
+    learner = get_algo("pqn-vdn").make_learner(cfg, stack.template, {}, time_steps=8, stack=stack)
+    return stack, learner
+
+
+@pytest.mark.parametrize("variant", ["ff", "rnn"])
+def test_changing_one_seed_leaves_the_others_bitwise_unchanged(tmp_path, variant):
+    """Three seeds in one process (BatchNorm under torch.vmap included): seed 0's data or parameters changed, seeds
+    1 and 2 see bitwise the same returns, losses, gradients and networks after two rollouts of updates."""
+    from test_vectorized_seeds import collected
+
+    extra = gru_kw() if variant == "rnn" else {"loss_kwargs": {"num_minibatches": 4, "num_epochs": 2,
+                                                               "norm": "batch_norm", "norm_input": True}}
+    cfg = pqn_cfg(tmp_path, seeds=(0, 1, 2), **extra)
+    batch = collected(cfg, 3)  # [N, E, T]
+    if variant == "rnn":
+        batch = batch.exclude(("agents", "last_action"), ("next", "agents", "last_action"))
+    results = {}
+    for case in ("base", "data", "params"):
+        stack, learner = _stacked_learner(cfg, tmp_path)
+        b = batch.clone()
+        if case == "data":
+            b["next", "reward"][0].mul_(-3.0).add_(1.0)
+            b["agents", "observation"][0].add_(0.5)
+        if case == "params":
+            with torch.no_grad():
+                for p in learner.params:
+                    p[0].add_(0.1)
+        torch.manual_seed(123)
+        losses = []
+        for _ in range(2):
+            learner.add(b)
+            losses += learner.update()
+        after = {k: v.clone() for k, v in stack.template.state_dict().items()}
+        results[case] = (torch.stack(losses), after)
+    base_loss, base_after = results["base"]
+    for case in ("data", "params"):
+        loss, after = results[case]
+        assert not torch.equal(loss[:, 0], base_loss[:, 0])
+        assert torch.equal(loss[:, 1:], base_loss[:, 1:])
+        assert all(torch.equal(after[k][1:], base_after[k][1:]) for k in after if after[k].ndim)
+
+
+@pytest.mark.parametrize("variant", ["ff", "rnn"])
+def test_one_seed_is_a_lone_run_and_the_vectorized_path_matches_it(tmp_path, variant):
+    """``seeds=(k,)`` is a lone run (bitwise); the vectorized path at N = 1 draws the same shuffles and follows the
+    same data (uniform exploration), its losses equal to float rounding (vmapped kernels sum in another order)."""
+    from pathlib import Path
+
+    from torchrl_vd.train.loop import Training
+    from torchrl_vd.train.population import seed_config
+
+    kw = dict(eps_start=1.0, eps_end=1.0, **(gru_kw() if variant == "rnn" else {}))
+    plain = vd.train(pqn_cfg(tmp_path / "plain", seed=4, **kw))
+    one = vd.train(pqn_cfg(tmp_path / "one", seeds=(4,), **kw))
+    assert csv_rows(tmp_path / "plain") == csv_rows(tmp_path / "one" / "seed_4")
+    cfg = pqn_cfg(tmp_path / "vec", seeds=(4,), **kw)
+    run = seed_config(cfg, 4, Path(cfg.out_dir))
+    vec = Training([run], [Path(run.out_dir)], stacked=True).run()[0]
+    p_rows, v_rows = csv_rows(tmp_path / "plain"), csv_rows(tmp_path / "vec" / "seed_4")
+    assert [r["train_return"] for r in p_rows] == [r["train_return"] for r in v_rows]
+    for p, v in zip(p_rows, v_rows):
+        assert abs(float(p["loss"]) - float(v["loss"])) <= 1e-4 * abs(float(p["loss"])), (p, v)
+    a, b = plain.loss_module.state_dict(), vec.loss_module.state_dict()
+    assert max((a[k].double() - b[k].double()).abs().max().item() for k in a) < 1e-4
+    assert one.runs[0].summary["final_eval_return"] == plain.summary["final_eval_return"]
+
+
+def test_a_resumed_vectorized_run_equals_the_uninterrupted_one(tmp_path, monkeypatch):
+    kw = dict(seeds=(0, 5), checkpoint_every=192, eval_every=128, **gru_kw())
+    vd.train(pqn_cfg(tmp_path / "full", **kw))
+    _killed_after_first_checkpoint(monkeypatch)
+    with pytest.raises(_Killed):
+        vd.train(pqn_cfg(tmp_path / "part", **kw))
+    assert [len(csv_rows(tmp_path / "part" / f"seed_{seed}")) for seed in (0, 5)] == [3, 3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "starting again from frame 0"
+        vd.train(vd.train_config_for_resume(str(tmp_path / "part")))
+    for seed in (0, 5):
+        assert csv_rows(tmp_path / "full" / f"seed_{seed}") == csv_rows(tmp_path / "part" / f"seed_{seed}")
+
+
+# ---------------------------------------------------------------------------------------------- configs
+def test_configs_pqn_cannot_run_are_refused_naming_the_fix():
+    with pytest.raises(ConfigError) as err:  # recurrent: the envs are split into minibatches
+        vd.TrainConfig(algo="pqn-vdn", env="vmas/balance", agent="gru", num_envs=10, frames_per_batch=40)
+    assert "loss.num_minibatches (16) must divide num_envs (10): the recurrent variant splits the envs into " \
+           "minibatches; set loss.num_minibatches=10 or num_envs=16" in str(err.value)
+    with pytest.raises(ConfigError, match=r"must divide frames_per_batch \(600\): the feed-forward variant splits "
+                                          r"the rollout into minibatches; set loss.num_minibatches=15 or "
+                                          r"frames_per_batch=400"):
+        vd.TrainConfig(algo="pqn-vdn", env="vmas/balance", num_envs=100, frames_per_batch=600)
+    with pytest.raises(ConfigError) as err:  # replay-buffer options: each named with what stands in for it
+        vd.TrainConfig(algo="pqn-vdn", env="vmas/balance", buffer_size=5000, updates_per_batch=8, target_update=0.01,
+                       eps_frames=10_000)
+    text = str(err.value)
+    for part in ("buffer_size=5000 does not apply to 'pqn-vdn': PQN keeps no replay buffer",
+                 "updates_per_batch=8 does not apply to 'pqn-vdn': each rollout gets loss.num_epochs x "
+                 "loss.num_minibatches gradient steps", "target_update=0.01 does not apply to 'pqn-vdn': PQN has no "
+                 "target network", "eps_frames=10000 does not apply to 'pqn-vdn': ε anneals over loss.eps_decay"):
+        assert part in text, text
+    with pytest.raises(ConfigError, match="loss.memory_window .3. belongs to the recurrent variant"):
+        vd.TrainConfig(algo="pqn-vdn", env="matrix/qtran", loss_kwargs={"memory_window": 3})
+    with pytest.raises(ConfigError, match="shared by all agents.*set share_params=True"):
+        vd.TrainConfig(algo="pqn-vdn", env="matrix/qtran", share_params=False)
+    with pytest.raises(ConfigError, match="supports collector in \\['single', 'async'\\]"):
+        vd.TrainConfig(algo="pqn-vdn", env="matrix/qtran", collector="multi")
+    with pytest.raises(ConfigError, match="Unknown pqn-vdn loss option 'num_epoch'. Did you mean 'num_epochs'"):
+        vd.TrainConfig(algo="pqn-vdn", env="matrix/qtran", loss_kwargs={"num_epoch": 2})
+
+
+def test_the_presets_are_jaxmarls_and_the_replay_fields_of_the_families_stay_out():
+    smax = vd.TrainConfig(algo="pqn-vdn", env="smax/3m")  # pqn_vdn_rnn_smax.yaml
+    assert (smax.agent, smax.hidden, smax.num_envs, smax.frames_per_batch, smax.optimizer, smax.lr, smax.grad_clip,
+            smax.gamma, smax.td_lambda, smax.eps_end, smax.reward_scale) == \
+        ("gru", (512, 512), 128, 128 * 128, "radam", 2.5e-4, 1.0, 0.99, 0.85, 0.01, 10.0)
+    assert smax.loss_kwargs == {"norm": "batch_norm", "norm_input": True, "memory_window": 4, "lr_linear_decay": True}
+    import dataclasses
+
+    default = {f.name: f.default for f in dataclasses.fields(vd.TrainConfig)}
+    for name in get_algo("pqn-vdn").not_used:  # the smax family's replay settings (learning_starts 10k, ...) are not
+        assert getattr(smax, name) == default[name], name
+    mpe = vd.TrainConfig(algo="pqn-vdn", env="pettingzoo/simple_spread_v3")  # pqn_vdn_ff_mpe.yaml
+    assert (mpe.agent, mpe.hidden, mpe.num_envs, mpe.frames_per_batch, mpe.lr, mpe.gamma, mpe.td_lambda,
+            mpe.eps_end, mpe.bootstrap_time_limits) == ("mlp", (256, 256), 256, 4096, 5e-4, 0.9, 0.3, 0.1, False)
+    saved = vd.TrainConfig.from_dict(smax.to_dict())  # a run's config read back: every field given, all fine
+    assert saved.to_dict() == smax.to_dict()

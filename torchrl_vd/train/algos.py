@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -257,11 +258,12 @@ PQN_NOT_USED = {
 """``TrainConfig`` fields of the replay-buffer algorithms that PQN-VDN has no use for, with what stands in for each."""
 
 
-PQN_PRESETS = dict(agent="mlp", hidden=(256, 256), num_envs=256, frames_per_batch=256 * 16, optimizer="radam",
-                   lr=5e-4, grad_clip=1.0, gamma=0.9, td_lambda=0.3, eps_start=1.0, eps_end=0.1,
+PQN_PRESETS = dict(agent="mlp", hidden=(256, 256), agent_id=True, num_envs=256, frames_per_batch=256 * 16,
+                   optimizer="radam", lr=5e-4, grad_clip=1.0, gamma=0.9, td_lambda=0.3, eps_start=1.0, eps_end=0.1,
                    bootstrap_time_limits=False)
 """PQN-VDN's own presets: JaxMARL's feed-forward MPE config (``pqn_vdn_ff_mpe.yaml``, the variant its README suggests;
-its ``loss`` options are :class:`PQNOptions`' defaults), time limits ending the returns as its ``done`` does."""
+its ``loss`` options are :class:`PQNOptions`' defaults), the agent id in the input and time limits ending the returns
+as JaxMARL's ``CTRolloutManager`` and ``done`` have them."""
 
 
 def _check_pqn(cfg, opts: PQNOptions) -> list[str]:
@@ -281,8 +283,9 @@ def _check_pqn(cfg, opts: PQNOptions) -> list[str]:
         split, size, what = "frames_per_batch", cfg.frames_per_batch, "the feed-forward variant splits the rollout"
     if size % m:
         fit = max(d for d in range(1, m + 1) if size % d == 0)
+        step = m if cfg.agent == "gru" else math.lcm(m, max(1, cfg.num_envs))  # (a whole number of steps per env)
         errors.append(f"loss.num_minibatches ({m}) must divide {split} ({size}): {what} into minibatches; set "
-                      f"loss.num_minibatches={fit} or {split}={size // m * m or m}")
+                      f"loss.num_minibatches={fit} or {split}={size // step * step or step}")
     if opts.memory_window and cfg.agent != "gru":
         errors.append(f"loss.memory_window ({opts.memory_window}) belongs to the recurrent variant (agent='gru'); "
                       "set agent='gru' or loss.memory_window=0")
