@@ -173,6 +173,17 @@ def flax_init_(module: nn.Module) -> None:
             m.reset_parameters()
 
 
+def init_(module: nn.Module, init: str) -> None:
+    """Initialise every layer of ``module``: flax's defaults (:func:`flax_init_`) or torch's (each layer's own
+    ``reset_parameters``)."""
+    if init == "flax":
+        flax_init_(module)
+        return
+    for m in module.modules():
+        if m is not module and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+
+
 # ---------------------------------------------------------------------------------------------- the agents
 class PQNAgent(AgentNet):
     """JaxMARL's feed-forward ``QNetwork`` (``pqn_vdn_ff.py``) as an :class:`AgentNet`: ``[*B, n, F] -> [*B, n, A]``.
@@ -216,13 +227,8 @@ class PQNAgent(AgentNet):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """The initialisation ``init`` names, of every layer (torch's own ``reset_parameters`` for ``"torch"``)."""
-        if self.init == "flax":
-            flax_init_(self)
-        else:
-            for m in self.modules():
-                if m is not self and hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
+        """The initialisation ``init`` names, of every layer (:func:`init_`)."""
+        init_(self, self.init)
 
     def norm_layers(self) -> list[BatchNorm]:
         return batch_norms(self)
@@ -279,17 +285,12 @@ class PQNRecurrentAgent(GRUAgent):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """The initialisation ``init`` names, of every layer."""
-        if self.init == "flax":
-            flax_init_(self)
-        else:
-            for m in self.modules():
-                if m is not self and hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
+        """The initialisation ``init`` names, of every layer (:func:`init_`)."""
+        init_(self, self.init)
 
     def norm_layers(self) -> list[BatchNorm]:
         return batch_norms(self)
 
 
 __all__ = ["NORMS", "BatchNorm", "NormMLP", "PQNAgent", "PQNRecurrentAgent", "batch_norms", "batch_statistics",
-           "flax_init_", "lecun_normal_", "make_norm"]
+           "flax_init_", "init_", "lecun_normal_", "make_norm"]

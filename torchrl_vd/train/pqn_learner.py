@@ -65,6 +65,8 @@ class PQNSchedule:
       rollout, as JaxMARL evaluates it at ``n_updates``;
     * LR(k), k = gradient steps applied: linear from ``lr`` to 1e-10 over K × M × U steps with ``lr_linear_decay``
       (``optax.linear_schedule`` counts the optimizer's updates), else ``lr``.
+
+    Both read U off ``frames``: a run resumed with more ``frames`` continues them on the longer run's scale.
     """
 
     def __init__(self, cfg, opts):
