@@ -60,9 +60,10 @@ def linear_schedule(start: float, end: float, steps: float, count: int) -> float
 class PQNSchedule:
     """ε and the LR of a PQN run as functions of its counters (so that a resumed run continues them exactly).
 
-    * ε(frames) = linear from ``eps_start`` to ``eps_end`` over ``eps_decay × U`` updates, U = ``frames //
-      frames_per_batch`` (JaxMARL's NUM_UPDATES), at u = frames // frames_per_batch updates done: held for a whole
-      rollout, as JaxMARL evaluates it at ``n_updates``;
+    * ε(frames) = linear from ``eps_start`` to ``eps_end`` over ``eps_decay × U`` updates, U = ⌈``frames /
+      frames_per_batch``⌉ the rollouts the run collects (JaxMARL's NUM_UPDATES, which floors TOTAL_TIMESTEPS /
+      rollout and collects that many), at u = frames // frames_per_batch updates done: held for a whole rollout, as
+      JaxMARL evaluates it at ``n_updates``;
     * LR(k), k = gradient steps applied: linear from ``lr`` to 1e-10 over K × M × U steps with ``lr_linear_decay``
       (``optax.linear_schedule`` counts the optimizer's updates), else ``lr``.
 
@@ -71,7 +72,7 @@ class PQNSchedule:
 
     def __init__(self, cfg, opts):
         self.frames_per_batch = int(cfg.frames_per_batch)
-        self.num_updates = int(cfg.frames) // self.frames_per_batch
+        self.num_updates = -(-int(cfg.frames) // self.frames_per_batch)  # the rollouts the run collects
         self.eps_start, self.eps_end = float(cfg.eps_start), float(cfg.eps_end)
         self.eps_steps = float(opts.eps_decay) * self.num_updates
         self.lr0, self.decay = float(cfg.lr), bool(opts.lr_linear_decay)
