@@ -394,6 +394,9 @@ def test_a_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeyp
     assert csv_rows(tmp_path / "full") == csv_rows(tmp_path / "part")
     a, b = full.loss_module.state_dict(), resumed.loss_module.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    from torchrl_vd.train.evaluation import evaluate_run
+
+    assert evaluate_run(tmp_path / "part")["eval_return"] == resumed.summary["final_eval_return"]  # torchrl-vd eval
 
 
 def _stacked_learner(cfg, out):

@@ -17,6 +17,15 @@ rollouts is small: nothing for the feed-forward variant, the last ``memory_windo
   steps it does not count as frames (their actions ignore the action masks, their rewards are not scaled); here the
   first update trains on the first rollout alone.
 
+Where it differs from JaxMARL, each on purpose: the first window (above); the observations are the env's own
+(JaxMARL's ``CTRolloutManager`` zeroes every done agent's observation, agent id included: the first observation
+of each episode after an auto-reset and a dead SMAX agent's; here dead agents count through the ``alive`` mask,
+zero in Σ_i Q_i and in V); the GRU resets at episode starts (``is_init``) rather than per agent at its own done;
+torch's GRU has two hidden biases flax's lacks (zero at start); torch's RAdam and gradient clip differ from
+optax's in where their ε sit (train/learner.py ``make_optimizer``); BatchNorm statistics skip masked steps (none in
+a rollout); with ``bootstrap_time_limits=True`` (not JaxMARL's: it ends returns at time limits) the value of a
+time limit's last observation comes from one more step on BatchNorm's running averages (objectives/pqn.py).
+
 Rewards are scaled (``reward_scale``, JaxMARL's ``REW_SCALE``) and standardised (``standardise_rewards``) once per
 rollout, as it arrives: JaxMARL stores ``REW_SCALE * reward`` in its transitions. Many seeds in one process
 (:class:`PQNSeedLearner`): each seed shuffles its own rollout, the loss runs under ``torch.vmap``, the clip is per
