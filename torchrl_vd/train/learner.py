@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
@@ -256,7 +257,39 @@ def clip_grad_norm_per_seed_(params: list[torch.Tensor], max_norm: float) -> tor
     return norms
 
 
-class SeedLearner(Learner):
+class StackedSeeds:
+    """What every learner of N stacked seeds (train/population.py ``SeedStack`` at ``self.stack``) does alike: the
+    vmapped loss ``[N]``, each seed's own gradient-norm clip and reward statistics, and a seed's state in a lone
+    run's format. Mixed in before the learner it stacks (:class:`SeedLearner`, PQN's ``PQNSeedLearner``)."""
+
+    stack: Any
+
+    def stat_lead(self) -> tuple[int, ...]:
+        return (self.stack.n,)  # each seed standardises its rewards by its own statistics
+
+    def objective(self, sample: TensorDictBase) -> torch.Tensor:
+        return self.stack.loss(sample)  # [N]
+
+    def clip_grads(self) -> torch.Tensor:
+        return clip_grad_norm_per_seed_(self.params, self.grad_clip)
+
+    def grad_norms(self) -> torch.Tensor:
+        return seed_grad_norms(self.params)
+
+    def seed_state(self, k: int, buffer: dict | None) -> dict:
+        """Seed ``k``'s learner state in a lone run's format, with ``buffer`` (its part of the stored data)."""
+        return {
+            "loss_module": self.stack.seed_state_dict(k),
+            "optimizer": seed_optimizer_state(self.optimizer.state_dict(), k),
+            "replay_buffer": buffer,
+            "updates": self.updates,
+            "skipped_updates": self.skipped_updates,
+            "updater_counter": getattr(self.updater, "counter", None),
+            "reward_stats": None if self.reward_stats is None else self.reward_stats.seed_state_dict(k),
+        }
+
+
+class SeedLearner(StackedSeeds, Learner):
     """The :class:`Learner` of N stacked seeds (train/population.py ``SeedStack``): the same buffer, optimizer and
     target updater (built on the template's stacked parameters), with each seed's transitions in its own column
     of the buffer (``[capacity, N]``), per-seed minibatches, the vmapped loss and per-seed clipping.
@@ -269,9 +302,6 @@ class SeedLearner(Learner):
     def __init__(self, cfg, stack, *, time_steps: int):  # stack: population.SeedStack
         self.stack = stack
         super().__init__(cfg, stack.template, time_steps=time_steps)
-
-    def stat_lead(self) -> tuple[int, ...]:
-        return (self.stack.n,)  # each seed standardises its rewards by its own statistics
 
     def add(self, batch: TensorDictBase) -> None:
         """Store a collected batch ``[N, num_envs, T]`` as ``[num_envs*T, N]`` (sequences ``[num_envs*T/L, N, L]``)."""
@@ -297,28 +327,11 @@ class SeedLearner(Learner):
             yield from data[idx, seeds].split(b, dim=1)  # k x [N, B(, L)]
             n -= k
 
-    def objective(self, sample: TensorDictBase) -> torch.Tensor:
-        return self.stack.loss(sample)  # [N]
-
-    def clip_grads(self) -> torch.Tensor:
-        return clip_grad_norm_per_seed_(self.params, self.grad_clip)
-
-    def grad_norms(self) -> torch.Tensor:
-        return seed_grad_norms(self.params)
-
     def seed_state_dict(self, k: int) -> dict:
         """Seed ``k``'s part of :meth:`state_dict`, in a single run's format (its own checkpoint)."""
         n = len(self.replay_buffer)
-        return {
-            "loss_module": self.stack.seed_state_dict(k),
-            "optimizer": seed_optimizer_state(self.optimizer.state_dict(), k),
-            "replay_buffer": {"data": self.replay_buffer.storage._storage[:n, k].clone() if n else None,
-                              "writer": self.replay_buffer._writer.state_dict()},
-            "updates": self.updates,
-            "skipped_updates": self.skipped_updates,
-            "updater_counter": getattr(self.updater, "counter", None),
-            "reward_stats": None if self.reward_stats is None else self.reward_stats.seed_state_dict(k),
-        }
+        return self.seed_state(k, {"data": self.replay_buffer.storage._storage[:n, k].clone() if n else None,
+                                   "writer": self.replay_buffer._writer.state_dict()})
 
     def load_seed_states(self, states: list[dict]) -> None:
         """Restore from N single-run learner states (:func:`~torchrl_vd.train.checkpoint.learner_state`)."""
@@ -429,5 +442,5 @@ def _fused_ok(params) -> bool:
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-__all__ = ["EpsilonSchedule", "Learner", "SeedLearner", "clip_grad_norm_per_seed_", "make_optimizer",
+__all__ = ["EpsilonSchedule", "Learner", "SeedLearner", "StackedSeeds", "clip_grad_norm_per_seed_", "make_optimizer",
            "seed_grad_norms", "seed_optimizer_state", "stack_optimizer_states", "time_limits_as_terminal"]

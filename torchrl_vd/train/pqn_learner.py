@@ -38,14 +38,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.objectives.utils import ValueEstimators
 
-from torchrl_vd.train.learner import (
-    Learner,
-    clip_grad_norm_per_seed_,
-    make_optimizer,
-    seed_grad_norms,
-    seed_optimizer_state,
-    stack_optimizer_states,
-)
+from torchrl_vd.train.learner import Learner, StackedSeeds, make_optimizer, stack_optimizer_states
 from torchrl_vd.train.reward_standardisation import reward_standardiser
 
 LR_END = 1e-10
@@ -222,17 +215,14 @@ class PQNLearner(Learner):
             self.reward_stats.load_state_dict(state["reward_stats"])
 
 
-class PQNSeedLearner(PQNLearner):
+class PQNSeedLearner(StackedSeeds, PQNLearner):
     """:class:`PQNLearner` for N stacked seeds (train/population.py ``SeedStack``): data ``[N, E, T]``, each seed's
-    own shuffles, returns and loss under ``torch.vmap``, the clip per seed; checkpoints per seed in a lone run's
-    format."""
+    own shuffles and returns; the vmapped loss, the clip per seed and checkpoints per seed in a lone run's format
+    (:class:`~torchrl_vd.train.learner.StackedSeeds`)."""
 
     def __init__(self, cfg, stack, *, time_steps: int):
         self.stack = stack
         super().__init__(cfg, stack.template, time_steps=time_steps)
-
-    def stat_lead(self) -> tuple[int, ...]:
-        return (self.stack.n,)
 
     def add(self, batch: TensorDictBase) -> None:
         self.data = self._arrive(self.storable(batch), time=2)  # [N, E, T(+window)]
@@ -251,25 +241,8 @@ class PQNSeedLearner(PQNLearner):
             perm = torch.rand(self.stack.n, data.shape[1], device=data.device).argsort(-1)  # [N, E] or [N, E*T]
             yield from (data[seeds, idx] for idx in perm.split(size, dim=1))  # [N, b(, L)]
 
-    def objective(self, sample: TensorDictBase) -> torch.Tensor:
-        return self.stack.loss(sample)  # [N]
-
-    def clip_grads(self) -> torch.Tensor:
-        return clip_grad_norm_per_seed_(self.params, self.grad_clip)
-
-    def grad_norms(self) -> torch.Tensor:
-        return seed_grad_norms(self.params)
-
     def seed_state_dict(self, k: int) -> dict:
-        return {
-            "loss_module": self.stack.seed_state_dict(k),
-            "optimizer": seed_optimizer_state(self.optimizer.state_dict(), k),
-            "replay_buffer": None if self.window is None else {"data": self.window[k].clone(), "writer": None},
-            "updates": self.updates,
-            "skipped_updates": self.skipped_updates,
-            "updater_counter": None,
-            "reward_stats": None if self.reward_stats is None else self.reward_stats.seed_state_dict(k),
-        }
+        return self.seed_state(k, None if self.window is None else {"data": self.window[k].clone(), "writer": None})
 
     def load_seed_states(self, states: list[dict]) -> None:
         windows = [s["replay_buffer"]["data"] if s.get("replay_buffer") else None for s in states]
