@@ -81,8 +81,9 @@ COLUMNS = ["env_steps", "test_returned_won_episode", "test_returned_episode_retu
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser(description: str = __doc__.split("\n")[0]) -> argparse.ArgumentParser:
+    """The command line (the PQN driver adds its own options to it)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--map", default="3m", help="SMAX scenario (jaxmarl map_name_to_scenario); yaml: 3s_vs_5z")
     p.add_argument("--timesteps", type=float, default=None, help="TOTAL_TIMESTEPS (yaml: 1e7)")
     p.add_argument("--seed", type=int, default=0)
@@ -99,7 +100,11 @@ def parse_args(argv=None):
                         % JAXMARL_COMMIT[:10])
     p.add_argument("--single-thread", action=argparse.BooleanOptionalAction, default=True,
                    help=f"set XLA_FLAGS='{SINGLE_THREAD_XLA}' when XLA_FLAGS is unset (default on)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def _ensure_gymnax():
@@ -145,9 +150,9 @@ def _check_source(src: Path) -> Path:
     return baseline
 
 
-def _import_baseline(baseline: Path, log):
-    """Import the checkout's ``qmix_rnn.py`` unmodified, with stub ``hydra``/``omegaconf``/``wandb`` modules
-    (``wandb.log`` = ``log``)."""
+def _import_baseline(baseline: Path, log, filename: str = "qmix_rnn.py"):
+    """Import the checkout's ``filename`` (``qmix_rnn.py``; the PQN driver: ``pqn_vdn_rnn.py``) unmodified, with
+    stub ``hydra``/``omegaconf``/``wandb`` modules (``wandb.log`` = ``log``)."""
     hydra = types.ModuleType("hydra")
     hydra.main = lambda *a, **k: (lambda fn: fn)  # the file decorates its entry point at import
     omegaconf = types.ModuleType("omegaconf")
@@ -155,18 +160,20 @@ def _import_baseline(baseline: Path, log):
     wandb = types.ModuleType("wandb")
     wandb.log = log
     sys.modules.update({"hydra": hydra, "omegaconf": omegaconf, "wandb": wandb})
-    spec = importlib.util.spec_from_file_location("jaxmarl_qmix_rnn", baseline / "qmix_rnn.py")
+    spec = importlib.util.spec_from_file_location(f"jaxmarl_{Path(filename).stem}", baseline / filename)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def load_config(args, baseline: Path) -> dict:
+def load_config(args, baseline: Path, alg_yaml: str = "ql_rnn_smax.yaml") -> dict:
+    """``config/config.yaml`` with ``config/alg/<alg_yaml>`` over it (as the baseline's ``single_run``), then the
+    command line's overrides."""
     import yaml
 
     with open(baseline / "config" / "config.yaml") as f:
         config = yaml.safe_load(f)
-    with open(baseline / "config" / "alg" / "ql_rnn_smax.yaml") as f:
+    with open(baseline / "config" / "alg" / alg_yaml) as f:
         alg = yaml.safe_load(f)
     config = {**config, **alg}  # as single_run: the alg config over the main config
     config["MAP_NAME"] = args.map

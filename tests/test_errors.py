@@ -122,7 +122,7 @@ ROWS = [
     ("unknown choice", '--set collector=mpi --set agent=lstm --set optimizer=sgd',
      lambda t: C(collector="mpi", agent="lstm", optimizer="sgd"),
      r"collector must be one of \['single', 'async', 'multi', 'ray'\] \(got 'mpi'\); agent must be 'mlp' or 'gru' "
-     r"\(got 'lstm'\); optimizer must be 'adam' or 'rmsprop' \(got 'sgd'\)"),
+     r"\(got 'lstm'\); optimizer must be 'adam', 'rmsprop' or 'radam' \(got 'sgd'\)"),
     ("unknown learning choice", '--set standardise_rewards=episode --set activation=gelu',
      lambda t: C(standardise_rewards="episode", activation="gelu"),
      r"standardise_rewards must be False, 'running' \(or True\) or 'batch' \(got 'episode'\); activation must be "
@@ -133,6 +133,14 @@ ROWS = [
     ("algorithm vs collector", '--algo maven --set collector=multi',
      lambda t: C(algo="maven", agent="gru", collector="multi", frames_per_batch=3200, num_envs=32),
      r"MAVEN's learned z-policy .* Use collector='single' or loss_kwargs\.z_policy='uniform'"),
+    ("replay-buffer option for PQN-VDN", '--algo pqn-vdn --set buffer_size=5000',
+     lambda t: C(algo="pqn-vdn", buffer_size=5000),
+     r"buffer_size=5000 does not apply to 'pqn-vdn': PQN keeps no replay buffer, each update learns from its own "
+     r"rollout \(frames_per_batch = num_envs x steps per env\); drop it"),
+    ("PQN-VDN minibatches", '--algo pqn-vdn --set agent=gru --set num_envs=10 --set frames_per_batch=40',
+     lambda t: C(algo="pqn-vdn", agent="gru", num_envs=10, frames_per_batch=40),
+     r"loss\.num_minibatches \(16\) must divide num_envs \(10\): the recurrent variant splits the envs into "
+     r"minibatches; set loss\.num_minibatches=10 or num_envs=16"),
     ("run directory already holds a run", 'torchrl-vd train --out DIR (DIR holds a run)',
      lambda t: _existing_run(t), r"already holds a run \(metrics\.csv\); not overwriting it\. Continue it with "
                        r"`torchrl-vd train --resume"),

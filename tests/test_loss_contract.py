@@ -41,6 +41,9 @@ from torchrl_vd import (
     MavenMixer,
     MixingQLoss,
     MLPAgent,
+    PQNAgent,
+    PQNRecurrentAgent,
+    PQNVDNLoss,
     QMixer,
     QPlexLoss,
     QPlexMixer,
@@ -106,6 +109,17 @@ def _maven(td: TensorDict) -> ValueDecompositionLoss:
                      MavenDiscriminator(N, A, S, noise_dim=Z, hidden=H), noise_dim=Z)
 
 
+def _pqn(recurrent: bool) -> Callable[[TensorDict], ValueDecompositionLoss]:
+    # LayerNorm (JaxMARL's MPE network): BatchNorm's running averages move with every training call, as in JaxMARL,
+    # so repeated calls on one batch would differ where a return bootstraps outside the forward (tests/test_pqn.py)
+    def factory(td: TensorDict) -> ValueDecompositionLoss:
+        agent = (PQNRecurrentAgent(N, A, F, hidden=(H,), norm="layer_norm") if recurrent
+                 else PQNAgent(N, A, F, hidden=(H,), norm="layer_norm"))
+        return PQNVDNLoss(agent)
+
+    return factory
+
+
 @dataclass
 class LossCase:
     factory: Callable[[TensorDict], ValueDecompositionLoss]
@@ -120,6 +134,11 @@ class LossCase:
     """Outputs that must not depend on the targets when γ = 0 (None: all of them). CW-QMIX's weights read
     the *target* Q̂* at the current step by design (wqmix max_q_learner: w = 1 where y > Q̂*(s, û*)), so
     only its central TD loss is target-free there."""
+    target_network: bool = True
+    """False: the loss bootstraps from the online network under ``no_grad`` (PQN: no target network, Gallici et
+    al. 2025). Test (d) then checks what stands for target isolation there: no target parameters, the next
+    steps' values enter only through the return (γ = 0: none of them matters), and only as constants (the
+    gradient equals the one with the returns precomputed and given)."""
 
 
 # QMixerLoss's key names these losses compute on tensors (their values are never read from the batch)
@@ -138,6 +157,9 @@ LOSSES: dict[str, LossCase] = {
     # (the team reward stays a required entry of every batch)
     "iql": LossCase(_iql("team"), unread={"rnn_hidden", "is_init", "state", "agent_reward"}),
     "iql-individual": LossCase(_iql("individual"), unread={"rnn_hidden", "is_init", "state"}),
+    # PQN-VDN: Σ_i Q_i (no state) on the online network's returns; its recurrent network reads the stored hidden state
+    "pqn-vdn": LossCase(_pqn(False), unread={"rnn_hidden", "is_init", "state"}, target_network=False),
+    "pqn-vdn-rnn": LossCase(_pqn(True), unread={"state"}, target_network=False),
 }
 
 
@@ -276,6 +298,8 @@ def _target_params(loss) -> list[torch.Tensor]:
 
 def test_d_targets_get_no_gradient_and_enter_only_through_the_td_target(case):
     name, spec, loss, td = case
+    if not spec.target_network:
+        return _check_online_targets(name, loss, td)
     targets = _target_params(loss)
     assert targets, f"{name} has no target parameters (delay_value=True keeps θ̄)"
     assert not any(n.startswith("target_") for n, _ in loss.named_parameters())
@@ -304,6 +328,24 @@ def test_d_targets_get_no_gradient_and_enter_only_through_the_td_target(case):
     loss.make_value_estimator(gamma=0.9)
     changed, base = perturbed_outputs(), outputs(loss, td)
     assert not torch.equal(total(changed), total(base)), f"{name} (γ = 0.9): the targets are never used"
+
+
+def _check_online_targets(name: str, loss, td: TensorDict) -> None:
+    """(d) for a loss without a target network: no target parameters; γ = 0 makes the next steps' values irrelevant
+    (other next observations change nothing), γ > 0 reads them; and they are constants: the loss and its
+    gradient equal those with the same returns precomputed (``value_targets``) and given in the batch."""
+    assert not _target_params(loss), f"{name} has target parameters"
+    other = td.clone()
+    other["next", GROUP, "observation"] = other["next", GROUP, "observation"] + 1.0
+    for gamma, reads in ((0.0, False), (0.9, True)):
+        loss.make_value_estimator(gamma=gamma)
+        assert torch.equal(total(outputs(loss, other)), total(outputs(loss, td))) != reads, (name, gamma)
+    grads = []
+    for batch in (td, loss.value_targets(td.clone())):
+        loss.zero_grad()
+        total_loss(loss(batch)).backward()
+        grads.append([p.grad.clone() for p in loss.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*grads)), f"{name}: gradient through the returns"
 
 
 # ------------------------------------------------------------------------------------------ (e) masks

@@ -63,7 +63,7 @@ def test_fixed_choices_are_literal_types_listed_by_help(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["train", "--help"])
     text = "".join(capsys.readouterr().out.split())  # argparse wraps lines (also at hyphens)
-    for listed in ("Choices:single,async,multi,ray.", "Choices:adam,rmsprop.", "Choices:mlp,gru.",
+    for listed in ("Choices:single,async,multi,ray.", "Choices:adam,rmsprop,radam.", "Choices:mlp,gru.",
                    "Choices:relu,tanh,elu.", f"Choices:{','.join(sorted(algorithms()))}."):
         assert listed in text
 

@@ -28,7 +28,9 @@ def tiny_cfg(algo, env, out_dir, **kw):
                 updates_per_batch=2, eps_frames=200, progress=False, out_dir=str(out_dir), eval_every=128,
                 eval_episodes=2, hidden=(16,), seed=3)
     base.update(kw)
-    return vd.TrainConfig(**{**base, **algorithms()[algo].presets})  # e.g. MAVEN's GRU agent
+    spec = algorithms()[algo]
+    base = {k: v for k, v in base.items() if k not in spec.not_used}  # PQN: no replay buffer, its own ε schedule
+    return vd.TrainConfig(**{**spec.presets, **base})  # e.g. MAVEN's GRU agent
 
 
 @pytest.mark.parametrize("algo", sorted(algorithms()))

@@ -93,6 +93,39 @@ def test_eval_return_metrics_on_known_curves(tmp_path):
     assert rp.METRICS["last10_train_return"].per_seed([b]) == [0.0]
 
 
+def test_eval_curves_against_frames_and_cumulative_wall_clock(tmp_path):
+    """A suite with ``curves``: the greedy evaluation (win rate where the run logs it, else return) of the finished
+    seeds on a common grid, its mean and 95% t half-width, against frames and against training wall-clock summed
+    over resumed segments (metrics.csv ``time`` restarts at a resume); ``final_eval`` is the win rate where there
+    is one."""
+    from torchrl_vd.reproduce.report import aggregate, curve_table
+
+    def run(name, rows, summary):  # rows: (frames, time, eval_win_rate)
+        d = tmp_path / name
+        d.mkdir()
+        lines = ["frames,time,train_return,eval_return,eval_win_rate"]
+        lines += [f"{f},{t},0,{9 * w},{w}" for f, t, w in rows]
+        (d / "metrics.csv").write_text("\n".join(lines) + "\n")
+        (d / "summary.json").write_text(json.dumps({"frames": rows[-1][0], **summary}))
+        return d
+
+    a = run("a", [(100, 1.0, 0.0), (200, 2.0, 0.5), (300, 0.5, 1.0)], {"final_eval_return": 9.0,
+                                                                         "final_eval_win_rate": 1.0})  # resumed
+    b = run("b", [(100, 2.0, 0.5), (200, 4.0, 0.5), (300, 6.0, 0.5)], {"final_eval_return": 4.5,
+                                                                         "final_eval_win_rate": 0.5})
+    assert rp.METRICS["final_eval"].per_seed([a, b]) == [1.0, 0.5]
+    entry = rp.Entry("smax/3m", "pqn-vdn", {}, (0, 1), 300, 1.0, None)
+    suite = rp.Suite("s", "d", rp.METRICS["final_eval"], (entry,), ("frames", "wall_s"))
+    runs = [rp.RunSpec(entry, k, d, None) for k, d in enumerate((a, b))]
+    curves = curve_table(suite, runs)["smax/3m pqn-vdn"]
+    assert curves["frames"]["x"] == [100.0, 200.0, 300.0] and curves["frames"]["mean"] == [0.25, 0.5, 0.75]
+    assert curves["frames"]["ci95"][0] == pytest.approx(12.706204736174696 * 0.25)  # t(0.975, 1) s / √2, s = 0.25 √2
+    assert curves["wall_s"]["x"] == [2.0, 2.5]  # a: 1, 2, 2.5 (resumed after 2 s); b: 2, 4, 6; in common: 2 to 2.5
+    assert curves["wall_s"]["mean"] == [0.5, 0.75]
+    row = aggregate(suite, runs, reps=100, iqm_backend="numpy")[0]
+    assert row["mean"] == 0.75 and row["wall_s"] == pytest.approx((2.5 + 6.0) / 2)
+
+
 # -------------------------------------------------------------------------------------- suites and args
 def test_parse_seeds():
     assert rp.parse_seeds("0-3") == [0, 1, 2, 3]
@@ -105,7 +138,7 @@ def test_parse_seeds():
 
 def test_unknown_suite_names_close_matches_and_the_list():
     with pytest.raises(ValueError, match=r"Unknown suite 'qick'\. Did you mean quick\? "
-                                         r"Suites: lbf, mpe, mpe-xuance, quick, smax, vmas\."):
+                                         r"Suites: lbf, mpe, mpe-xuance, pqn-compare, quick, smax, vmas\."):
         rp.load_suite("qick")
 
 
@@ -394,6 +427,20 @@ def test_a_failing_run_is_reported_and_the_others_finish(local_ray, tmp_path):
     kept = (bad.run_dir / "failure.txt").read_text()  # the whole worker traceback, not only its last line
     assert 'File "' in kept and "bogus" in kept and "\x1b[" not in kept and len(kept.splitlines()) > 3
     assert not (good.run_dir / "failure.txt").exists()
+
+
+@pytest.mark.slow
+def test_pqn_compare_quick_on_vmas_writes_curves_and_wall_clock(local_ray, tmp_path):
+    """``pqn-compare --quick`` on VMAS (SMAX needs the ``smax`` extra): PQN-VDN, QMIX and IQL train with the
+    suite's settings; RESULTS.md has the wall-clock table, results.json the curves, the PNG both panels (~1.5 min)."""
+    report = rp.run_suite("pqn-compare", tmp_path, quick=True, seeds=[0], tasks=["vmas/balance"],
+                          iqm_backend="numpy", log=lambda line: None)
+    assert not report.failures and [r["algo"] for r in report.rows] == ["pqn-vdn", "qmix", "iql"]
+    text = report.results_md.read_text()
+    assert "## Wall-clock" in text and all(f"| vmas/balance | {a} | " in text for a in ("pqn-vdn", "qmix", "iql"))
+    curves = json.loads((report.results_md.parent / "results.json").read_text())["curves"]
+    assert set(curves) == {"vmas/balance pqn-vdn", "vmas/balance qmix", "vmas/balance iql"}
+    assert all(set(c) == {"frames", "wall_s"} and c["frames"]["n"] == 1 for c in curves.values())
 
 
 @pytest.mark.slow

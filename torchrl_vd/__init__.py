@@ -1,7 +1,7 @@
 """torchrl_vd: cooperative multi-agent value decomposition for TorchRL.
 
-VDN, QMIX, QTRAN (base and alt), MAVEN, Weighted QMIX (CW, OW) and QPLEX as torchrl ``LossModule``s, mixers and
-per-agent Q modules, tied by the Individual-Global-Max property (``check_igm``), with independent Q-learners (IQL)
+VDN, QMIX, QTRAN (base and alt), MAVEN, Weighted QMIX (CW, OW), QPLEX and PQN-VDN as torchrl ``LossModule``s, mixers
+and per-agent Q modules, tied by the Individual-Global-Max property (``check_igm``), with independent Q-learners (IQL)
 as the baseline without a joint value; environment adapters behind one ``make_env``; a trainer
 (``train(TrainConfig(...))``). docs/CONTRACT.md has the public contract.
 
@@ -28,6 +28,7 @@ _EXPORTS = {
     "MLPAgent": "torchrl_vd.modules.agents", "make_agent_policies": "torchrl_vd.modules.policies",
     "WrappedAgent": "torchrl_vd.modules.interop", "WrappedMixer": "torchrl_vd.modules.interop",
     "as_agent_net": "torchrl_vd.modules.interop", "as_mixer": "torchrl_vd.modules.interop",
+    "PQNAgent": "torchrl_vd.modules.pqn_agent", "PQNRecurrentAgent": "torchrl_vd.modules.pqn_agent",
     "MavenAgent": "torchrl_vd.modules.maven_agent", "MavenDiscriminator": "torchrl_vd.modules.maven_discriminator",
     "CentralQMixer": "torchrl_vd.modules.mixers", "MavenMixer": "torchrl_vd.modules.mixers",
     "Mixer": "torchrl_vd.modules.mixers", "QMixer": "torchrl_vd.modules.mixers", "QPlexMixer": "torchrl_vd.modules.mixers",
@@ -35,7 +36,8 @@ _EXPORTS = {
     "QTranJointQ": "torchrl_vd.modules.qtran", "QTranV": "torchrl_vd.modules.qtran",
     "make_z_policy": "torchrl_vd.modules.z_policy",
     # losses
-    "IQLLoss": "torchrl_vd.objectives", "MavenLoss": "torchrl_vd.objectives", "MixingQLoss": "torchrl_vd.objectives", "QPlexLoss": "torchrl_vd.objectives",
+    "IQLLoss": "torchrl_vd.objectives", "MavenLoss": "torchrl_vd.objectives", "MixingQLoss": "torchrl_vd.objectives",
+    "PQNVDNLoss": "torchrl_vd.objectives", "QPlexLoss": "torchrl_vd.objectives",
     "QTranLoss": "torchrl_vd.objectives", "ValueDecompositionLoss": "torchrl_vd.objectives",
     "WeightedQMixLoss": "torchrl_vd.objectives", "ZPolicyTrainer": "torchrl_vd.objectives",
     # IGM
@@ -56,12 +58,13 @@ if TYPE_CHECKING:
     from torchrl_vd.modules.policies import make_agent_policies
     from torchrl_vd.modules.interop import WrappedAgent, WrappedMixer, as_agent_net, as_mixer
     from torchrl_vd.modules.maven_agent import MavenAgent
+    from torchrl_vd.modules.pqn_agent import PQNAgent, PQNRecurrentAgent
     from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
     from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, Mixer, QMixer, QPlexMixer, VDNMixer
     from torchrl_vd.modules.qtran import QTranJointQ, QTranV
     from torchrl_vd.modules.z_policy import make_z_policy
-    from torchrl_vd.objectives import (IQLLoss, MavenLoss, MixingQLoss, QPlexLoss, QTranLoss, ValueDecompositionLoss,
-                                       WeightedQMixLoss, ZPolicyTrainer)
+    from torchrl_vd.objectives import (IQLLoss, MavenLoss, MixingQLoss, PQNVDNLoss, QPlexLoss, QTranLoss,
+                                       ValueDecompositionLoss, WeightedQMixLoss, ZPolicyTrainer)
     from torchrl_vd.train.algos import AlgoParts, register_algo
     from torchrl_vd.train.resume import config_for_resume as train_config_for_resume
     from torchrl_vd.train.config import TrainConfig

@@ -24,6 +24,13 @@ def final_eval_win_rate(run_dir: Path) -> float:
     return float(read_summary(run_dir).get("final_eval_win_rate", math.nan))
 
 
+def final_eval(run_dir: Path) -> float:
+    """The greedy win rate at the end where the env marks won battles (SMAX), else the greedy return: one metric for
+    a suite that mixes such tasks (summary.json ``final_eval_win_rate`` / ``final_eval_return``)."""
+    summary = read_summary(run_dir)
+    return float(summary.get("final_eval_win_rate", summary["final_eval_return"]))
+
+
 def final_eval_return(run_dir: Path) -> float:
     """summary.json's ``final_eval_return``: the greedy policy's mean return at the end of training."""
     return float(read_summary(run_dir)["final_eval_return"])
@@ -91,6 +98,9 @@ METRICS = {
     "final_eval_win_rate": Metric(
         "final_eval_win_rate", "greedy win rate at the end of training (summary.json final_eval_win_rate: the share "
         "of the evaluation envs' battles won)", final_eval_win_rate),
+    "final_eval": Metric(
+        "final_eval", "greedy win rate at the end of training where the env marks won battles (SMAX), else the greedy "
+        "return (summary.json final_eval_win_rate / final_eval_return)", final_eval),
     "epymarl_max_return": Metric(
         "epymarl_max_return", "EPyMARL's maximum return: each seed's greedy evaluation return (metrics.csv "
         "eval_return, every eval_every frames) at the evaluation timestep whose mean over all seeds is highest",
@@ -101,5 +111,5 @@ METRICS = {
 }
 """Metric name (a suite's ``"metric"``) -> :class:`Metric`."""
 
-__all__ = ["METRICS", "Metric", "best_eval_step_returns", "final_eval_return", "final_eval_win_rate",
+__all__ = ["METRICS", "Metric", "best_eval_step_returns", "final_eval", "final_eval_return", "final_eval_win_rate",
            "last_logged", "mean_eval_return"]

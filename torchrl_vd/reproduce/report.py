@@ -17,7 +17,7 @@ import numpy as np
 
 from torchrl_vd.reproduce.planning import ACTIONS, finished
 from torchrl_vd.reproduce.references import Reference, format_number, resolve_reference, verdict
-from torchrl_vd.reproduce.spec import RunSpec, Suite
+from torchrl_vd.reproduce.spec import CURVE_AXES, RunSpec, Suite
 from torchrl_vd.reproduce.stats import iqm_interval
 from torchrl_vd.train.run_files import read_metric_columns
 from torchrl_vd.train.stats import t_interval
@@ -38,63 +38,109 @@ def aggregate(suite: Suite, runs: list[RunSpec], reps: int = 5_000, iqm_backend:
         mean, half = t_interval(values)
         iqm_value, iqm_low, iqm_high, backend = iqm_interval(values, reps=reps, backend=iqm_backend)
         ref = resolve_reference(e.reference, e.task, e.algo)
+        walls = [cumulative_time(read_metric_columns(r.run_dir).get("time", [0.0]))[-1] for r in done]
+        wall, wall_half = t_interval(walls) if walls else (math.nan, math.nan)
         rows.append({
             "task": e.task, "algo": e.algo, "seeds_done": len(per_seed), "seeds_planned": len(e.seeds),
             "frames": e.frames, "per_seed": per_seed, "mean": mean, "ci95": half, "iqm": iqm_value,
             "iqm_low": iqm_low, "iqm_high": iqm_high, "iqm_backend": backend, "scale": e.scale,
             "reference": dataclasses.asdict(ref), "verdict": verdict(mean, ref),
+            "wall_s": wall, "wall_ci95": wall_half, "frames_per_s": e.frames / wall if walls and wall > 0 else math.nan,
         })
     return rows
 
 
-def _mean_curve(runs: list[RunSpec], scale: float):
-    """``(grid, mean, half, n)``: the finished runs' train_return on a common frame grid (up to the shortest
-    run), times ``scale``, averaged over seeds with its 95% t half-width (None for one seed); None without runs."""
-    curves = []
-    for r in runs:
-        m = read_metric_columns(r.run_dir)
-        pts = [(f, v) for f, v in zip(m.get("frames", []), m.get("train_return", [])) if not math.isnan(v)]
-        if pts:
-            curves.append(np.array(pts))
+def cumulative_time(times: list[float]) -> list[float]:
+    """metrics.csv's ``time`` (seconds since the process started training) made cumulative over resumed segments:
+    each restart (a smaller value than the row before) continues from where the previous segment ended.
+
+    Examples:
+        >>> cumulative_time([1.0, 2.0, 3.5, 0.5, 1.5])  # resumed after the third row
+        [1.0, 2.0, 3.5, 4.0, 5.0]
+    """
+    out, offset, last = [], 0.0, 0.0
+    for t in times:
+        if t < last:
+            offset += last
+        out.append(offset + t)
+        last = t
+    return out
+
+
+def _points(run_dir: Path, y: str, x: str) -> np.ndarray:
+    """``[(x, y)]`` of one run's metrics.csv. ``y``: a column, or ``"eval"`` (its greedy win rate where logged, else
+    its greedy return); ``x``: ``"frames"`` or ``"wall_s"`` (cumulative training time)."""
+    m = read_metric_columns(run_dir)
+    if y == "eval":
+        won = [v for v in m.get("eval_win_rate", []) if not math.isnan(v)]
+        y = "eval_win_rate" if won else "eval_return"
+    xs = cumulative_time(m.get("time", [])) if x == "wall_s" else m.get("frames", [])
+    return np.array([(a, b) for a, b in zip(xs, m.get(y, [])) if not math.isnan(b)]).reshape(-1, 2)
+
+
+def _mean_curve(runs: list[RunSpec], scale: float, y: str = "train_return", x: str = "frames"):
+    """``(grid, mean, half, n)``: the finished runs' ``y`` against ``x`` (:func:`_points`) on a common grid (up to
+    the shortest run), times ``scale``, averaged over seeds with its 95% t half-width (None for one seed); None
+    without runs."""
+    curves = [c for c in (_points(r.run_dir, y, x) for r in runs) if len(c)]
     if not curves:
         return None
     end = min(c[-1, 0] for c in curves)
     grid = np.unique(np.concatenate([c[:, 0] for c in curves]))
-    grid = grid[grid <= end]
+    grid = grid[(grid <= end) & (grid >= max(c[0, 0] for c in curves))]
     ys = np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves]) * scale  # [seeds, points]
     half = np.array([t_interval(col)[1] for col in ys.T]) if len(curves) > 1 else None
     return grid, ys.mean(0), half, len(curves)
 
 
+def curve_table(suite: Suite, runs: list[RunSpec]) -> dict:
+    """results.json's curves: per (task, algo) and x axis of ``suite.curves``, the greedy evaluation's
+    ``{"x", "mean", "ci95", "n"}`` over the finished seeds (ci95 None for one seed)."""
+    out = {}
+    for e in suite.entries:
+        done = [r for r in runs if r.entry is e and finished(r)]
+        for x in suite.curves:
+            curve = _mean_curve(done, e.scale, "eval", x)
+            if curve is not None:
+                grid, mean, half, n = curve
+                out.setdefault(f"{e.task} {e.algo}", {})[x] = {
+                    "x": grid.tolist(), "mean": mean.tolist(), "ci95": None if half is None else half.tolist(), "n": n}
+    return out
+
+
 def plot_task(task: str, suite: Suite, runs: list[RunSpec], rows: list[dict], out: Path) -> Path:
-    """Learning curves of every algo on ``task``: train_return (times the entry's scale) averaged over the
-    finished seeds on a common frame grid, a shaded 95% t-interval band, and each algo's reference as a
-    horizontal line with its interval band."""
+    """Learning curves of every algo on ``task``, averaged over the finished seeds with a shaded 95% t-interval
+    band: the ε-greedy train_return against frames with each algo's reference as a horizontal line (and its
+    interval band), or, for a suite with ``curves``, the greedy evaluation (win rate where logged, else return)
+    against each of its x axes, one panel each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i, e in enumerate(x for x in suite.entries if x.task == task):
-        color = f"C{i % 10}"
-        curve = _mean_curve([r for r in runs if r.entry is e and finished(r)], e.scale)
-        if curve is not None:
-            grid, mean, half, n = curve
-            scaled = f", x{e.scale:g}" if e.scale != 1 else ""
-            ax.plot(grid, mean, color=color, label=f"{e.algo} (n={n}{scaled})")
-            if half is not None:
-                ax.fill_between(grid, mean - half, mean + half, color=color, alpha=0.2)
-        ref = next(r["reference"] for r in rows if r["task"] == task and r["algo"] == e.algo)
-        if ref["value"] is not None:
-            ax.axhline(ref["value"], color=color, ls="--", lw=1, label=f"{e.algo} reference")
-            if not math.isnan(ref["ci"]) and ref["ci"] > 0:
-                ax.axhspan(ref["value"] - ref["ci"], ref["value"] + ref["ci"], color=color, alpha=0.1)
-    ax.set_xlabel("frames")
-    ax.set_ylabel("train return (ε-greedy), mean over seeds")
-    ax.set_title(f"{suite.name}: {task}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    panels = [("eval", x) for x in suite.curves] or [("train_return", "frames")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), squeeze=False)
+    for ax, (y, x) in zip(axes[0], panels):
+        for i, e in enumerate(e for e in suite.entries if e.task == task):
+            color = f"C{i % 10}"
+            curve = _mean_curve([r for r in runs if r.entry is e and finished(r)], e.scale, y, x)
+            if curve is not None:
+                grid, mean, half, n = curve
+                scaled = f", x{e.scale:g}" if e.scale != 1 else ""
+                ax.plot(grid, mean, color=color, label=f"{e.algo} (n={n}{scaled})")
+                if half is not None:
+                    ax.fill_between(grid, mean - half, mean + half, color=color, alpha=0.2)
+            ref = next(r["reference"] for r in rows if r["task"] == task and r["algo"] == e.algo)
+            if ref["value"] is not None:
+                ax.axhline(ref["value"], color=color, ls="--", lw=1, label=f"{e.algo} reference")
+                if not math.isnan(ref["ci"]) and ref["ci"] > 0:
+                    ax.axhspan(ref["value"] - ref["ci"], ref["value"] + ref["ci"], color=color, alpha=0.1)
+        ax.set_xlabel(CURVE_AXES[x])
+        ax.set_ylabel("greedy evaluation (win rate, else return)" if y == "eval"
+                      else "train return (ε-greedy), mean over seeds")
+        ax.set_title(f"{suite.name}: {task}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -146,6 +192,14 @@ def write_results(suite: Suite, rows: list[dict], planned: list[tuple[RunSpec, s
             f"{_num(r['mean'])} ± {_num(r['ci95'])} | "
             f"{_num(r['iqm'])} [{_num(r['iqm_low'])}, {_num(r['iqm_high'])}] | "
             f"{Reference(**r['reference']).cell()} | {r['verdict']} |")
+    if suite.curves:
+        lines += ["", "## Wall-clock", "", "Training wall-clock per run (metrics.csv `time`, summed over resumed "
+                  "segments; the env's start-up and compilation not included), mean ± 95% CI over seeds; frames/s at "
+                  "that mean. Greedy-evaluation curves against " + " and ".join(CURVE_AXES[x] for x in suite.curves)
+                  + " with their 95% CI bands: `curves_<task>.png`, and as numbers in results.json (`curves`).", "",
+                  "| task | algo | wall-clock s | frames/s |", "|---|---|---|---|"]
+        lines += [f"| {r['task']} | {r['algo']} | {_num(r['wall_s'])} ± {_num(r['wall_ci95'])} | "
+                  f"{_num(r['frames_per_s'])} |" for r in rows]
     lines += ["", "## References", ""]
     lines += [_reference_line(r) for r in rows if r["reference"]["value"] is not None or r["reference"]["source"]]
     lines += ["", "## Per seed", "", "| task | algo | seed | value | action | reason |", "|---|---|---|---|---|---|"]
@@ -160,6 +214,7 @@ def write_results(suite: Suite, rows: list[dict], planned: list[tuple[RunSpec, s
     path.write_text("\n".join(lines))
     (suite_dir / "results.json").write_text(json.dumps(
         {"suite": suite.name, "metric": suite.metric.name, **info, "rows": rows,
+         "curves": curve_table(suite, [r for r, _, _ in planned]) if suite.curves else {},
          "runs": [{"task": r.entry.task, "algo": r.entry.algo, "seed": r.seed, "run_dir": str(r.run_dir),
                    "action": a, "error": failures.get(str(r.run_dir))} for r, a, _ in planned]},
         indent=2, default=str))

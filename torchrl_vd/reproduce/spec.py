@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 ENTRY_KEYS = {"task", "algo", "overrides", "seeds", "frames", "scale", "reference"}
 """The keys of a suite entry (``scale`` and ``reference`` may be left out)."""
+CURVE_AXES = {"frames": "frames", "wall_s": "training wall-clock (s)"}
+"""The x axes a suite's ``"curves"`` may name, with their axis labels."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class Suite:
     description: str
     metric: Metric
     entries: tuple[Entry, ...]
+    curves: tuple[str, ...] = ()
+    """The x axes of greedy-evaluation curves (``"frames"``, ``"wall_s"``): the suite's ``"curves"``; empty: the
+    ε-greedy training return against frames."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,12 @@ def load_suite(name: str, quick: bool = False, seeds: list[int] | None = None,
     dirs = [(slug(e.task), slug(e.algo)) for e in entries]
     if len(set(dirs)) != len(dirs):
         raise ValueError(f"Suite {name!r}: two entries share a run directory {dirs}; (task, algo) must be unique.")
-    return Suite(f"{name}-quick" if shrink else name, raw["description"], METRICS[raw["metric"]], tuple(entries))
+    curves = tuple(raw.get("curves") or ())
+    bad = sorted(set(curves) - set(CURVE_AXES))
+    if bad:
+        raise ValueError(f"Suite {name!r}: unknown curve axes {bad}; choose from {list(CURVE_AXES)}.")
+    return Suite(f"{name}-quick" if shrink else name, raw["description"], METRICS[raw["metric"]], tuple(entries),
+                 curves)
 
 
 def suite_runs(suite: Suite, out: Path) -> list[RunSpec]:
@@ -141,4 +151,4 @@ def suite_runs(suite: Suite, out: Path) -> list[RunSpec]:
     return runs
 
 
-__all__ = ["ENTRY_KEYS", "Entry", "RunSpec", "Suite", "load_suite", "slug", "suite_runs"]
+__all__ = ["CURVE_AXES", "ENTRY_KEYS", "Entry", "RunSpec", "Suite", "load_suite", "slug", "suite_runs"]

@@ -28,10 +28,10 @@ def iqm(scores) -> float:
 
 
 def _auto_backend() -> str:
-    """rliable when it is installed, else numpy."""
+    """rliable when it is installed and imports, else numpy."""
     try:
         from rliable import library  # noqa: F401
-    except ImportError:
+    except Exception:  # not installed, or its dependencies broken (arch against another pandas: a TypeError)
         return "numpy"
     return "rliable"
 

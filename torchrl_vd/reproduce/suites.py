@@ -12,6 +12,9 @@ line lists the suites without importing torch. The one computed part: the ``vmas
   last 10 logged ``train_return`` values of metrics.csv, MARLlib's convention; ``epymarl_max_return``: each
   seed's greedy evaluation return at the evaluation step whose mean over all seeds is highest, EPyMARL's
   "maximum return"; ``mean_eval_return``: the mean of a seed's evaluations, EPyMARL's "average return").
+* ``curves`` (optional): the x axes (``"frames"``, ``"wall_s"``) of the greedy-evaluation curves the report draws
+  and writes to results.json, and a wall-clock table in RESULTS.md; without it, the ε-greedy training return
+  against frames.
 * ``quick``: the ``--quick`` smoke version of a long suite, ``{"frames": int, "seeds": [...],
   "overrides": {...}}`` applied to every entry (its runs go to ``OUT/<suite>-quick``), or None when
   the suite is already short.
@@ -318,6 +321,49 @@ SMAX = {
     ],
 }
 
+# ------------------------------------------------------------------------------------------- pqn-compare
+# PQN-VDN (Gallici et al. 2025; JaxMARL's pqn_vdn_ff/rnn) beside our QMIX and IQL at equal frames, against frames
+# and against wall-clock (greedy evaluations with 95% CI bands; `"curves"`). No published number is the reference:
+# JaxMARL's own pqn_vdn_rnn.py is run on SMAX 3m at the same budget by benchmarks/jaxmarl_pqn_reference.py.
+# VMAS balance: BenchMARL's task config (VMAS_ENV) for all three; each algorithm with its own presets on the family
+# (`torchrl-vd train --algo A --env vmas/balance`: QMIX and IQL the BenchMARL-shaped family preset, PQN-VDN JaxMARL's
+# MPE network and schedule with γ 0.99, λ 0.85, docs/PRESETS.md). SMAX 3m: QMIX and IQL as the `smax` suite runs
+# QMIX (JaxMARL's ql_rnn_smax with a GRU of 64 and lr 5e-4); PQN-VDN JaxMARL's pqn_vdn_rnn_smax config (its
+# preset) with the same width change, 2 x Dense(64) + GRU 64 for 2 x 512 + GRU 512 (its lr 2.5e-4, decaying, is
+# kept). Budgets: every run of the suite ~1.5 h on a quiet 2-core box with 2 runs at a time (docs/REPRODUCE.md).
+PQN_VMAS_FRAMES = 1_000_000
+PQN_SMAX_FRAMES = 31 * 128 * 128  # 507,904: JaxMARL's 31 updates of 128 envs x 128 steps in TOTAL_TIMESTEPS 512k
+PQN_VMAS = {"env_kwargs": VMAS_ENV["vmas/balance"], "eval_every": 50_000, "eval_episodes": 32,
+            "checkpoint_every": 200_000}
+PQN_SMAX_EVAL = {"eval_every": SMAX_FRAMES // 10, "eval_episodes": 128, "checkpoint_every": 102_400}
+# (QMIX and IQL collect 2048 frames per batch: 248 batches in PQN_SMAX_FRAMES; their ε decays over 51.2k frames)
+PQN_SMAX = {
+    "qmix": SMAX_TRAIN,
+    "iql": {k: v for k, v in SMAX_TRAIN.items() if k != "mixer_kwargs"},
+    "pqn-vdn": {"hidden": [64, 64], **PQN_SMAX_EVAL},
+}
+PQN_COMPARE = {
+    "description": ("PQN-VDN vs QMIX vs IQL on VMAS balance (1M frames) and SMAX 3m (508k frames), 3 seeds: greedy "
+                    "return / win rate against frames and wall-clock"),
+    "metric": "final_eval",
+    "curves": ["frames", "wall_s"],
+    "quick": {"frames": 16_384, "seeds": [0, 1],
+              "overrides": {"eval_every": 8_192, "eval_episodes": 4, "checkpoint_every": 0, "learning_starts": 0}},
+    "entries": [
+        {"task": "vmas/balance", "algo": algo, "overrides": PQN_VMAS, "seeds": [0, 1, 2], "frames": PQN_VMAS_FRAMES,
+         "scale": 1.0, "reference": None}
+        for algo in ("pqn-vdn", "qmix", "iql")
+    ] + [
+        {"task": "smax/3m", "algo": algo, "overrides": PQN_SMAX[algo], "seeds": [0, 1, 2], "frames": PQN_SMAX_FRAMES,
+         "scale": 1.0,
+         "reference": {"file": "jaxmarl_pqn_smax.csv", "units": "greedy win rate (share of test battles won)",
+                       "source": "JaxMARL's pqn_vdn_rnn.py (FLAIROx/JaxMARL c793d09) run here by "
+                                 "benchmarks/jaxmarl_pqn_reference.py, same config and frames"}
+         if algo == "pqn-vdn" else None}
+        for algo in ("pqn-vdn", "qmix", "iql")
+    ],
+}
+
 # ------------------------------------------------------------------------------------------- quick
 # A few thousand frames per run, 8 runs: exercises the harness end to end (tests/test_reproduce.py).
 QUICK_MATRIX = {"num_envs": 32, "frames_per_batch": 256, "updates_per_batch": 16, "batch_size": 64,
@@ -345,4 +391,5 @@ QUICK = {
     ],
 }
 
-SUITES = {"mpe": MPE, "mpe-xuance": MPE_XUANCE, "vmas": VMAS, "lbf": LBF, "smax": SMAX, "quick": QUICK}
+SUITES = {"mpe": MPE, "mpe-xuance": MPE_XUANCE, "vmas": VMAS, "lbf": LBF, "smax": SMAX, "pqn-compare": PQN_COMPARE,
+          "quick": QUICK}

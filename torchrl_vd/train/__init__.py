@@ -5,7 +5,7 @@
 * algos.py — the algorithm table (typed options in algo_options.py, builders in builders.py);
 * population.py — all seeds of a run (one, or N stacked under ``torch.vmap``);
 * learner.py — replay buffer, optimizer, target updates, minibatches, input validation, ε schedule
-  (reward standardisation in reward_standardisation.py);
+  (reward standardisation in reward_standardisation.py); pqn_learner.py — PQN's rollout learner (no replay);
 * collectors.py — single / async (overlapped) / multi-process / Ray collection;
 * environment.py — the trainer's env (``make_env`` + episode returns + agent/algorithm transforms);
 * evaluation.py — greedy evaluation, ``evaluate_run`` (``torchrl-vd eval``), GIFs;

@@ -2,8 +2,8 @@
 
 Filled from ``TrainConfig.mixer_kwargs`` / ``loss_kwargs`` (``--set mixer.NAME=VALUE`` / ``--set loss.NAME=VALUE``)
 field by field, with close-match errors (train/options.py). Defaults are the reference implementations'
-(pymarl for VDN/QMIX/QTRAN, oxwhirl/wqmix, wjh720/QPLEX, the MAVEN authors' code). Pure Python: the CLI's
-``--help`` lists them without importing torch.
+(pymarl for VDN/QMIX/QTRAN, oxwhirl/wqmix, wjh720/QPLEX, the MAVEN authors' code, JaxMARL's PQN-VDN). Pure
+Python: the CLI's ``--help`` lists them without importing torch.
 """
 
 from __future__ import annotations
@@ -172,3 +172,35 @@ class IQLLossOptions(TDLossOptions):
     rewards: Literal["team", "individual"] = "team"
     """Each agent learns from the team reward (EPyMARL's ``common_reward``) or from its own reward (XuanCe's IQL;
     the env must give per-agent rewards: VMAS, PettingZoo, SMAX, LBF, RWARE)."""
+
+
+@dataclass
+class PQNOptions:
+    """PQN-VDN's network and schedule (FLAIROx/JaxMARL ``baselines/QLearning/pqn_vdn_rnn.py`` / ``pqn_vdn_ff.py``;
+    defaults: the code's own, and its configs' common values). JaxMARL's other keys are ``TrainConfig`` fields:
+    NUM_ENVS ``num_envs``, NUM_STEPS ``frames_per_batch / num_envs``, TOTAL_TIMESTEPS ``frames``, HIDDEN_SIZE and
+    NUM_LAYERS ``hidden``, LR ``lr``, MAX_GRAD_NORM ``grad_clip``, GAMMA ``gamma``, LAMBDA ``td_lambda``, EPS_START /
+    EPS_FINISH ``eps_start`` / ``eps_end``, REW_SCALE ``reward_scale``, the GRU variant ``agent='gru'``."""
+
+    num_epochs: int = 4
+    """Passes over each rollout (JaxMARL's NUM_EPOCHS; its SMAX and MPE configs: 4)."""
+    num_minibatches: int = 16
+    """Minibatches per pass (NUM_MINIBATCHES: 16): the recurrent variant splits the envs (``num_envs`` must be
+    divisible by it), the feed-forward one the rollout's (step, env) pairs (``frames_per_batch`` must be)."""
+    norm: Literal["layer_norm", "batch_norm", "none"] = "layer_norm"
+    """The norm after each hidden Dense (NORM_TYPE; QNetwork's default ``layer_norm``; the SMAX config's
+    ``batch_norm``)."""
+    norm_input: bool = False
+    """A BatchNorm on the input (NORM_INPUT: off by default, on in the SMAX config)."""
+    eps_decay: float = 0.1
+    """ε anneals linearly from ``eps_start`` to ``eps_end`` over this share of the updates (EPS_DECAY: 0.1), counted
+    in updates (one per rollout), then holds."""
+    lr_linear_decay: bool = False
+    """The LR decays linearly from ``lr`` to 1e-10 over all the run's gradient steps (LR_LINEAR_DECAY: off by
+    default, on in the SMAX config)."""
+    memory_window: int = 0
+    """Recurrent variant: each update trains on the last ``memory_window`` steps of the previous rollout (already
+    trained on once) followed by the new rollout (MEMORY_WINDOW: 4 in the SMAX config)."""
+    init: Literal["flax", "torch"] = "flax"
+    """The network's initialisation: flax's defaults, as JaxMARL's (LeCun-normal Dense kernels, orthogonal GRU
+    recurrent kernels, zero biases), or torch's."""

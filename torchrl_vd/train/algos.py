@@ -12,8 +12,10 @@ Losses and networks import nothing from this layer: a builder composes them from
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -22,6 +24,7 @@ from torchrl_vd.train.algo_options import (
     MavenMixerOptions,
     MavenOptions,
     NoOptions,
+    PQNOptions,
     QMixerOptions,
     QPlexMixerOptions,
     QTranLossOptions,
@@ -107,6 +110,11 @@ class AlgoSpec:
         check: optional ``check(cfg, loss_options) -> list of error strings`` for cross-field rules.
         vectorized_seeds: whether ``TrainConfig.seeds`` can train several seeds of it in one process (its loss
             module's networks are stacked; extra modules with parameters need ``AlgoParts.joint``).
+        learner: import path ``"package.module:function"`` of its learner factory
+            ``make(cfg, loss, extra_modules, *, time_steps, stack=None)`` (``stack``: many seeds' ``SeedStack``);
+            None: the replay-buffer learner (train/learner.py ``Learner`` / ``SeedLearner``).
+        not_used: ``TrainConfig`` fields it has no use for, each with what stands in for it: the env family's presets
+            leave them at their defaults, and a value given for one is refused with that reason.
     """
 
     name: str
@@ -119,6 +127,8 @@ class AlgoSpec:
     collectors: tuple[str, ...] = COLLECTORS
     check: Callable[..., list[str]] | None = None
     vectorized_seeds: bool = True
+    learner: str | None = None
+    not_used: dict[str, str] = field(default_factory=dict)
 
     def options(self, cfg) -> tuple[Any, Any]:
         """``(mixer_options, loss_options)`` from ``cfg.mixer_kwargs`` / ``cfg.loss_kwargs``, checked field by field."""
@@ -151,9 +161,32 @@ class AlgoSpec:
         if cfg.collector not in self.collectors:
             errors.append(f"algo {self.name!r} supports collector in {list(self.collectors)}, got "
                           f"collector={cfg.collector!r}: set collector={self.collectors[0]!r}")
+        errors += self._not_used_problems(cfg)
         if self.check is not None and not errors:
             errors += self.check(cfg, self.options(cfg)[1])
         return errors
+
+    def _not_used_problems(self, cfg) -> list[str]:
+        """A field of :attr:`not_used` given a value other than its default (a config read back from a run holds
+        the default there: the presets left it so)."""
+        if not self.not_used:
+            return []
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+        given = cfg.given_fields()
+        return [f"{name}={given[name]!r} does not apply to {self.name!r}: {why}; drop it"
+                for name, why in self.not_used.items() if name in given and given[name] != defaults[name]]
+
+    def make_learner(self, cfg, loss, extra_modules: dict, *, time_steps: int, stack=None):
+        """The learner of this algorithm (:attr:`learner`; the replay-buffer learner by default)."""
+        if self.learner is None:
+            from torchrl_vd.train.learner import Learner, SeedLearner
+
+            if stack is None:
+                return Learner(cfg, loss, extra_modules, time_steps=time_steps)
+            return SeedLearner(cfg, stack, time_steps=time_steps)
+        module, _, name = self.learner.partition(":")
+        return getattr(importlib.import_module(module), name)(cfg, loss, extra_modules, time_steps=time_steps,
+                                                                stack=stack)
 
 
 ALGOS: dict[str, AlgoSpec] = {}
@@ -219,6 +252,58 @@ def _check_iql(cfg, opts) -> list[str]:
     return []
 
 
+PQN_NOT_USED = {
+    "buffer_size": "PQN keeps no replay buffer, each update learns from its own rollout (frames_per_batch = num_envs "
+                   "x steps per env)",
+    "batch_size": "its minibatches are each rollout split in loss.num_minibatches parts",
+    "updates_per_batch": "each rollout gets loss.num_epochs x loss.num_minibatches gradient steps",
+    "learning_starts": "PQN learns from its first rollout",
+    "target_update": "PQN has no target network",
+    "double_q": "PQN has no target network for a double-Q evaluation",
+    "eps_frames": "ε anneals over loss.eps_decay x the number of updates (JaxMARL's EPS_DECAY)",
+    "seq_len": "the recurrent variant trains on whole rollouts (with loss.memory_window steps before them)",
+    "burn_in": "the recurrent variant unrolls from the hidden state stored at each window's start",
+}
+"""``TrainConfig`` fields of the replay-buffer algorithms that PQN-VDN has no use for, with what stands in for each."""
+
+
+PQN_PRESETS = dict(agent="mlp", hidden=(256, 256), agent_id=True, num_envs=256, frames_per_batch=256 * 16,
+                   optimizer="radam", lr=5e-4, grad_clip=1.0, gamma=0.9, td_lambda=0.3, eps_start=1.0, eps_end=0.1,
+                   bootstrap_time_limits=False)
+"""PQN-VDN's own presets: JaxMARL's feed-forward MPE config (``pqn_vdn_ff_mpe.yaml``, the variant its README suggests;
+its ``loss`` options are :class:`PQNOptions`' defaults), the agent id in the input and time limits ending the returns
+as JaxMARL's ``CTRolloutManager`` and ``done`` have them."""
+
+
+def _check_pqn(cfg, opts: PQNOptions) -> list[str]:
+    errors = []
+    for name in ("num_epochs", "num_minibatches"):
+        if getattr(opts, name) < 1:
+            errors.append(f"loss.{name} must be >= 1 (got {getattr(opts, name)})")
+    if opts.memory_window < 0 or not opts.eps_decay >= 0:
+        errors.append(f"loss.memory_window and loss.eps_decay must be >= 0 (got {opts.memory_window}, "
+                      f"{opts.eps_decay})")
+    if errors:
+        return errors
+    m = opts.num_minibatches
+    if cfg.agent == "gru":
+        split, size, what = "num_envs", cfg.num_envs, "the recurrent variant splits the envs"
+    else:
+        split, size, what = "frames_per_batch", cfg.frames_per_batch, "the feed-forward variant splits the rollout"
+    if size % m:
+        fit = max(d for d in range(1, m + 1) if size % d == 0)
+        step = m if cfg.agent == "gru" else math.lcm(m, max(1, cfg.num_envs))  # (a whole number of steps per env)
+        errors.append(f"loss.num_minibatches ({m}) must divide {split} ({size}): {what} into minibatches; set "
+                      f"loss.num_minibatches={fit} or {split}={size // step * step or step}")
+    if opts.memory_window and cfg.agent != "gru":
+        errors.append(f"loss.memory_window ({opts.memory_window}) belongs to the recurrent variant (agent='gru'); "
+                      "set agent='gru' or loss.memory_window=0")
+    if not cfg.share_params:
+        errors.append("pqn-vdn's Q-network is shared by all agents (JaxMARL's QNetwork, the agent id in its input): "
+                      "set share_params=True")
+    return errors
+
+
 _BUILDERS = "torchrl_vd.train.builders"
 for _spec in (
     AlgoSpec("iql", f"{_BUILDERS}:build_iql", "IQL: independent Q-learners, no mixer (Tan 1993; EPyMARL's baseline)",
@@ -237,6 +322,10 @@ for _spec in (
              "(Son et al. 2019)", mixer_options=QTranNetOptions, loss_options=QTranLossOptions),
     AlgoSpec("qtran-alt", f"{_BUILDERS}:build_qtran_alt", "QTRAN-alt: counterfactual L_nopt-min (Son et al. 2019, "
              "Sec. 3)", mixer_options=QTranNetOptions, loss_options=QTranLossOptions),
+    AlgoSpec("pqn-vdn", f"{_BUILDERS}:build_pqn_vdn", "PQN-VDN: VDN on the online network's λ-returns, normalised "
+             "Q-network, no target network, no replay (Gallici et al. 2025; JaxMARL)", loss_options=PQNOptions,
+             presets=PQN_PRESETS, collectors=("single", "async"), check=_check_pqn,
+             learner="torchrl_vd.train.pqn_learner:make_pqn_learner", not_used=PQN_NOT_USED),
     AlgoSpec("maven", f"{_BUILDERS}:build_maven", "MAVEN: z-conditioned QMIX, variational MI, hierarchical z-policy "
              "(Mahajan et al. 2019)", mixer_options=MavenMixerOptions, loss_options=MavenOptions,
              presets={"agent": "gru", "last_action": True}, agents=("gru",), check=_check_maven),

@@ -19,12 +19,14 @@ from torchrl_vd.modules.agents import ACTIVATIONS, AgentNet, MLPAgent
 from torchrl_vd.modules.gru_agent import GRUAgent
 from torchrl_vd.modules.maven_agent import MavenAgent
 from torchrl_vd.modules.maven_discriminator import MavenDiscriminator
+from torchrl_vd.modules.pqn_agent import PQNAgent, PQNRecurrentAgent
 from torchrl_vd.modules.mixers import CentralQMixer, MavenMixer, QMixer, QPlexMixer, VDNMixer
 from torchrl_vd.modules.qtran import QTranJointQ, QTranV
 from torchrl_vd.modules.z_policy import make_z_policy
 from torchrl_vd.objectives.iql import IQLLoss
 from torchrl_vd.objectives.maven import MavenLoss
 from torchrl_vd.objectives.mixing import MixingQLoss
+from torchrl_vd.objectives.pqn import PQNVDNLoss
 from torchrl_vd.objectives.qplex import QPlexLoss
 from torchrl_vd.objectives.qtran import QTranLoss
 from torchrl_vd.objectives.weighted import WeightedQMixLoss
@@ -34,6 +36,7 @@ from torchrl_vd.train.algo_options import (
     MavenMixerOptions,
     MavenOptions,
     NoOptions,
+    PQNOptions,
     QMixerOptions,
     QPlexMixerOptions,
     QTranLossOptions,
@@ -75,6 +78,24 @@ def build_vdn(cfg, info: EnvInfo, mixer_opts: NoOptions, loss_opts: TDLossOption
 def build_qmix(cfg, info: EnvInfo, mixer_opts: QMixerOptions, loss_opts: TDLossOptions) -> AlgoParts:
     mixer = QMixer(info.n_agents, info.state_shape, **dataclasses.asdict(mixer_opts))
     return AlgoParts(MixingQLoss(build_agent(cfg, info), mixer, **td_loss_kwargs(cfg, loss_opts)))
+
+
+def build_pqn_vdn(cfg, info: EnvInfo, mixer_opts: NoOptions, opts: PQNOptions) -> AlgoParts:
+    """PQN-VDN's parts: JaxMARL's QNetwork (``hidden``: the Dense widths; ``agent='gru'`` adds its GRU of the last
+    width) and :class:`PQNVDNLoss`, whose last step of each window only bootstraps in the recurrent variant, as in
+    JaxMARL's ``pqn_vdn_rnn``. The schedule is :mod:`torchrl_vd.train.pqn_learner`'s."""
+    obs_dim = int(torch.Size(info.obs_shape).numel())
+    common = dict(norm=opts.norm, norm_input=opts.norm_input, agent_id=cfg.uses_agent_id,
+                  activation=ACTIVATIONS[cfg.activation], init=opts.init)
+    if cfg.agent == "gru":
+        agent = PQNRecurrentAgent(info.n_agents, info.n_actions, obs_dim, hidden=cfg.hidden,
+                                  last_action=cfg.last_action, **common)
+    else:
+        agent = PQNAgent(info.n_agents, info.n_actions, obs_dim, hidden=cfg.hidden, **common)
+    loss = PQNVDNLoss(agent, train_last_step=cfg.agent != "gru")
+    if info.group != GROUP:
+        loss.use_group(info.group)
+    return AlgoParts(loss)
 
 
 def _build_weighted_qmix(cfg, info: EnvInfo, mixer_opts: WeightedQMixerOptions, loss_opts: WeightedQMixLossOptions,
@@ -177,5 +198,6 @@ def maven_joint_extras(opts: MavenOptions, seed_parts: list[AlgoParts]) -> Joint
                                           eval_z=opts.eval_z)], sync)
 
 
-__all__ = ["build_agent", "build_cw_qmix", "build_iql", "build_maven", "build_ow_qmix", "build_qmix", "build_qplex", "build_qtran",
+__all__ = ["build_agent", "build_cw_qmix", "build_iql", "build_maven", "build_ow_qmix", "build_pqn_vdn", "build_qmix",
+           "build_qplex", "build_qtran",
            "build_qtran_alt", "build_vdn", "maven_joint_extras", "td_loss_kwargs"]

@@ -72,10 +72,11 @@ class TrainConfig:
     """Frames collected before the first gradient step."""
     lr: float = 5e-4
     """Learning rate."""
-    optimizer: Literal["adam", "rmsprop"] = "adam"
-    """``adam`` or ``rmsprop`` (pymarl)."""
+    optimizer: Literal["adam", "rmsprop", "radam"] = "adam"
+    """``adam``, ``rmsprop`` (pymarl) or ``radam`` (rectified Adam, Liu et al. 2020: PQN's, as JaxMARL's
+    ``optax.radam``)."""
     optimizer_eps: float | None = None
-    """The optimizer's ε (denominator term); None: torch's Adam default 1e-8, pymarl's RMSprop 1e-5
+    """The optimizer's ε (denominator term); None: torch's Adam / RAdam default 1e-8, pymarl's RMSprop 1e-5
     (BenchMARL's Adam: 1e-6)."""
     grad_clip: float = 10.0
     """Global gradient-norm clip (pymarl: 10); 0 disables."""
@@ -191,6 +192,8 @@ class TrainConfig:
             return
         spec = algo_spec(self.algo)
         for key, value in preset_fields(self.algo, self.env, spec.presets if spec else None).items():
+            if spec is not None and key in spec.not_used:  # a replay-buffer field of the family's presets
+                continue
             if key not in self._given:
                 setattr(self, key, _copy(value))
             elif key in MERGED_FIELDS and isinstance(getattr(self, key), dict):

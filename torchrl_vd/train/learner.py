@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
@@ -96,15 +97,9 @@ class Learner:
         self.updater = (FusedSoftUpdate(loss, tau=cfg.target_update) if cfg.target_update < 1
                         else HardUpdate(loss, value_network_update_interval=int(cfg.target_update)))
         self.params = list(loss.parameters()) + [p for m in (extra_modules or {}).values() for p in m.parameters()]
-        # fused Adam / foreach RMSprop: one kernel over all tensors instead of a Python loop per tensor
-        # (Adam step 1.3 -> 0.3 ms for a 2x256 QMIX on CPU, benchmarks/RESULTS.md)
-        eps = cfg.optimizer_eps
-        self.optimizer = (torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-8 if eps is None else eps,
-                                           fused=_fused_ok(self.params))
-                          if cfg.optimizer == "adam"
-                          else torch.optim.RMSprop(self.params, lr=cfg.lr, alpha=0.99, eps=1e-5 if eps is None else eps,
-                                                   foreach=True))
+        self.optimizer = make_optimizer(cfg, self.params)
         self.grad_clip, self.lr = float(cfg.grad_clip), float(cfg.lr)
+        self.epsilon = EpsilonSchedule.from_config(cfg)  # ε(frames) of the collection policy
         self.replay_buffer = TensorDictReplayBuffer(
             storage=LazyTensorStorage(max(1, cfg.buffer_size // self.seq_len), device=cfg.device),
             sampler=RandomSampler(),
@@ -156,9 +151,7 @@ class Learner:
         losses = []
         with _validated_inputs(self.loss):  # every stored transition was validated by add()
             for sample in self.minibatches(n):
-                if self.reward_stats is not None or self.reward_scale != 1.0:
-                    sample = self.learning_rewards(sample)
-                loss = self.objective(sample)
+                loss = self.objective(self.prepare(sample))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward(torch.ones_like(loss))  # (many seeds: [N] losses, each reaching only its own slice)
                 norm = self.clip_grads() if self.grad_clip else self.grad_norms()  # [N] or [] before clipping
@@ -168,11 +161,21 @@ class Learner:
                     self.optimizer.zero_grad(set_to_none=True)
                     self.skipped_updates += 1
                     continue
-                self.optimizer.step()
-                self.updater.step()
+                self.step()
                 self.updates += 1
                 losses.append(loss.detach())
         return losses
+
+    def prepare(self, sample: TensorDictBase) -> TensorDictBase:
+        """A minibatch as the loss learns from it: its rewards scaled / standardised (:meth:`learning_rewards`)."""
+        if self.reward_stats is not None or self.reward_scale != 1.0:
+            return self.learning_rewards(sample)
+        return sample
+
+    def step(self) -> None:
+        """Apply the clipped gradients: the optimizer's step, then the target networks' update."""
+        self.optimizer.step()
+        self.updater.step()
 
     def learning_rewards(self, sample: TensorDictBase) -> TensorDictBase:
         """``sample`` with the team reward the loss learns from: times ``reward_scale``, then standardised
@@ -254,7 +257,39 @@ def clip_grad_norm_per_seed_(params: list[torch.Tensor], max_norm: float) -> tor
     return norms
 
 
-class SeedLearner(Learner):
+class StackedSeeds:
+    """What every learner of N stacked seeds (train/population.py ``SeedStack`` at ``self.stack``) does alike: the
+    vmapped loss ``[N]``, each seed's own gradient-norm clip and reward statistics, and a seed's state in a lone
+    run's format. Mixed in before the learner it stacks (:class:`SeedLearner`, PQN's ``PQNSeedLearner``)."""
+
+    stack: Any
+
+    def stat_lead(self) -> tuple[int, ...]:
+        return (self.stack.n,)  # each seed standardises its rewards by its own statistics
+
+    def objective(self, sample: TensorDictBase) -> torch.Tensor:
+        return self.stack.loss(sample)  # [N]
+
+    def clip_grads(self) -> torch.Tensor:
+        return clip_grad_norm_per_seed_(self.params, self.grad_clip)
+
+    def grad_norms(self) -> torch.Tensor:
+        return seed_grad_norms(self.params)
+
+    def seed_state(self, k: int, buffer: dict | None) -> dict:
+        """Seed ``k``'s learner state in a lone run's format, with ``buffer`` (its part of the stored data)."""
+        return {
+            "loss_module": self.stack.seed_state_dict(k),
+            "optimizer": seed_optimizer_state(self.optimizer.state_dict(), k),
+            "replay_buffer": buffer,
+            "updates": self.updates,
+            "skipped_updates": self.skipped_updates,
+            "updater_counter": getattr(self.updater, "counter", None),
+            "reward_stats": None if self.reward_stats is None else self.reward_stats.seed_state_dict(k),
+        }
+
+
+class SeedLearner(StackedSeeds, Learner):
     """The :class:`Learner` of N stacked seeds (train/population.py ``SeedStack``): the same buffer, optimizer and
     target updater (built on the template's stacked parameters), with each seed's transitions in its own column
     of the buffer (``[capacity, N]``), per-seed minibatches, the vmapped loss and per-seed clipping.
@@ -267,9 +302,6 @@ class SeedLearner(Learner):
     def __init__(self, cfg, stack, *, time_steps: int):  # stack: population.SeedStack
         self.stack = stack
         super().__init__(cfg, stack.template, time_steps=time_steps)
-
-    def stat_lead(self) -> tuple[int, ...]:
-        return (self.stack.n,)  # each seed standardises its rewards by its own statistics
 
     def add(self, batch: TensorDictBase) -> None:
         """Store a collected batch ``[N, num_envs, T]`` as ``[num_envs*T, N]`` (sequences ``[num_envs*T/L, N, L]``)."""
@@ -295,39 +327,17 @@ class SeedLearner(Learner):
             yield from data[idx, seeds].split(b, dim=1)  # k x [N, B(, L)]
             n -= k
 
-    def objective(self, sample: TensorDictBase) -> torch.Tensor:
-        return self.stack.loss(sample)  # [N]
-
-    def clip_grads(self) -> torch.Tensor:
-        return clip_grad_norm_per_seed_(self.params, self.grad_clip)
-
-    def grad_norms(self) -> torch.Tensor:
-        return seed_grad_norms(self.params)
-
     def seed_state_dict(self, k: int) -> dict:
         """Seed ``k``'s part of :meth:`state_dict`, in a single run's format (its own checkpoint)."""
         n = len(self.replay_buffer)
-        opt = self.optimizer.state_dict()
-        return {
-            "loss_module": self.stack.seed_state_dict(k),
-            "optimizer": {**opt, "state": {i: {name: v[k].clone() if v.ndim else v.clone() for name, v in s.items()}
-                                           for i, s in opt["state"].items()}},  # 0-dim: the shared step count
-            "replay_buffer": {"data": self.replay_buffer.storage._storage[:n, k].clone() if n else None,
-                              "writer": self.replay_buffer._writer.state_dict()},
-            "updates": self.updates,
-            "skipped_updates": self.skipped_updates,
-            "updater_counter": getattr(self.updater, "counter", None),
-            "reward_stats": None if self.reward_stats is None else self.reward_stats.seed_state_dict(k),
-        }
+        return self.seed_state(k, {"data": self.replay_buffer.storage._storage[:n, k].clone() if n else None,
+                                   "writer": self.replay_buffer._writer.state_dict()})
 
     def load_seed_states(self, states: list[dict]) -> None:
         """Restore from N single-run learner states (:func:`~torchrl_vd.train.checkpoint.learner_state`)."""
-        opts = [s["optimizer"] for s in states]
-        state = {i: {name: torch.stack([o["state"][i][name] for o in opts]) if v.ndim else v
-                     for name, v in s.items()} for i, s in opts[0]["state"].items()}
         data = [s["replay_buffer"]["data"] for s in states]
         self.load_state_dict({
-            "optimizer": {**opts[0], "state": state},
+            "optimizer": stack_optimizer_states([s["optimizer"] for s in states]),
             "replay_buffer": {"data": None if data[0] is None else torch.stack(data, dim=1),  # [M, N(, L)]
                               "writer": states[0]["replay_buffer"]["writer"]},
             "updates": states[0]["updates"],
@@ -336,6 +346,20 @@ class SeedLearner(Learner):
             "reward_stats": None if states[0].get("reward_stats") is None or self.reward_stats is None
             else type(self.reward_stats).stack_states([s["reward_stats"] for s in states]),
         })
+
+
+def seed_optimizer_state(opt: dict, k: int) -> dict:
+    """Seed ``k``'s slice of an optimizer state over stacked parameters ``[N, ...]``, in a single run's format (0-dim
+    entries, the step counts, are shared)."""
+    return {**opt, "state": {i: {name: v[k].clone() if v.ndim else v.clone() for name, v in s.items()}
+                             for i, s in opt["state"].items()}}
+
+
+def stack_optimizer_states(opts: list[dict]) -> dict:
+    """N single runs' optimizer states as one over stacked parameters (the inverse of :func:`seed_optimizer_state`)."""
+    state = {i: {name: torch.stack([o["state"][i][name] for o in opts]) if v.ndim else v
+                 for name, v in s.items()} for i, s in opts[0]["state"].items()}
+    return {**opts[0], "state": state}
 
 
 @contextlib.contextmanager
@@ -392,10 +416,31 @@ def _restore_buffer(rb: TensorDictReplayBuffer, state: dict, drop: tuple | None 
     rb._writer.load_state_dict(state["writer"])
 
 
+def make_optimizer(cfg, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.optimizer`` names, at ``cfg.lr`` with ε ``cfg.optimizer_eps`` (None: its default).
+
+    * ``adam``: fused (one kernel over all tensors instead of a Python loop per tensor: Adam step 1.3 -> 0.3 ms for
+      a 2x256 QMIX on CPU, benchmarks/RESULTS.md), ε 1e-8;
+    * ``rmsprop``: pymarl's α 0.99, ε 1e-5, foreach;
+    * ``radam``: ``torch.optim.RAdam`` (β 0.9, 0.999, ε 1e-8, no weight decay), PQN's optimizer (JaxMARL's
+      ``optax.radam`` with its defaults). The two compute the same rectified step but for two details:
+      optax takes the rectified step where ρ_t ≥ 5 (``threshold=5.0``) and torch where ρ_t > 5 (ρ_t is never
+      exactly 5 with β₂ = 0.999: it passes 5 between steps 5 and 6 in both); optax divides the bias-corrected
+      moments, m̂ / (sqrt(v̂) + ε), torch computes m̂ · sqrt(1 − β₂^t) / (sqrt(v) + ε), i.e. its ε is optax's ε ×
+      sqrt(1 − β₂^t) (equal steps up to a relative 1e-8 / sqrt(v̂): tests/test_pqn.py).
+    """
+    eps = cfg.optimizer_eps
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, eps=1e-8 if eps is None else eps, fused=_fused_ok(params))
+    if cfg.optimizer == "radam":
+        return torch.optim.RAdam(params, lr=cfg.lr, eps=1e-8 if eps is None else eps, foreach=True)
+    return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.99, eps=1e-5 if eps is None else eps, foreach=True)
+
+
 def _fused_ok(params) -> bool:
     """torch's fused Adam runs on CPU and CUDA floating-point tensors (torch >= 2.4)."""
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-__all__ = ["EpsilonSchedule", "Learner", "SeedLearner", "clip_grad_norm_per_seed_", "seed_grad_norms",
-           "time_limits_as_terminal"]
+__all__ = ["EpsilonSchedule", "Learner", "SeedLearner", "StackedSeeds", "clip_grad_norm_per_seed_", "make_optimizer",
+           "seed_grad_norms", "seed_optimizer_state", "stack_optimizer_states", "time_limits_as_terminal"]

@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 
 from torchrl_vd.modules.policies import make_agent_policies
+from torchrl_vd.train.algos import get_algo
 from torchrl_vd.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from torchrl_vd.train.collectors import NoCollector, OverlapCollector, make_collector, watch_workers, worker_errors
 from torchrl_vd.train.config import ConfigError, TrainConfig
 from torchrl_vd.train.environment import build_env
 from torchrl_vd.train.evaluation import NO_EVAL, greedy_rollout, igm_gap, return_stats, win_stats
 from torchrl_vd.train.guards import NonFiniteUpdate, StopSignal, check_finite, non_finite_weights
-from torchrl_vd.train.learner import EpsilonSchedule
 from torchrl_vd.train.memory import check_memory
 from torchrl_vd.train.plot import draw_beside
 from torchrl_vd.train.population import build_population, seed_config
@@ -126,9 +126,10 @@ class Training:
         self.eval_env = build_env(cfg, transforms, agent, num_envs=self.n * cfg.eval_episodes,
                                   seed=cfg.seed + EVAL_SEED_OFFSET)
         time_steps = cfg.frames_per_batch // cfg.num_envs
-        check_memory(self.env, cfg, self.n, (cfg.seq_len or time_steps) if agent.is_recurrent else 1)  # before the buffer
+        if get_algo(cfg.algo).learner is None:  # the replay buffer, before it is allocated
+            check_memory(self.env, cfg, self.n, (cfg.seq_len or time_steps) if agent.is_recurrent else 1)
         self.learner = pop.make_learner(time_steps=time_steps)
-        self.epsilon = EpsilonSchedule.from_config(cfg)
+        self.epsilon = self.learner.epsilon  # ε(frames): the replay learners' EpsilonSchedule, PQN's per update
         self.greedy, self.explore = make_agent_policies(
             pop.acting_net, action_mask=info.has_action_mask, eps_init=cfg.eps_start, eps_end=cfg.eps_start,
             group=info.group, keep_values=False)  # ε is set from `epsilon` only; no Q-values in the replay buffer

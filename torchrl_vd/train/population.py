@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +75,6 @@ class SeedStack:
     """
 
     def __init__(self, losses: list, template):
-        if not template.delay_value:
-            raise ValueError(f"{type(template).__name__}(delay_value=False) has no target parameters to stack; "
-                             "many seeds in one process need delay_value=True (train() builds it so).")
         keys = list(template._modules)
         functional = [k for k in keys if k.endswith("_params")]
         plain = [k for k in keys if not k.endswith("_params")]
@@ -92,8 +90,9 @@ class SeedStack:
             stacked_plain.append(stacked)
         self.online = tuple(template._modules[f"{n}_params"] for n in self.names) + tuple(stacked_plain)
         online_modules = tuple(getattr(template, n) for n in self.names) + tuple(template._modules[k] for k in plain)
-        self.params = self.online + tuple(template._modules[f"target_{n}_params"] for n in self.names)
-        self.modules = online_modules + tuple(template.target_module(n) for n in self.names)
+        targets = self.names if template.delay_value else []  # (a loss without target networks: PQN's)
+        self.params = self.online + tuple(template._modules[f"target_{n}_params"] for n in targets)
+        self.modules = online_modules + tuple(template.target_module(n) for n in targets)
         for module in (sub for net in self.modules for sub in net.modules()):
             if hasattr(module, "vmappable"):  # recurrent nets: the GRU as cell steps, which torch.vmap can run
                 module.vmappable = True
@@ -124,6 +123,21 @@ class SeedStack:
         self.template.check_inputs = False
         try:
             return torch.vmap(self._seed_loss)(self.params, td)
+        finally:
+            self.template.check_inputs = before
+
+    def _seed_call(self, method: str, key, params: tuple, td: TensorDictBase) -> torch.Tensor:
+        with self.bound(params):
+            return getattr(self.template, method)(td.clone(False)).get(key)
+
+    def map(self, method: str, key, td: TensorDictBase) -> torch.Tensor:
+        """Each seed's ``template.<method>(td_k)`` (one that returns a tensordict), read at ``key``: ``td [N, *B]`` ->
+        ``[N, ...]`` (no grad; e.g. PQN's ``value_targets``). Unvalidated under vmap, as :meth:`loss`."""
+        before = self.template.check_inputs
+        self.template.check_inputs = False
+        try:
+            with torch.no_grad():
+                return torch.vmap(functools.partial(self._seed_call, method, key))(self.params, td)
         finally:
             self.template.check_inputs = before
 
@@ -264,13 +278,12 @@ class Population:
         return out
 
     def make_learner(self, time_steps: int):
-        """The learner of these seeds: a :class:`~torchrl_vd.train.learner.Learner` for one, a
-        :class:`~torchrl_vd.train.learner.SeedLearner` over the stacked networks for several."""
-        from torchrl_vd.train.learner import Learner, SeedLearner
-
-        if self.stack is None:
-            return Learner(self.runs[0], self.loss, self.seed_parts[0].extra_modules, time_steps=time_steps)
-        return SeedLearner(self.runs[0], self.stack, time_steps=time_steps)
+        """The learner of these seeds, as the algorithm's row makes it (``AlgoSpec.make_learner``): by default a
+        :class:`~torchrl_vd.train.learner.Learner` for one, a :class:`~torchrl_vd.train.learner.SeedLearner` over the
+        stacked networks for several."""
+        spec = get_algo(self.runs[0].algo)
+        return spec.make_learner(self.runs[0], self.loss, self.seed_parts[0].extra_modules, time_steps=time_steps,
+                                 stack=self.stack)
 
     def load(self, learner, states: list[dict]) -> None:
         """Restore every seed from its checkpoint state (networks, extra modules, learner)."""

@@ -76,8 +76,8 @@ def _choice_problems(cfg) -> list[str]:
         errors.append(f"agent must be 'mlp' or 'gru' (got {cfg.agent!r})")
     if cfg.on_non_finite not in ("stop", "skip"):
         errors.append(f"on_non_finite must be 'stop' or 'skip' (got {cfg.on_non_finite!r})")
-    if cfg.optimizer not in ("adam", "rmsprop"):
-        errors.append(f"optimizer must be 'adam' or 'rmsprop' (got {cfg.optimizer!r})")
+    if cfg.optimizer not in ("adam", "rmsprop", "radam"):
+        errors.append(f"optimizer must be 'adam', 'rmsprop' or 'radam' (got {cfg.optimizer!r})")
     if cfg.standardise_rewards not in (False, True, None, "running", "batch"):
         errors.append(f"standardise_rewards must be False, 'running' (or True) or 'batch' "
                       f"(got {cfg.standardise_rewards!r})")
