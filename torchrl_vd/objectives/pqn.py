@@ -36,7 +36,7 @@ class PQNVDNLoss(ValueDecompositionLoss):
 
     Where the targets come from:
 
-    * **given**: a batch holding ``value_target`` [*B, 1] (:meth:`value_targets`, once per rollout) trains on it:
+    * **given**: a batch holding ``value_target`` ``[*B, 1]`` (:meth:`value_targets`, once per rollout) trains on it:
       JaxMARL's feed-forward variant, whose targets come from the rollout-time Q-values before the epochs;
     * **recomputed** (no ``value_target``): from the same forward as the prediction, under ``no_grad``, as
       JaxMARL's recurrent variant does in every gradient step. V_{t+1} is read off that forward at step t+1
@@ -63,7 +63,7 @@ class PQNVDNLoss(ValueDecompositionLoss):
     Masks (ours, on top of JaxMARL's): padded / masked steps give no loss and no BatchNorm statistics, dead agents'
     utilities are zero in Σ_i Q_i and in V, illegal actions never reach the max.
 
-    Returns (forward): ``loss``; writes ``td_error`` [*B] = |Σ_i Q_i − G|.
+    Returns (forward): ``loss``; writes ``td_error`` ``[*B]`` = ``|Σ_i Q_i − G|``.
 
     Examples:
         >>> import torch
@@ -110,7 +110,7 @@ class PQNVDNLoss(ValueDecompositionLoss):
 
     @torch.no_grad()
     def value_targets(self, td: TensorDictBase) -> TensorDictBase:
-        """Write the λ-returns G [*B, 1] of ``td`` at ``value_target`` (in place) and return it: the targets of
+        """Write the λ-returns G ``[*B, 1]`` of ``td`` at ``value_target`` (in place) and return it: the targets of
         every later call on (a part of) ``td``, from the network as it is now, on BatchNorm's running averages
         (JaxMARL's feed-forward variant: the rollout-time Q-values, before the epochs)."""
         b = self.read_batch(td)
@@ -139,7 +139,7 @@ class PQNVDNLoss(ValueDecompositionLoss):
         return best.sum(-1, keepdim=True)  # [*B, 1]
 
     def next_values(self, b: Batch, q: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
-        """V_{t+1} [*B, 1] (no grad): from ``q`` at step t+1 where it continues step t, else one more step on the
+        """V_{t+1} ``[*B, 1]`` (no grad): from ``q`` at step t+1 where it continues step t, else one more step on the
         next observation (on BatchNorm's running averages) where the return reads it (not terminated, valid, not
         a last step that is not trained), zero elsewhere. Those steps are few and taken alone; under many seeds'
         ``torch.vmap`` (``agent.vmappable``) every step takes one and a select keeps the needed ones."""
@@ -160,7 +160,7 @@ class PQNVDNLoss(ValueDecompositionLoss):
         return v_next
 
     def continues(self, b: Batch) -> torch.Tensor:
-        """[*B] bool: step t+1 of the batch continues step t (its observation is step t's next one, and a recurrent
+        """``[*B]`` bool: step t+1 of the batch continues step t (its observation is step t's next one, and a recurrent
         agent's unroll carried h_t into it: a sequence batch, no reset at t+1, the same previous action)."""
         agent, time = self.agent_net, b.valid.ndim - 1
         T = b.valid.shape[-1]
@@ -176,7 +176,7 @@ class PQNVDNLoss(ValueDecompositionLoss):
         return torch.cat((same, torch.zeros_like(same.narrow(time, 0, 1))), dim=time)  # [*B]
 
     def _step_next(self, b: Batch, h: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor:
-        """Q at the next observation of the steps ``rows`` [*B] marks, ``[K, n, A]`` (None: of every step,
+        """Q at the next observation of the steps ``rows`` ``[*B]`` marks, ``[K, n, A]`` (None: of every step,
         ``[*B, n, A]``); recurrent agents take one step from h_t."""
         agent = self.agent_net
         pick = (lambda x: x) if rows is None else (lambda x: None if x is None else x[rows])  # noqa: E731
@@ -187,7 +187,8 @@ class PQNVDNLoss(ValueDecompositionLoss):
 
     # ------------------------------------------------------------------ IGM
     def joint_q_values(self, td: TensorDictBase, joint_actions: torch.Tensor) -> torch.Tensor:
-        """Q_tot(h, a) = Σ_i Q_i(h_i, a_i) [*B, K] for joint actions ``[K, n]`` or ``[*B, K, n]`` (running averages)."""
+        """Q_tot(h, a) = Σ_i Q_i(h_i, a_i) ``[*B, K]`` for joint actions ``[K, n]`` or ``[*B, K, n]`` (running
+        averages)."""
         b, q = self.eval_utilities(td)  # q: [*B, n, A]
         chosen, _, _ = self.joint_inputs(q, joint_actions, None, b.alive)  # [*B, K, n, 1]
         return chosen.sum(-2).squeeze(-1)  # [*B, K]
@@ -199,7 +200,7 @@ def _shift(x: torch.Tensor, time: int) -> torch.Tensor:
 
 
 def _without_last(flags: torch.Tensor, time: int) -> torch.Tensor:
-    """``flags`` [*B] with the last step along ``time`` False."""
+    """``flags`` ``[*B]`` with the last step along ``time`` False."""
     keep = torch.ones_like(flags)
     keep.narrow(time, flags.shape[time] - 1, 1).fill_(False)
     return flags & keep
