@@ -221,14 +221,24 @@ def restore_modules(state: dict, loss=None, extra_modules: dict | None = None) -
                              "version, or start a new run with --out.")
         with warnings.catch_warnings():  # torchrl warns on any access to target params without an updater
             warnings.filterwarnings("ignore", message="No target network updater")
-            module.load_state_dict(saved)
+            built = module.state_dict()
+            module.load_state_dict({k: v for k, v in saved.items() if not _derived(k) or k in built}, strict=False)
+
+
+def _derived(key: str) -> bool:
+    """Entries rebuilt from the config, not learned: the value estimator's γ and λ (``make_value_estimator``, which
+    the learner calls; a loss module rebuilt for evaluation has none)."""
+    return key.startswith("_value_estimator.")
 
 
 def state_mismatch(module, saved: dict) -> str | None:
-    """How ``saved`` differs from ``module.state_dict()`` (keys missing or unexpected, shapes), None if it fits."""
+    """How ``saved`` differs from ``module.state_dict()`` (keys missing or unexpected, shapes), None if it fits;
+    the value estimator's entries (:func:`_derived`) may be on one side only."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No target network updater")
         built = module.state_dict()
+    saved = {k: v for k, v in saved.items() if not _derived(k) or k in built}
+    built = {k: v for k, v in built.items() if not _derived(k) or k in saved}
     missing, unexpected = sorted(set(built) - set(saved)), sorted(set(saved) - set(built))
     shapes = [f"{k}: saved {list(saved[k].shape)}, built {list(built[k].shape)}" for k in built
               if k in saved and hasattr(saved[k], "shape") and tuple(saved[k].shape) != tuple(built[k].shape)]

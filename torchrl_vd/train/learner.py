@@ -89,10 +89,7 @@ class Learner:
         self.loss = loss
         self.recurrent = bool(loss.agent_net.is_recurrent)
         self.seq_len = (cfg.seq_len or time_steps) if self.recurrent else 1
-        if cfg.td_lambda is not None:
-            loss.make_value_estimator(ValueEstimators.TDLambda, gamma=cfg.gamma, lmbda=cfg.td_lambda)
-        else:
-            loss.make_value_estimator(ValueEstimators.TD0, gamma=cfg.gamma)
+        _make_value_estimator(loss, cfg)
         self.updater = (FusedSoftUpdate(loss, tau=cfg.target_update) if cfg.target_update < 1
                         else HardUpdate(loss, value_network_update_interval=int(cfg.target_update)))
         self.params = list(loss.parameters()) + [p for m in (extra_modules or {}).values() for p in m.parameters()]
@@ -267,6 +264,15 @@ class SeedLearner(Learner):
     def __init__(self, cfg, stack, *, time_steps: int):  # stack: population.SeedStack
         self.stack = stack
         super().__init__(cfg, stack.template, time_steps=time_steps)
+        # The value estimator's buffers (γ, λ: equal for every seed), made on the template after stacking, are
+        # stacked [N] like every other entry of the template's state: seed k's slice is its single-run entry, and
+        # each seed's own loss module gets the same estimator (its checkpoint has a single run's keys).
+        for loss in stack.losses:
+            _make_value_estimator(loss, cfg)
+        estimator = getattr(stack.template, "_value_estimator", None)
+        for name, buf in ([] if estimator is None else list(estimator._buffers.items())):
+            if buf is not None:
+                estimator._buffers[name] = buf.expand(stack.n, *buf.shape).clone()  # [N, ...]
 
     def stat_lead(self) -> tuple[int, ...]:
         return (self.stack.n,)  # each seed standardises its rewards by its own statistics
@@ -336,6 +342,14 @@ class SeedLearner(Learner):
             "reward_stats": None if states[0].get("reward_stats") is None or self.reward_stats is None
             else type(self.reward_stats).stack_states([s["reward_stats"] for s in states]),
         })
+
+
+def _make_value_estimator(loss, cfg) -> None:
+    """TD(0), or TD(λ) when ``cfg.td_lambda`` is set, with the run's γ."""
+    if cfg.td_lambda is not None:
+        loss.make_value_estimator(ValueEstimators.TDLambda, gamma=cfg.gamma, lmbda=cfg.td_lambda)
+    else:
+        loss.make_value_estimator(ValueEstimators.TD0, gamma=cfg.gamma)
 
 
 @contextlib.contextmanager
