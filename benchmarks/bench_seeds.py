@@ -22,6 +22,9 @@ Workloads:
 * ``matrix``: the QTRAN matrix game with the TrainConfig defaults (32 envs, 3200 frames and 50 updates per batch);
 * ``gru``: GRU agents (QMIX) on the m-step game, m = 10, with tests/test_maven.py's learner (``WORKLOADS``);
 * ``pettingzoo``: the ``pettingzoo`` preset on simple_spread (GRU QMIX; raw Python envs, stepped in turn);
+* ``busy``: the e2e learner shape (VMAS balance 4 agents, 60 envs x 100 steps, 200 updates of 128 per batch) with
+  the default MLP 64x64 agents: a seed's learner is busy (200 updates per 6,000 frames) but its matrix products are
+  small, so stacking seeds pays (run it with ``--iters 5``: 30k frames per seed). Target: 8 seeds >= 4x;
 * ``e2e``: bench_e2e.py's config: VMAS balance 4 agents, 60 envs x 100 steps, 200 updates per batch of
   128, MLP 2x256. Its FLOP-bound ceiling is printed: the FLOPs of one QMIX update
   (agents forward + backward on the current step, two forward passes on the next, mixer) against this
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -50,6 +54,8 @@ WORKLOADS = {
     "matrix": dict(algo="qmix", env="matrix/qtran"),
     "e2e": dict(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100}, num_envs=60,
                 frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(256, 256)),
+    "busy": dict(algo="qmix", env="vmas/balance", env_kwargs={"n_agents": 4, "max_steps": 100}, num_envs=60,
+                 frames_per_batch=6000, updates_per_batch=200, batch_size=128, hidden=(64, 64)),
     # recurrent agents: tests/test_maven.py's m-step learner (GRU 64, 16 envs x one 10-step episode per batch,
     # one update of 32 sequences per episode) with QMIX; the vectorized run unrolls the GRU cell by cell
     "gru": dict(algo="qmix", env="matrix/m-step", env_kwargs={"steps": 10}, agent="gru", hidden=(64,), num_envs=16,
@@ -83,15 +89,19 @@ def worker(spec: dict) -> None:
     print(json.dumps({"frames_per_seed": cfg.frames}))
 
 
-def run(spec: dict) -> tuple[float, int]:
-    """Wall seconds of one worker process, and its frames per seed."""
+def run(spec: dict) -> tuple[float, int, float]:
+    """Wall seconds of one worker process, its frames per seed, and its CPU seconds (user + system: the time it
+    held a core, which other processes on a shared box do not inflate as much as the wall time)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
                           cwd=ROOT)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
-    return wall, json.loads(proc.stdout.strip().splitlines()[-1])["frames_per_seed"]
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])["frames_per_seed"], cpu
 
 
 def final_return(run_dir: Path) -> float:
@@ -151,8 +161,8 @@ def main() -> None:
 
     out = Path(args.out)
     print("| workload | N | sequential s | vectorized s | seq seed-frames/s | vec seed-frames/s | speedup | "
-          "seq final greedy returns | vec final greedy returns | loadavg |")
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "CPU s seq / vec | CPU speedup | seq final greedy returns | vec final greedy returns | loadavg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for workload in args.workloads.split(","):
         single_s = None
         for n in [int(x) for x in args.ns.split(",")]:
@@ -160,27 +170,28 @@ def main() -> None:
                 shutil.rmtree(out, ignore_errors=True)
                 runs = min(n, args.sequential_max)
 
-                def sequential() -> float:
+                def sequential() -> tuple[float, float]:
                     seq = [run({"workload": workload, "iters": args.iters, "vectorized": False, "seed": k, "n": 1,
                                 "out": str(out / f"single{k}")}) for k in range(runs)]
-                    return sum(w for w, _ in seq) / runs * n
+                    return sum(w for w, _, _ in seq) / runs * n, sum(c for _, _, c in seq) / runs * n
 
-                def vectorized() -> tuple[float, int]:
+                def vectorized() -> tuple[float, int, float]:
                     return run({"workload": workload, "iters": args.iters, "vectorized": True, "n": n,
                                 "out": str(out / "vec")})
 
                 # interleaved: odd rounds run the vectorized process first, so a load change hits both sides
                 if rnd % 2 == 0:
-                    seq_s = sequential()
-                    vec_s, frames = vectorized()
+                    seq_s, seq_cpu = sequential()
+                    vec_s, frames, vec_cpu = vectorized()
                 else:
-                    vec_s, frames = vectorized()
-                    seq_s = sequential()
+                    vec_s, frames, vec_cpu = vectorized()
+                    seq_s, seq_cpu = sequential()
                 single_s = single_s or seq_s / n
                 seq_ret = [final_return(out / f"single{k}") for k in range(runs)]
                 vec_ret = [final_return(out / "vec" / f"seed_{k}") for k in range(n)]
                 print(f"| {workload} | {n} | {seq_s:.1f} | {vec_s:.1f} | {n * frames / seq_s:.0f} | "
-                      f"{n * frames / vec_s:.0f} | {seq_s / vec_s:.2f}x | {spread(seq_ret)} | {spread(vec_ret)} | "
+                      f"{n * frames / vec_s:.0f} | {seq_s / vec_s:.2f}x | {seq_cpu:.1f} / {vec_cpu:.1f} | "
+                      f"{seq_cpu / vec_cpu:.2f}x | {spread(seq_ret)} | {spread(vec_ret)} | "
                       f"{loadavg()} |", flush=True)
         if workload == "e2e":
             import torchrl_vd as vd

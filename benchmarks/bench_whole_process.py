@@ -12,13 +12,17 @@ over a third of the frames, no double Q on either side). Each side is timed from
 
 Each row prints the load and both sides' frames/s, so the load each side ran under is visible.
 
-    python benchmarks/bench_whole_process.py [--frames 60000] [--rounds 3]
+    python benchmarks/bench_whole_process.py [--frames 60000] [--rounds 3] [--bound]
+
+(``BENCHMARL_PYTHON`` names another BenchMARL venv's interpreter.) ``--bound`` prints our median over the bound
+too; benchmarks/peers.py --pair benchmarl --bound runs the same comparison with CPU times.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,19 +34,24 @@ sys.path.insert(0, str(ROOT))
 from torchrl_vd.reproduce import suites as rs  # noqa: E402  (plain data)
 
 
+def ours_settings(frames: int) -> dict:
+    """Our side's ``--set`` values: the section 1 config (also benchmarks/peers.py's benchmarl pair)."""
+    return {**rs.VMAS_TRAIN, **rs.VMAS_ALGO["qmix"], "env_kwargs": rs.VMAS_ENV["vmas/balance"],
+            "collector": "async", "eval_episodes": 16, "eps_frames": frames // 3, "buffer_size": frames,
+            "checkpoint_every": 0, "eval_every": 0}  # BenchMARL's periodic evaluation is off too: one at the end
+
+
 def ours_cmd(frames: int, out: str) -> list[str]:
-    cfg = {**rs.VMAS_TRAIN, **rs.VMAS_ALGO["qmix"], "env_kwargs": rs.VMAS_ENV["vmas/balance"],
-           "collector": "async", "eval_episodes": 16, "eps_frames": frames // 3, "buffer_size": frames,
-           "checkpoint_every": 0, "eval_every": 0}  # BenchMARL's periodic evaluation is off too: one at the end
-    cmd = [str(ROOT / ".venv/bin/torchrl-vd"), "train", "--algo", "qmix", "--env", "vmas/balance",
-           "--frames", str(frames), "--out", out, "--quiet"]
-    for key, value in cfg.items():
+    cli = ROOT / ".venv/bin/torchrl-vd"
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "torchrl_vd"]  # (a worktree without its .venv)
+    cmd += ["train", "--algo", "qmix", "--env", "vmas/balance", "--frames", str(frames), "--out", out, "--quiet"]
+    for key, value in ours_settings(frames).items():
         cmd += ["--set", f"{key}={json.dumps(value)}"]
     return cmd
 
 
 def benchmarl_cmd(frames: int) -> list[str]:
-    return [str(ROOT / ".venv-benchmarl/bin/python"), str(ROOT / "benchmarks/_benchmarl_worker.py"),
+    return [os.environ.get("BENCHMARL_PYTHON", str(ROOT / ".venv-benchmarl/bin/python")), str(ROOT / "benchmarks/_benchmarl_worker.py"),
             "--iters", str(frames // 6000), "--eval-envs", "16"]
 
 
@@ -65,7 +74,7 @@ def main() -> None:
     print("| round | side | whole process s | outside the loop s | frames/s (whole process) | loop frames/s | "
           "load before |")
     print("|---|---|---|---|---|---|---|", flush=True)
-    ratios, benchmarl_walls = [], []
+    ratios, benchmarl_walls, ours_walls = [], [], []
     for r in range(a.rounds):
         sides = ["ours", "benchmarl"] if r % 2 == 0 else ["benchmarl", "ours"]
         walls = {}
@@ -86,11 +95,12 @@ def main() -> None:
                   flush=True)
         ratios.append(walls["benchmarl"] / walls["ours"])
         benchmarl_walls.append(walls["benchmarl"])
+        ours_walls.append(walls["ours"])
     ratios.sort()
     print(f"\nwhole-process speed ratio ours vs BenchMARL per round: {[round(x, 2) for x in ratios]}, "
           f"median {ratios[len(ratios) // 2]:.2f}x", flush=True)
     if a.bound:
-        print_bound(a.frames, sorted(benchmarl_walls)[len(benchmarl_walls) // 2])
+        print_bound(a.frames, sorted(benchmarl_walls)[len(benchmarl_walls) // 2], sorted(ours_walls)[len(ours_walls) // 2])
 
 
 # That config's learner's matrix products, alone: the agents' MLP (obs 16 -> 256 -> 256 -> 9, 4 agents x 128
@@ -124,10 +134,10 @@ print(best)
 IMPORTS_SNIPPET = "import torchrl_vd.cli, vmas, torchrl.collectors"
 
 
-def print_bound(frames: int, benchmarl_wall: float) -> None:
-    """The best whole-process ratio reachable here: BenchMARL's wall time over (our imports + the updates' matrix
-    products alone, on the learner's one core), with collection, setup and evaluation taken as free."""
-    python = str(ROOT / ".venv/bin/python")
+def bound_parts(frames: int) -> dict:
+    """The bound's parts, timed now: our imports (best of 3 processes) and the update's matrix products alone (best
+    of 7 x 100 steps), for ``frames`` of the section 1 config (200 updates per 6,000 frames)."""
+    python = sys.executable
     imports = []
     for _ in range(3):
         t = time.perf_counter()
@@ -136,12 +146,20 @@ def print_bound(frames: int, benchmarl_wall: float) -> None:
     gemm = float(subprocess.run([python, "-c", GEMM_FLOOR_SNIPPET], check=True, capture_output=True, text=True,
                                 cwd=ROOT).stdout.strip())
     updates = frames // 6000 * 200
-    floor = min(imports) + updates * gemm
-    print(f"\nbound: imports {min(imports):.2f} s (best of 3), the update's matrix products alone {gemm * 1e3:.2f} ms "
-          f"x {updates} updates = {updates * gemm:.1f} s -> no implementation below {floor:.1f} s here; BenchMARL's "
-          f"median {benchmarl_wall:.1f} s -> at most {benchmarl_wall / floor:.2f}x "
-          f"| load {Path('/proc/loadavg').read_text().split()[0]}",
-          flush=True)
+    return {"imports_s": min(imports), "gemm_s": gemm, "updates": updates, "floor_s": min(imports) + updates * gemm,
+            "load": os.getloadavg()[0]}
+
+
+def print_bound(frames: int, benchmarl_wall: float, ours_wall: float) -> None:
+    """The best whole-process ratio reachable here: BenchMARL's wall time over (our imports + the updates' matrix
+    products alone, on the learner's one core), with collection, setup and evaluation taken as free; and our
+    whole-process time over that bound."""
+    b = bound_parts(frames)
+    print(f"\nbound: imports {b['imports_s']:.2f} s (best of 3), the update's matrix products alone "
+          f"{b['gemm_s'] * 1e3:.2f} ms x {b['updates']} updates = {b['updates'] * b['gemm_s']:.1f} s -> no "
+          f"implementation below {b['floor_s']:.1f} s here; BenchMARL's median {benchmarl_wall:.1f} s -> at most "
+          f"{benchmarl_wall / b['floor_s']:.2f}x; ours' median {ours_wall:.1f} s = {ours_wall / b['floor_s']:.2f}x "
+          f"the bound (target <= 1.25x) | load {b['load']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

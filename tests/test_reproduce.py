@@ -31,6 +31,20 @@ def test_t_interval_on_known_numbers():
     assert all(math.isnan(v) for v in rp.t_interval([]))
 
 
+def test_t_quantile_equals_the_printed_table():
+    """The t quantiles computed without SciPy (train/stats.py) against the standard table's values (e.g.
+    Abramowitz & Stegun Table 26.10; t(0.975, 1) = 12.7062 is the Cauchy's tan(0.475 pi))."""
+    from torchrl_vd.train.stats import t_cdf, t_quantile
+
+    table = {(0.975, 1): 12.706205, (0.975, 2): 4.302653, (0.975, 3): 3.182446, (0.975, 7): 2.364624,
+             (0.975, 29): 2.045230, (0.975, 120): 1.979930, (0.995, 10): 3.169273, (0.95, 5): 2.015048}
+    for (p, df), value in table.items():
+        assert t_quantile(p, df) == pytest.approx(value, abs=2e-6)
+        assert t_quantile(1 - p, df) == pytest.approx(-value, abs=2e-6)  # symmetry
+        assert t_cdf(value, df) == pytest.approx(p, abs=1e-7)
+    assert t_quantile(0.975, 1) == pytest.approx(math.tan(0.475 * math.pi), rel=1e-12)
+
+
 def test_iqm_and_numpy_bootstrap():
     assert rp.iqm([1, 2, 3, 4]) == 2.5
     assert rp.iqm([100, 0, 7, 1, 6, 2, 5, 3]) == 4.0  # sorted 0 1 [2 3 5 6] 7 100

@@ -4,6 +4,8 @@
 * No function or method over 80 lines.
 * ``import torchrl_vd`` loads none of torch, torchrl, the simulators, matplotlib, Ray, SciPy or JAX: the names
   load on first use. ``torchrl-vd --help``, ``train --help``, ``reproduce --help`` and ``export --help`` load no torch either.
+* Training on a matrix game loads no simulator, JAX, SciPy or matplotlib (benchmarks/bench_imports.py times the
+  imports).
 """
 
 from __future__ import annotations
@@ -59,6 +61,23 @@ def test_importing_the_package_loads_nothing_heavy():
 def test_the_cli_help_loads_no_torch(argv):
     code = f"from torchrl_vd.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
     assert _loaded_after(code) == []
+
+
+def test_training_on_a_matrix_game_loads_no_simulator_and_no_plotting():
+    """A matrix-game run needs torch, torchrl and tensordict only: no simulator or env package, JAX or SciPy, and
+    matplotlib only in the forked child that draws the PNG. (Ray is not asserted: torchrl.data imports it whenever
+    it is installed, torchrl/data/replay_buffers/ray_buffer.py.)"""
+    code = ("import tempfile, torchrl_vd as vd\n"
+            "with tempfile.TemporaryDirectory() as d:\n"
+            "    vd.train(vd.TrainConfig(algo='qmix', env='matrix/qtran', num_envs=8, frames=64, frames_per_batch=32,\n"
+            "                            batch_size=16, updates_per_batch=2, eval_episodes=2, progress=False, out_dir=d))")
+    probe = f"import sys, json\n{code}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout.splitlines()[-1]
+    loaded = set(json.loads(out))
+    assert "torch" in loaded  # the probe did train
+    assert loaded & {"vmas", "pettingzoo", "mpe2", "lbforaging", "rware", "jax", "jaxmarl", "scipy", "matplotlib",
+                     "gymnasium", "pygame", "pyglet"} == set()
 
 
 def test_a_name_loads_its_module_on_first_use():

@@ -260,8 +260,8 @@ def test_initial_networks_equal_single_runs_bitwise(tmp_path):
                                          out_dir=str(tmp_path / f"single{run.summary['seed']}")))
         a, b = run.loss_module.state_dict(), single.loss_module.state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert not torch.equal(many.runs[0].loss_module.state_dict()["local_value_network_params.module.0.module.net.0.weight"],
-                           many.runs[1].loss_module.state_dict()["local_value_network_params.module.0.module.net.0.weight"])
+    first = "local_value_network_params.module.0.module.net.0.weight"  # the agents' first layer
+    assert not torch.equal(many.runs[0].loss_module.state_dict()[first], many.runs[1].loss_module.state_dict()[first])
 
 
 def test_one_seed_is_a_lone_run_bitwise_and_the_vectorized_path_matches_it(tmp_path):

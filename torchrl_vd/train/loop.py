@@ -63,16 +63,14 @@ def _train_seeds(cfg: TrainConfig) -> SeedsResult:
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))  # what `--resume out` reads
     t0 = time.perf_counter()
     runs = [seed_config(cfg, k, out) for k in cfg.seeds]
-    results = Training(runs, [Path(run.out_dir) for run in runs]).run()
+    png = out / "learning_curve.png"  # drawn with the seeds' own PNGs, beside the final evaluation
+    training = Training(runs, [Path(run.out_dir) for run in runs],
+                        aggregate_png=(png, f"{cfg.algo} on {cfg.env}, seeds {', '.join(map(str, cfg.seeds))}"))
+    results = training.run()
     summary = aggregate_summary(cfg, results, time.perf_counter() - t0)
+    if str(png) in training.plot_errors:  # a plotting failure must never lose finished runs
+        summary["plot_error"] = training.plot_errors[str(png)]
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    try:
-        from torchrl_vd.train.plot import plot_runs
-
-        plot_runs([r.out_dir for r in results], out / "learning_curve.png",
-                  title=f"{cfg.algo} on {cfg.env}, seeds {', '.join(map(str, cfg.seeds))}")
-    except Exception as err:  # a plotting failure must never lose finished runs
-        summary["plot_error"] = repr(err)
     return SeedsResult(results, summary, out)
 
 
@@ -108,10 +106,14 @@ class Training:
         dirs: each seed's run directory.
         stacked: stack the networks even for one seed (the vmapped path at N = 1, which tests compare with a lone
             run); default: stacked for several seeds.
+        aggregate_png: ``(path, title)`` of a PNG overlaying every seed's curves, drawn with the seeds' own PNGs;
+            a failure to draw it is in :attr:`plot_errors` after :meth:`run`.
     """
 
-    def __init__(self, runs: list[TrainConfig], dirs: list[Path], *, stacked: bool | None = None):
+    def __init__(self, runs: list[TrainConfig], dirs: list[Path], *, stacked: bool | None = None,
+                 aggregate_png: tuple[Path, str] | None = None):
         self.cfg, self.runs, self.dirs = runs[0], runs, dirs
+        self.aggregate_png, self.plot_errors = aggregate_png, {}
         for run, run_dir in zip(runs, dirs):
             check_run_dir(run_dir, run.resume)
         states = self._resume_states()
@@ -334,7 +336,8 @@ class Training:
         cfg, info = self.cfg, self.pop.info
         pngs = [d / "learning_curve.png" for d in self.dirs]
         title = f"{cfg.algo} on {cfg.env}" + ("" if self.n == 1 else ", seed {}")
-        written = draw_beside([([d], png, title.format(run.seed)) for run, d, png in zip(self.runs, self.dirs, pngs)])
+        jobs = [([d], png, title.format(run.seed)) for run, d, png in zip(self.runs, self.dirs, pngs)]
+        written = draw_beside(jobs + ([(self.dirs, *self.aggregate_png)] if self.aggregate_png else []))
         # The greedy policy is evaluated once per set of weights: an evaluation after the last batch's updates
         # (eval_every dividing frames) is the final one, on the same env and seed.
         last = self.last_eval
@@ -358,7 +361,7 @@ class Training:
             }
             self.files[k].write_summary(summary)
             results.append(self._result(k, summary, run_dir))
-        errors = written()
+        errors = self.plot_errors = written()
         for png, result in zip(pngs, results):
             if str(png) in errors:  # a plotting failure must never lose a finished run
                 result.summary["plot_error"] = errors[str(png)]
