@@ -55,10 +55,12 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     return wheel, site
 
 
-def _file_references() -> dict[str, set[str]]:
-    """suite -> the reference files its entries name relatively (files of the package's references folder)."""
+def _file_references(made_here: bool = False) -> dict[str, set[str]]:
+    """suite -> the reference files its entries name relatively (files of the package's references folder): the
+    published ones, or with ``made_here`` those a script of ours writes (the spec's ``make``)."""
     return {name: {e["reference"]["file"] for e in suite["entries"]
-                   if e.get("reference") and "file" in e["reference"] and not Path(e["reference"]["file"]).is_absolute()}
+                   if e.get("reference") and "file" in e["reference"] and not Path(e["reference"]["file"]).is_absolute()
+                   and bool(e["reference"].get("make")) == made_here}
             for name, suite in suites.SUITES.items()}
 
 
@@ -68,6 +70,9 @@ def test_the_wheel_carries_the_reference_files(installed):
         names = set(z.namelist())
     csvs = {n for n in names if n.startswith("torchrl_vd/reproduce/references/") and n.endswith(".csv")}
     assert {f"torchrl_vd/reproduce/references/{f}" for files in _file_references().values() for f in files} <= csvs
+    made = {f"torchrl_vd/reproduce/references/{f}" for files in _file_references(True).values() for f in files}
+    source = {f"torchrl_vd/reproduce/references/{p.name}" for p in (ROOT / "torchrl_vd/reproduce/references").glob("*.csv")}
+    assert made & source <= csvs  # a file made here travels once it is committed
     assert {"torchrl_vd/reproduce/references/benchmarl_vmas.csv",
             "torchrl_vd/reproduce/references/jaxmarl_smax.csv", "torchrl_vd/reproduce/__main__.py"} <= names
 

@@ -465,3 +465,13 @@ def test_long_suites_quick_version_runs_every_entry(local_ray, tmp_path, name):
     assert not report.failures
     assert all(row[2] == "1/1" for row in _table(report.results_md))
     assert len(report.plots) == len({e.task for e in report.suite.entries})
+
+
+def test_a_reference_made_here_names_its_command_while_pending(tmp_path):
+    """A reference file that a script of ours writes (a spec's ``make``) says, while missing, how to make it."""
+    from torchrl_vd.reproduce.references import resolve_reference
+
+    spec = {"file": str(tmp_path / "absent.csv"), "units": "u", "source": "s", "make": "python make_it.py"}
+    ref = resolve_reference(spec, "smax/3m", "pqn-vdn")
+    assert ref.value is None
+    assert ref.note.startswith("pending (") and "absent.csv missing; make it with: python make_it.py" in ref.note

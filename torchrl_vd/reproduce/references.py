@@ -66,7 +66,8 @@ def resolve_reference(spec: dict | None, task: str, algo: str) -> Reference:
 
     From a file (:func:`reference_file`), the rows whose ``task``/``algo`` match (the spec's ``task``/``algo``
     keys if given, else the entry's) give ``value ± ci`` (one row with a ``ci`` column) or the mean ± 95%
-    t-interval of ``value`` over the rows (one per seed). A missing file or row gives a pending reference.
+    t-interval of ``value`` over the rows (one per seed). A missing file or row gives a pending reference; a
+    spec's ``make`` (the command that writes a file run here rather than published) is named in it.
     """
     if spec is None:
         return NO_REFERENCE
@@ -75,7 +76,8 @@ def resolve_reference(spec: dict | None, task: str, algo: str) -> Reference:
         return Reference(float(spec["value"]), float(spec.get("ci", math.nan)), spec.get("ci_kind", ""), units, source)
     path = reference_file(spec["file"])
     if not path.is_file():
-        return Reference(None, math.nan, "", units, source, f"pending ({spec['file']} missing)")
+        how = f"; make it with: {spec['make']}" if spec.get("make") else ""
+        return Reference(None, math.nan, "", units, source, f"pending ({spec['file']} missing{how})")
     want_task, want_algo = spec.get("task", task), spec.get("algo", algo)
     rows = [r for r in _read_records(path) if str(r.get("task")) == want_task and str(r.get("algo")) == want_algo]
     if not rows:

@@ -358,7 +358,11 @@ PQN_COMPARE = {
          "scale": 1.0,
          "reference": {"file": "jaxmarl_pqn_smax.csv", "units": "greedy win rate (share of test battles won)",
                        "source": "JaxMARL's pqn_vdn_rnn.py (FLAIROx/JaxMARL c793d09) run here by "
-                                 "benchmarks/jaxmarl_pqn_reference.py, same config and frames"}
+                                 "benchmarks/jaxmarl_pqn_reference.py, same config and frames",
+                       "make": ("python benchmarks/jaxmarl_pqn_reference.py --map 3m --timesteps 512000 --set "
+                                "HIDDEN_SIZE=64 --seed S --append-reference "
+                                "torchrl_vd/reproduce/references/jaxmarl_pqn_smax.csv (S = 0, 1, 2; needs jax "
+                                "and a JaxMARL checkout, see the script)")}
          if algo == "pqn-vdn" else None}
         for algo in ("pqn-vdn", "qmix", "iql")
     ],
