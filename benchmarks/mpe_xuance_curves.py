@@ -25,7 +25,7 @@ from torchrl_vd.train.stats import t_interval
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "benchmarks" / "reference" / "xuance_simple_spread_curves.csv"
 TASK = "pettingzoo/simple_spread_v3"
-ALGOS = {"vdn": "vdn", "qmix": "qmix", "ow-qmix": "wqmix", "iql": "iql"}  # ours -> XuanCe's name
+ALGOS = ("vdn", "qmix", "ow-qmix", "iql")  # the reference CSV names XuanCe's runs by our algorithm names
 N_AGENTS = 3
 
 
@@ -65,9 +65,9 @@ def table(ours: dict, theirs: dict, markdown: bool) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     else:
         lines.append("  ".join(f"{h:>18}" for h in head))
-    for algo, xname in ALGOS.items():
+    for algo in ALGOS:
         for step in sorted(ours.get(algo, {})):
-            mine, ref = ours[algo][step], theirs.get(xname, {}).get(step, [])
+            mine, ref = ours[algo][step], theirs.get(algo, {}).get(step, [])
             diff = f"{sum(mine) / len(mine) - sum(ref) / len(ref):+.2f}" if mine and ref else "—"
             row = [algo, f"{step:,}", cell(mine), cell(ref), diff]
             lines.append("| " + " | ".join(row) + " |" if markdown else "  ".join(f"{c:>18}" for c in row))
@@ -81,8 +81,8 @@ def plot(ours: dict, theirs: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(ALGOS), figsize=(4 * len(ALGOS), 3.2), sharey=True)
-    for ax, (algo, xname) in zip(axes, ALGOS.items()):
-        for label, curves, color in (("torchrl_vd", ours.get(algo, {}), "C0"), ("XuanCe", theirs.get(xname, {}), "C1")):
+    for ax, algo in zip(axes, ALGOS):
+        for label, curves, color in (("torchrl_vd", ours.get(algo, {}), "C0"), ("XuanCe", theirs.get(algo, {}), "C1")):
             steps = [s for s in sorted(curves) if s <= max(ours.get(algo, {0: 0}))]
             if not steps:
                 continue
