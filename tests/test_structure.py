@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,19 @@ def _files():
 def test_no_file_over_500_lines_but_data_tables():
     long = {str(p.relative_to(PACKAGE)): n for p in _files() if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES}
     assert set(long) <= DATA_TABLES, long
+
+
+HISTORY_WORDS = re.compile(r"issue #|session|the seed\b|REFERENCE\.md|PERF-NOTES|STYLE\.md", re.IGNORECASE)
+"""What points at the project's history or at files it does not ship, rather than at papers and code."""
+
+
+def test_no_history_or_outside_files_in_code_tests_and_tutorials():
+    root = PACKAGE.parent
+    hits = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+            for folder in ("torchrl_vd", "tests", "tutorials") for path in sorted((root / folder).rglob("*.py"))
+            for n, line in enumerate(path.read_text().splitlines(), 1) if HISTORY_WORDS.search(line)
+            and path.name != "test_structure.py"]
+    assert hits == []
 
 
 def test_no_function_over_80_lines():

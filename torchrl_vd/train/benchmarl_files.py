@@ -6,7 +6,7 @@ Sources (``TrainConfig.from_benchmarl(*sources)``, ``torchrl-vd train --benchmar
   ``task/vmas/balance.yaml``, ``model/layers/mlp.yaml``; a ``config.yaml`` there is read as the primary config);
 * single files from such a layout: their place names their part (``algorithm/qmix.yaml`` is the algorithm qmix);
 * a primary config such as BenchMARL's ``fine_tuned/vmas/conf/config.yaml``: its ``defaults`` list chooses the
-  parts, its ``experiment:`` / ``algorithm:`` / ``task:`` / ``model:`` blocks overlay them, its ``seed`` is the seed;
+  parts, its ``experiment:`` / ``algorithm:`` / ``task:`` / ``model:`` blocks overlay them, its ``seed`` is the run's random seed;
 * a Hydra run directory (``outputs/<date>/<time>/`` of ``python benchmarl/run.py ...``), its ``.hydra/`` folder or
   its ``.hydra/config.yaml``: the composed config, with the choices from ``.hydra/hydra.yaml``;
 * overrides as on BenchMARL's command line: ``algorithm=qmix``, ``task=vmas/balance``, ``model=layers/gru``,
