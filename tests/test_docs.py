@@ -88,4 +88,8 @@ def test_the_python_blocks_of_coming_from_torchrl_run(index):
     """TorchRL's QMIX loop and its ``DQNTrainer``, each with our loss line, at the page's CPU-sized budget."""
     pytest.importorskip("vmas")
     block = PYTHON_BLOCK.findall(TORCHRL_PAGE.read_text())[index]
-    exec(compile(block, f"{TORCHRL_PAGE.name} python block {index + 1}", "exec"), {"__name__": "__docs__"})
+    from torchrl.objectives import LossModule
+
+    namespace = {"__name__": "__docs__"}
+    exec(compile(block, f"{TORCHRL_PAGE.name} python block {index + 1}", "exec"), namespace)  # its own asserts
+    assert [type(v).__module__.split(".")[0] for v in namespace.values() if isinstance(v, LossModule)] == ["torchrl_vd"]
