@@ -147,7 +147,7 @@ def many_seeds(device: str, size: dict, out: Path) -> list[dict]:
         shutil.rmtree(run_dir, ignore_errors=True)
         spec = {"workload": "balance", "iters": size["seed_iters"], "vectorized": n > 1, "n": n, "seed": 0,
                 "out": str(run_dir), "device": device, "overrides": size["seed_overrides"]}
-        wall, frames = bench_seeds.run(spec)
+        wall, frames, _cpu = bench_seeds.run(spec)
         metrics = run_dir / ("seed_0" if n > 1 else "") / "metrics.csv"
         with open(metrics) as f:
             batches = list(csv.DictReader(f))

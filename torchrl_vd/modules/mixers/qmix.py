@@ -100,8 +100,8 @@ class QMixer(Mixer):
         w1 = self.hyper_w1(state).abs().view(*batch, self.n_agents, self.embed_dim)  # [*B, n, E]
         w2 = self.hyper_w2(state).abs()  # [*B, E]
         b1 = self.hyper_b1(state)  # [*B, E]
-        # Σ_i Q_i W1[i, :] and Σ_e h_e W2[e] as products and sums, not [*B] batches of 1-row matrix products
-        # (the same sums; one 8-seed QMIX update 16.4 -> 14.5 ms CPU, benchmarks/RESULTS.md)
+        # Σ_i Q_i W1[i, :] and Σ_e h_e W2[e] as products and sums, not [*B] batches of 1-row matrix products: the same
+        # sums (in another order, so float rounding differs), cheaper under torch.vmap (benchmarks/RESULTS.md §17.2)
         hidden = F.elu((utilities.unsqueeze(-1) * w1).sum(-2) + b1)  # [*B, n, 1] * [*B, n, E] -> [*B, E]
         q_tot = (hidden * w2).sum(-1, keepdim=True)  # [*B, E] -> [*B, 1]
         return q_tot + self.hyper_v(state)  # [*B, 1]
