@@ -40,6 +40,8 @@ def t_quantile(p: float, df: float) -> float:
     """
     if not 0.0 < p < 1.0 or not df > 0:
         raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}.")
+    if p == 0.5:  # the median, exactly (bisection would stop at the smallest float t_cdf rounds to 0.5 from below)
+        return 0.0
     if p < 0.5:
         return -t_quantile(1.0 - p, df)
     lo, hi = 0.0, 1.0
