@@ -51,7 +51,7 @@ def available_memory() -> int | None:
             if line.startswith("MemAvailable:"):
                 found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
-        pass
+        pass  # no /proc/meminfo (not Linux): the cgroup limit below, if any, is all we know
     try:
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
         used = int(Path("/sys/fs/cgroup/memory.current").read_text())
