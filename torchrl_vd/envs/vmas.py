@@ -11,8 +11,8 @@ subclass changes, and why:
   both ``done`` and ``terminated``, so hitting ``max_steps`` would look like a terminal state (no
   bootstrapping). We build VMAS with ``terminated_truncated=True`` and emit ``terminated``,
   ``truncated`` and ``done = terminated | truncated``.
-* **Batched partial resets**: VmasEnv's ``_reset`` calls ``reset_at(i)`` once per done env (2-4 ms
-  each on CPU; 73% of rollout time on ``balance`` at 1024 envs). VMAS has no masked reset, so for
+* **Batched partial resets**: VmasEnv's ``_reset`` calls ``reset_at(i)`` once per done env (most of the
+  rollout time on ``balance`` at 1024 envs: benchmarks/RESULTS.md). VMAS has no masked reset, so for
   ``k >= 2`` done envs we do one vectorized ``reset()`` of all envs and write back the pre-reset values
   of the envs that were not done (every batched tensor reachable from the VMAS environment, scenario,
   world and entities: vmas_reset.py). Scenarios whose full reset also re-draws state shared by all envs
@@ -77,7 +77,7 @@ class VmasTeamEnv(TrustedStepOutputs, VmasEnv):
             ``"loop"`` (VmasEnv's per-env ``reset_at`` loop). The choice depends only on the
             number of done envs, so seeded runs stay reproducible.
         reset_loop_max: see ``reset_mode`` (default 1). A batched reset costs about one full VMAS
-            reset + 1-2 ms; ``reset_at`` 2-4 ms per env on CPU.
+            reset plus the write-back; ``reset_at`` costs that per env (benchmarks/RESULTS.md).
         **scenario_kwargs: forwarded to the VMAS scenario (e.g. ``n_agents=4``).
     """
 

@@ -1,6 +1,6 @@
 """A masked reset for VMAS: reset some of the vectorized worlds with one batched ``reset()``.
 
-VMAS resets one world (``reset_at(i)``, 2-4 ms each on CPU) or all of them (``reset()``), nothing in
+VMAS resets one world (``reset_at(i)``, milliseconds each on CPU) or all of them (``reset()``), nothing in
 between, and TorchRL's ``VmasEnv`` loops ``reset_at`` over the done worlds. :func:`batched_reset` resets the
 worlds of a mask with one vectorized ``reset()``: it walks the VMAS environment, its scenario, world and
 entities and every container or VMAS-defined helper object they hold, snapshots each tensor whose leading

@@ -384,8 +384,7 @@ class ValueDecompositionLoss(NetworkRegistry, LossModule):
 
         Feed-forward agents run the two steps as two passes, the next one under ``no_grad``: one stacked
         pass ``[2, *B]`` made backward run over both halves (the next-step half only receives zeros) on twice
-        the rows — 8.1 -> 6.0 ms CPU for the agent part of a 2x256 double-Q step, batch 128, 4 agents
-        (benchmarks/RESULTS.md). Recurrent agents keep one unroll for both (q_next reuses it).
+        the rows, slower on CPU (benchmarks/RESULTS.md, the double-Q rows). Recurrent agents keep one unroll for both (q_next reuses it).
         """
         if not need_next or self.agent_net.is_recurrent:
             return self.utilities(b, need_next=need_next)

@@ -6,8 +6,8 @@ is a single fused ``torch._foreach_lerp_`` over flat lists of the target and sou
 
 Why: torchrl's ``TargetNetUpdater.step`` walks the ``_sources``/``_targets`` TensorDicts on every
 call (``items()``, ``get(f"target_{key}")``, a nested ``lerp_`` that rebuilds and re-locks
-TensorDicts) — 0.7–1.4 ms per gradient step for a 2x256 QMIX on this CPU, 6–10% of the whole step,
-for 20 tensors whose maths (one lerp each) takes 0.03 ms fused (benchmarks/RESULTS.md). The flat
+TensorDicts): a sizeable share of a small gradient step, for a few tensors whose maths (one lerp each)
+is negligible fused (benchmarks/RESULTS.md §2). The flat
 lists are built once, after ``init_`` selected the distinct target/source pairs, from the very
 tensors torchrl would update, so the result is the same Polyak average θ̄ ← (1 − τ) θ̄ + τ θ.
 """

@@ -98,7 +98,7 @@ class ZPolicyTrainer:
 
     def _log_probs(self, s0: torch.Tensor) -> torch.Tensor:
         """log π_z(· | s_0) [E, Z]. The logits network is called directly when π_z comes from
-        :func:`make_z_policy` (saves ~1 ms of tensordict/distribution plumbing per step; the authors take
+        :func:`make_z_policy` (skips the tensordict/distribution plumbing of each step; the authors take
         100 steps per episode); any other probabilistic z-policy goes through its ``get_dist``."""
         if self._logits_net is not None:
             return torch.log_softmax(self._logits_net(s0), dim=-1)  # [E, Z]

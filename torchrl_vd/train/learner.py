@@ -379,7 +379,7 @@ def _minibatches(rb: TensorDictReplayBuffer, n: int, chunk: int = 32):
     With uniform sampling (``RandomSampler``: i.i.d. indices with replacement) and no writes in between,
     ``chunk`` draws of B have the same distribution as one draw of ``chunk * B`` split in ``chunk``; one
     gather replaces ``chunk`` calls through the buffer's sampler/storage/TensorDict indexing machinery
-    (0.4 of ~11 ms per QMIX step on CPU, benchmarks/RESULTS.md).
+    (benchmarks/RESULTS.md §2).
     """
     while n > 0:
         k = min(n, chunk)
@@ -419,8 +419,8 @@ def _restore_buffer(rb: TensorDictReplayBuffer, state: dict, drop: tuple | None 
 def make_optimizer(cfg, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     """The optimizer ``cfg.optimizer`` names, at ``cfg.lr`` with ε ``cfg.optimizer_eps`` (None: its default).
 
-    * ``adam``: fused (one kernel over all tensors instead of a Python loop per tensor: Adam step 1.3 -> 0.3 ms for
-      a 2x256 QMIX on CPU, benchmarks/RESULTS.md), ε 1e-8;
+    * ``adam``: fused (one kernel over all tensors instead of a Python loop per tensor; benchmarks/RESULTS.md §2),
+      ε 1e-8;
     * ``rmsprop``: pymarl's α 0.99, ε 1e-5, foreach;
     * ``radam``: ``torch.optim.RAdam`` (β 0.9, 0.999, ε 1e-8, no weight decay), PQN's optimizer (JaxMARL's
       ``optax.radam`` with its defaults). The two compute the same rectified step but for two details:

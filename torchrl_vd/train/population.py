@@ -104,7 +104,7 @@ class SeedStack:
 
         What ``TensorDict.to_module(module, return_swap=True)`` and back do, through each leaf's slot (the dict
         holding it, resolved once per module): 2 dict writes per tensor instead of a recursive walk of the module
-        tree each way (0.55 of ~17 ms per 8-seed update, benchmarks/RESULTS.md)."""
+        tree each way (its cost per vmapped update: benchmarks/RESULTS.md §17.2)."""
         modules = self.modules if modules is None else modules
         slots = [self._slots(p, m) for p, m in zip(params, modules)]
         old = []
