@@ -77,7 +77,7 @@ class MavenAgent(GRUAgent):
         ids = self._eye.expand(*h.shape[:-2], n, n)  # [*B, n, n]
         w = self.hyper_w(torch.cat((z, ids), -1))  # [*B, n, A*H]
         w = w.view(*h.shape[:-1], self.n_actions, self.hidden_size)  # [*B, n, A, H]
-        return (w * h.unsqueeze(-2)).sum(-1)  # [*B, n, A, H] · [*B, n, 1, H] -> [*B, n, A] (cheaper than bmm at these shapes)
+        return (w * h.unsqueeze(-2)).sum(-1)  # [*B, n, A, H] · [*B, n, 1, H] -> [*B, n, A] (cheaper than bmm here)
 
     def forward(
         self,
