@@ -34,7 +34,7 @@ def test_no_file_over_500_lines_but_data_tables():
     assert set(long) <= DATA_TABLES, long
 
 
-HISTORY_WORDS = re.compile(r"issue #|session|the seed\b|REFERENCE\.md|PERF-NOTES|STYLE\.md", re.IGNORECASE)
+HISTORY_WORDS = re.compile(r"issue #|session|the seed\b|REFERENCE\.md|PERF-?NOTES|STYLE\.md", re.IGNORECASE)
 """What points at the project's history or at files it does not ship, rather than at papers and code."""
 
 
