@@ -31,7 +31,7 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-from torchrl_vd.modules.agents import AgentNet
+from torchrl_vd.modules.agents import AgentNet, MLPAgent
 from torchrl_vd.modules.gru_agent import GRUAgent
 
 NORMS = ("layer_norm", "batch_norm", "none")
@@ -233,12 +233,7 @@ class PQNAgent(AgentNet):
     def norm_layers(self) -> list[BatchNorm]:
         return batch_norms(self)
 
-    def _inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        self.check_obs(obs)
-        if self.agent_id:
-            ids = self._eye.expand(*obs.shape[:-2], self.n_agents, self.n_agents)  # [*B, n, n]
-            obs = torch.cat((obs, ids), dim=-1)  # [*B, n, F + n]
-        return obs
+    _inputs = MLPAgent._inputs  # the checked observation with the one-hot agent id appended, as the MLP agent's
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``[*B, n, obs_dim] -> [*B, n, n_actions]``."""

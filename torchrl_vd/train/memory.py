@@ -58,7 +58,7 @@ def available_memory() -> int | None:
         if limit != "max":
             found.append(int(limit) - used)
     except (OSError, ValueError):
-        pass
+        pass  # no cgroup v2 memory files: /proc/meminfo, if read, is all we know
     return min(found) if found else None
 
 
