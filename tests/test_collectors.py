@@ -104,7 +104,7 @@ def test_async_acting_policy_is_synced_from_the_learner_at_batch_boundaries(tmp_
     assert len(learner_at_request) == len(history) == 8
     for i, (h, learner) in enumerate(zip(history, learner_at_request)):
         assert h["eps"] == pytest.approx(loop.EpsilonSchedule.from_config(cfg)(h["frames"]))
-        acted = h["acted"]
+        acted = h["acted"]["policy"]  # the policy's own module tree (one seed: every weight it acts with)
         eps_key = [k for k in acted.keys(True, True) if k[-1] == "eps"]
         assert acted[eps_key[0]].item() == pytest.approx(h["eps"])  # the worker's ε-greedy module got ε
         for key in learner.keys(True, True):
@@ -114,6 +114,53 @@ def test_async_acting_policy_is_synced_from_the_learner_at_batch_boundaries(tmp_
         if i >= 2:  # the learner moved between boundaries, and the worker followed
             assert any(not torch.equal(learner[k], learner_at_request[i - 1][k]) for k in learner.keys(True, True)
                        if k[-1] != "eps")
+
+
+def test_async_collects_for_many_seeds_with_each_seeds_current_weights(tmp_path, monkeypatch):
+    """seeds=(0, 1) with collector='async': one worker collects both seeds' env rows; it acts with the stacked
+    networks the learner holds when each batch starts (held outside the policy's module tree), and every seed
+    learns the game as a lone run does (test_async_collector_learns_what_single_learns_with_exact_frames)."""
+    from torchrl_vd.train import collectors as loop
+    from torchrl_vd.train.population import SeedAgents
+
+    learner_at_request = []
+    request = loop.OverlapCollector._request
+
+    def spy(self):  # the learner's stacked online networks, read off the SeedAgents module itself
+        agents = next(m for m in self.policy.modules() if isinstance(m, SeedAgents))
+        learner_at_request.append([p.data.clone() for p in agents.stack.online])
+        request(self)
+
+    monkeypatch.setattr(loop.OverlapCollector, "_request", spy)
+    monkeypatch.setattr(loop.OverlapCollector, "echo_weights", True)
+    instances = []
+    init = loop.OverlapCollector.__init__
+    monkeypatch.setattr(loop.OverlapCollector, "__init__",
+                        lambda self, *a, **k: (instances.append(self), init(self, *a, **k))[1])
+    cfg = linear_game_cfg("async", str(tmp_path / "seeds")).with_overrides({"seeds": [0, 1]})
+    result = vd.train(cfg)
+    history = instances[0].history
+    assert [h["frames"] for h in history] == list(range(0, 512, 64))  # per-seed frames, one request per batch
+    for i, (h, learner) in enumerate(zip(history, learner_at_request)):
+        acted = h["acted"]["outside_0"]  # SeedAgents' stacked networks, [N = 2, ...] each
+        assert len(learner) == len(acted.keys()) >= 1
+        for j, online in enumerate(learner):
+            for key in online.keys(True, True):
+                assert acted[str(j)][key].shape[0] == 2
+                assert torch.equal(acted[str(j)][key], online[key]), (i, j, key)  # the worker acted with them
+        if i >= 2:
+            assert any(not torch.equal(online[k], old[k]) for online, old in zip(learner, learner_at_request[i - 1])
+                       for k in online.keys(True, True))  # the learner moved, and the worker followed
+    for run in result.runs:
+        rows = run.metrics
+        assert [r["frames"] for r in rows] == list(range(64, 513, 64))  # exactly cfg.frames per seed
+        assert rows[-1]["updates"] == 8 * 40
+        assert rows[0]["episodes"] == 64 and rows[0]["train_return"] == pytest.approx(5.0, abs=UNIFORM_TOL)
+        assert [r["train_return"] for r in rows[-3:]] == [9.0, 9.0, 9.0]  # ε = 0 and the learnt greedy action
+        assert run.summary["final_eval_return"] == 9.0
+        assert len(_rows(run.out_dir)) == 8
+    first = history[0]["acted"]["outside_0"]["0"]  # the agents' stacked initial networks: each seed's own
+    assert any(not torch.equal(w[0], w[1]) for w in first.values(True, True))
 
 
 def test_async_recurrent_run_resumes_to_the_configured_frames(tmp_path):

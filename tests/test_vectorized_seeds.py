@@ -330,8 +330,9 @@ def test_cli_seeds_syntax_and_refusals():
     with pytest.raises(ValueError, match="'matrix', 'pettingzoo'.*'custom/x'.*run each seed as a separate process"):
         vd.TrainConfig(env="custom/x", seeds=(0, 1))
     vd.TrainConfig(algo="maven", env="matrix/m-step", seeds=(0, 1))  # every registered algorithm runs vectorized
-    with pytest.raises(ValueError, match="collector='single'"):
-        vd.TrainConfig(env="matrix/qtran", collector="async", seeds=(0, 1))
+    with pytest.raises(ValueError, match="collector='single' or 'async'"):
+        vd.TrainConfig(env="matrix/qtran", collector="multi", seeds=(0, 1))
+    vd.TrainConfig(env="matrix/qtran", collector="async", seeds=(0, 1))  # one worker collects every seed's rows
     with pytest.raises(ValueError, match="Bad --seeds"):
         vd.TrainConfig(seeds="3-1")
     vd.TrainConfig(algo="maven", env="matrix/m-step", seeds=(2,))  # one seed: a lone run, any algorithm

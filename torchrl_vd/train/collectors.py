@@ -73,15 +73,13 @@ class OverlapCollector:
             return cls.start_method
         return "fork" if fork_is_safe(device) else "spawn"
 
-    def __init__(self, cfg, env_fn, policy, frames0: int, seed: int, epsilon: EpsilonSchedule):
+    def __init__(self, cfg, env_fn, policy, frames0: int, seed: int, epsilon: EpsilonSchedule, seeds: int = 1):
         import copy
-
-        from tensordict import TensorDict
 
         self.start_method = self._start_method(cfg.device)
         ctx = torch.multiprocessing.get_context(self.start_method)
-        self.cfg, self.policy, self.frames0, self.epsilon = cfg, policy, frames0, epsilon
-        self.total = cfg.frames - frames0
+        self.cfg, self.policy, self.frames0, self.epsilon, self.seeds = cfg, policy, frames0, epsilon, seeds
+        self.total = cfg.frames - frames0  # frames, here and below, count one seed's (its rows of the batch)
         self.frames = 0  # collected by this collector
         self.requested = 0  # frames asked of the worker
         self.in_flight = False
@@ -91,11 +89,11 @@ class OverlapCollector:
         # tensors to shared memory in place, so the learner's own parameters must never be pickled (a fork
         # copies this process: the worker then uses its own copies too).
         worker_env_fn, worker_policy = copy.deepcopy((env_fn, policy))
-        self._weights = TensorDict.from_module(policy).data.clone().share_memory_()  # the double buffer
+        self._weights = acting_weights(policy).clone().share_memory_()  # the double buffer
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_overlap_worker, daemon=True, name="torchrl_vd-async-collector",
-            args=(child, worker_env_fn, worker_policy, self._weights, cfg.frames_per_batch, cfg.device,
+            args=(child, worker_env_fn, worker_policy, self._weights, seeds * cfg.frames_per_batch, cfg.device,
                   torch.get_num_threads(), seed))
         try:
             self._proc.start()
@@ -113,9 +111,7 @@ class OverlapCollector:
 
     def _request(self) -> None:
         """Start the worker's next batch with the learner's current weights and ε(frames so far)."""
-        from tensordict import TensorDict
-
-        self._weights.update_(TensorDict.from_module(self.policy).data)  # the worker is waiting: no reader now
+        self._weights.update_(acting_weights(self.policy))  # the worker is waiting: no reader now
         eps = self.epsilon(self.frames0 + self.frames)
         self._conn.send(("collect", eps, self.echo_weights))
         if self.echo_weights:
@@ -145,8 +141,8 @@ class OverlapCollector:
 
     def __iter__(self):
         while self.frames < self.total:
-            batch = self._receive()  # [num_envs, T]
-            self.frames += batch.numel()
+            batch = self._receive()  # [N * num_envs, T] for N seeds
+            self.frames += batch.numel() // self.seeds
             if self.requested < self.total:
                 self._request()  # batch k+1 starts now, while the caller trains on batch k
             yield batch
@@ -166,16 +162,27 @@ class OverlapCollector:
         self._conn.close()
 
 
+def acting_weights(policy) -> TensorDictBase:
+    """Every tensor ``policy`` acts with, as views (writing them in place changes how it acts): its parameters
+    and buffers, and those that modules hold outside the module tree through ``acting_weights()``
+    (:class:`~torchrl_vd.train.population.SeedAgents`: the stacked seeds' networks belong to the learner, so they
+    are not registered as its submodules and ``TensorDict.from_module`` alone does not see them)."""
+    from tensordict import TensorDict
+
+    weights = {"policy": TensorDict.from_module(policy).data}
+    for i, module in enumerate(m for m in policy.modules() if hasattr(m, "acting_weights")):
+        weights[f"outside_{i}"] = module.acting_weights()
+    return TensorDict(weights)
+
+
 def _overlap_worker(conn, env_fn, policy, weights, frames_per_batch: int, device: str, threads: int, seed: int):
     """``_OverlapCollector``'s process: torchrl's ``Collector`` stepping the envs one batch per request."""
     for sig in (signal.SIGINT, signal.SIGTERM):  # the trainer's to handle: it checkpoints, then stops us (SIGKILL)
         signal.signal(sig, signal.SIG_IGN)
     torch.set_num_threads(threads)
     try:
-        from tensordict import TensorDict
-
         torch.manual_seed(seed)  # ε-greedy draws and env resets of this process
-        acting = TensorDict.from_module(policy).data  # this process's policy copy, written only between batches
+        acting = acting_weights(policy)  # this process's policy copy, written only between batches
         collector = Collector(env_fn(), policy, frames_per_batch=frames_per_batch, total_frames=-1, device=device,
                               auto_register_policy_transforms=False)
         collector.set_seed(seed)
@@ -272,4 +279,4 @@ def _exitcode(proc):
         return getattr(proc, "_popen", None) and proc._popen.returncode
 
 
-__all__ = ["NoCollector", "OverlapCollector", "make_collector", "watch_workers", "worker_errors"]
+__all__ = ["NoCollector", "OverlapCollector", "acting_weights", "make_collector", "watch_workers", "worker_errors"]

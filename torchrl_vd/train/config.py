@@ -142,7 +142,8 @@ class TrainConfig:
     seeds: tuple[int, ...] = ()
     """Many seeds in one process (``--seeds 0-7`` or ``--seeds 0,3,5``): N independent runs trained together, one
     run directory ``seed_<k>`` per seed under ``out_dir`` plus the aggregate (docs/MANY_SEEDS.md); empty = just
-    ``seed``. Several seeds need an env family that batches them (every built-in one) and ``collector='single'``."""
+    ``seed``. Several seeds need an env family that batches them (every built-in one) and ``collector='single'``
+    or ``'async'``."""
     device: str = "cpu"
     """Device for envs, networks and replay storage (``cuda`` when available)."""
     threads: int = 0

@@ -98,6 +98,10 @@ class SeedStack:
             if hasattr(module, "vmappable"):  # recurrent nets: the GRU as cell steps, which torch.vmap can run
                 module.vmappable = True
 
+    def __getstate__(self) -> dict:
+        """A copy (``collector='async'``'s worker policy) resolves its own slots: the cache is keyed by module id."""
+        return {**self.__dict__, "_slot_cache": {}}
+
     @contextlib.contextmanager
     def bound(self, params: tuple, modules: tuple | None = None):
         """``params`` (one seed's, or vmapped slices) in the template's networks, restored on exit.
@@ -224,6 +228,10 @@ class SeedAgents(nn.Module):
 
     def forward(self, *inputs):
         return self.stack.act(*inputs)
+
+    def acting_weights(self) -> TensorDictBase:
+        """The stacked online networks this module acts with (views; what ``collector='async'`` keeps in step)."""
+        return TensorDict({str(i): params.data for i, params in enumerate(self.stack.online)})
 
     def policy_module(self, group: str) -> TensorDictModule:
         keys = self.stack.template.agent_net.policy_module(group)

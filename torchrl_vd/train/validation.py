@@ -151,9 +151,10 @@ def _seeds_problems(cfg) -> list[str]:
     if family not in batched:
         errors.append(f"seeds={list(cfg.seeds)}: many seeds in one process batch all seeds' environments in one "
                       f"env adapter, which the {batched} families provide; {cfg.env!r} is a {family!r} env: {fix}")
-    if cfg.collector != "single":
-        errors.append(f"seeds={list(cfg.seeds)} runs with collector='single' (all seeds already share one env "
-                      f"batch), got collector={cfg.collector!r}: set collector='single'")
+    if cfg.collector not in ("single", "async"):
+        errors.append(f"seeds={list(cfg.seeds)} runs with collector='single' or 'async' (all seeds share one env "
+                      f"batch, collected in this process or in one overlapping worker), got "
+                      f"collector={cfg.collector!r}: set collector='single' or 'async'")
     spec = algo_spec(cfg.algo)
     if spec is not None and not spec.vectorized_seeds:
         errors.append(f"seeds={list(cfg.seeds)}: algo {cfg.algo!r} is registered with vectorized_seeds=False "
