@@ -36,6 +36,7 @@ table on a quiet one).
 
     python benchmarks/bench_seeds.py                                   # full table (~1-2 h on 2 cores)
     python benchmarks/bench_seeds.py --workloads matrix --ns 1,2 --iters 1 --sequential-max 1   # smoke
+    python benchmarks/bench_seeds.py --workloads busy --ns 8 --iters 5 --collector async   # overlapped collection
 """
 
 from __future__ import annotations
@@ -154,12 +155,18 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1,
                    help="interleaved rounds per N (odd rounds run the vectorized process first)")
     p.add_argument("--out", default="/tmp/torchrl_vd_bench_seeds")
+    p.add_argument("--collector", default="single", choices=("single", "async"),
+                   help="the N-seed process's collector (async: a worker collects the next batch of every seed "
+                        "while the learner trains)")
+    p.add_argument("--sequential-collector", default="single", choices=("single", "async"),
+                   help="the single runs' collector")
     args = p.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
     import shutil
 
     out = Path(args.out)
+    print(f"collectors: N seeds in one process {args.collector!r}, single runs {args.sequential_collector!r}")
     print("| workload | N | sequential s | vectorized s | seq seed-frames/s | vec seed-frames/s | speedup | "
           "CPU s seq / vec | CPU speedup | seq final greedy returns | vec final greedy returns | loadavg |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
@@ -172,12 +179,13 @@ def main() -> None:
 
                 def sequential() -> tuple[float, float]:
                     seq = [run({"workload": workload, "iters": args.iters, "vectorized": False, "seed": k, "n": 1,
-                                "out": str(out / f"single{k}")}) for k in range(runs)]
+                                "out": str(out / f"single{k}"),
+                                "overrides": {"collector": args.sequential_collector}}) for k in range(runs)]
                     return sum(w for w, _, _ in seq) / runs * n, sum(c for _, _, c in seq) / runs * n
 
                 def vectorized() -> tuple[float, int, float]:
                     return run({"workload": workload, "iters": args.iters, "vectorized": True, "n": n,
-                                "out": str(out / "vec")})
+                                "out": str(out / "vec"), "overrides": {"collector": args.collector}})
 
                 # interleaved: odd rounds run the vectorized process first, so a load change hits both sides
                 if rnd % 2 == 0:

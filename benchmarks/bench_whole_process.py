@@ -103,32 +103,32 @@ def main() -> None:
         print_bound(a.frames, sorted(benchmarl_walls)[len(benchmarl_walls) // 2], sorted(ours_walls)[len(ours_walls) // 2])
 
 
-# That config's learner's matrix products, alone: the agents' MLP (obs 16 -> 256 -> 256 -> 9, 4 agents x 128
-# transitions = 512 rows) forward and backward on the current step and the target copy's forward on the next.
-# No optimizer, sampling, mixer, target update or Python around them: no implementation of this config's
-# update can take less time on this core.
+# A learner's matrix products, alone: the agents' MLP (obs 16 -> 256 -> 256 -> 9; for the section 1 config 4 agents
+# x 128 transitions = 512 rows) forward and backward on the current step and the target copy's forward on the next.
+# No optimizer, sampling, mixer, target update or Python around them: no implementation of that update can take
+# less time on this core.
 GEMM_FLOOR_SNIPPET = """
 import time, torch
 torch.set_num_threads(1)
 def mlp():
-    return torch.nn.Sequential(torch.nn.Linear(16, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
+    return torch.nn.Sequential(torch.nn.Linear(16, 256), torch.nn.{act}(), torch.nn.Linear(256, 256), torch.nn.{act}(),
                                torch.nn.Linear(256, 9))
 online, target = mlp(), mlp().requires_grad_(False)
-obs, next_obs = torch.randn(512, 16), torch.randn(512, 16)
-actions = torch.randint(0, 9, (512, 1))
+obs, next_obs = torch.randn({rows}, 16), torch.randn({rows}, 16)
+actions = torch.randint(0, 9, ({rows}, 1))
 def step():
-    q = online(obs).gather(-1, actions)                      # [512, 1]
+    q = online(obs).gather(-1, actions)                      # [rows, 1]
     with torch.no_grad():
-        y = target(next_obs).max(-1, keepdim=True).values    # [512, 1]
+        y = target(next_obs).max(-1, keepdim=True).values    # [rows, 1]
     ((q - y) ** 2).mean().backward()
-for _ in range(50):
+for _ in range({warmup}):
     step()
 best = float("inf")
-for _ in range(7):
+for _ in range({rounds}):
     t = time.perf_counter()
-    for _ in range(100):
+    for _ in range({steps}):
         step()
-    best = min(best, (time.perf_counter() - t) / 100)
+    best = min(best, (time.perf_counter() - t) / {steps})
 print(best)
 """
 IMPORTS_SNIPPET = "import torchrl_vd.cli, vmas, torchrl.collectors"
@@ -143,11 +143,18 @@ def bound_parts(frames: int) -> dict:
         t = time.perf_counter()
         subprocess.run([python, "-c", IMPORTS_SNIPPET], check=True, cwd=ROOT)
         imports.append(time.perf_counter() - t)
-    gemm = float(subprocess.run([python, "-c", GEMM_FLOOR_SNIPPET], check=True, capture_output=True, text=True,
-                                cwd=ROOT).stdout.strip())
+    gemm = gemm_floor_s(rows=512, activation="ReLU")
     updates = frames // 6000 * 200
     return {"imports_s": min(imports), "gemm_s": gemm, "updates": updates, "floor_s": min(imports) + updates * gemm,
             "load": os.getloadavg()[0]}
+
+
+def gemm_floor_s(rows: int, activation: str, rounds: int = 7, steps: int = 100, warmup: int = 50) -> float:
+    """Seconds of one update's matrix products alone (``GEMM_FLOOR_SNIPPET``: ``rows`` agent rows, best of
+    ``rounds`` x ``steps`` after ``warmup`` steps), in a fresh process with one thread."""
+    code = GEMM_FLOOR_SNIPPET.format(rows=rows, act=activation, rounds=rounds, steps=steps, warmup=warmup)
+    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                                cwd=ROOT).stdout.strip())
 
 
 def print_bound(frames: int, benchmarl_wall: float, ours_wall: float) -> None:
