@@ -189,6 +189,7 @@ def run_side(a, side: str, frames: int) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"peers_{side}_") as work:
         if side == "ours":
             settings = benchmarl_settings(frames) if settings is None else settings
+            settings = {**settings, **a.ours_set}  # e.g. collector="async": a variant of ours, named in the output
             if settings.get("learning_starts", 0) >= frames:  # a smoke budget below JaxMARL's first sample
                 settings = {**settings, "learning_starts": frames - 2_048}  # (theirs then never learns)
             python = a.jax_python if a.pair == "jaxmarl" else a.python
@@ -222,7 +223,8 @@ def summarise(rows: list[dict], rounds: int) -> dict:
 
 def markdown(a, frames: int, rows: list[dict], summary: dict, bound: dict | None) -> str:
     label = PAIRS[a.pair][0]
-    lines = [f"peers: {a.pair} ({label}), {frames} frames per run, seed {a.seed}, "
+    variant = f", ours with {a.ours_set}" if a.ours_set else ""
+    lines = [f"peers: {a.pair} ({label}){variant}, {frames} frames per run, seed {a.seed}, "
              f"{datetime.datetime.now().isoformat(timespec='minutes')}", "",
              "| round | side | whole process s | CPU s | loop frames/s | whole-process frames/s | load before |",
              "|---|---|---|---|---|---|---|"]
@@ -257,6 +259,8 @@ def main() -> None:
     p.add_argument("--bound", action="store_true",
                    help="benchmarl / torchrl pair: also ours and the peer over the bound (same run)")
     p.add_argument("--python", default=sys.executable, help="our interpreter (and the torchrl trainer's)")
+    p.add_argument("--ours-set", action="append", default=[], metavar="KEY=JSON",
+                   help="a setting of ours over the pair's mapping (repeatable), e.g. collector=\"async\"")
     p.add_argument("--benchmarl-python", default=str(ROOT / ".venv-benchmarl/bin/python"))
     p.add_argument("--jax-python", default=sys.executable, help="an interpreter with jax, jaxmarl, flashbax")
     p.add_argument("--epymarl-python", default=str(ROOT / "benchmarks/.venv-epymarl/bin/python"))
@@ -266,11 +270,16 @@ def main() -> None:
     p.add_argument("--epymarl-src", default=str(ROOT / "benchmarks/.epymarl-src"))
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     a = p.parse_args()
+    try:
+        a.ours_set = {k: json.loads(v) for k, v in (item.split("=", 1) for item in a.ours_set)}
+    except ValueError as err:
+        p.error(f"--ours-set takes KEY=JSON, e.g. collector='\"async\"' ({err})")
     _, _, _, _, default_frames, step = PAIRS[a.pair]
     frames = a.frames or default_frames
     if frames % step:
         p.error(f"--frames {frames}: the {a.pair} pair needs a multiple of {step} (one collected batch)")
-    print(f"peers: {a.pair} ({PAIRS[a.pair][0]}), {frames} frames per run, {a.rounds} rounds", flush=True)
+    variant = f", ours with {a.ours_set}" if a.ours_set else ""
+    print(f"peers: {a.pair} ({PAIRS[a.pair][0]}), {frames} frames per run, {a.rounds} rounds{variant}", flush=True)
     rows = []
     for k in range(a.rounds):
         for side in (("ours", "peer") if k % 2 == 0 else ("peer", "ours")):
@@ -284,8 +293,9 @@ def main() -> None:
     print("\n" + text, end="")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"peers_{a.pair}.md").write_text(text)
-    (out / f"peers_{a.pair}.json").write_text(json.dumps({"pair": a.pair, "frames": frames, "seed": a.seed,
+    name = f"peers_{a.pair}" + "".join(f"_{k}-{v}" for k, v in a.ours_set.items())
+    (out / f"{name}.md").write_text(text)
+    (out / f"{name}.json").write_text(json.dumps({"pair": a.pair, "frames": frames, "seed": a.seed, "ours_set": a.ours_set,
                                                           "rows": rows, "summary": summary, "bound": bound},
                                                          indent=2))
 
