@@ -78,25 +78,34 @@ def test_async_collector_learns_what_single_learns_with_exact_frames(tmp_path):
         assert (td["agents", "action"] == 1).all() and (q[..., 1] - q[..., 0] > 1.0).all(), (c, q[0])
 
 
+def _spy_on_requests(monkeypatch, read_learner):
+    """``OverlapCollector`` records what its worker acted with (``echo_weights``), and ``read_learner(policy)`` of
+    the learner's side at each request; returns ``(the learner's weights per request, the collector instances)``."""
+    from torchrl_vd.train import collectors as loop
+
+    learner_at_request, instances = [], []
+    request, init = loop.OverlapCollector._request, loop.OverlapCollector.__init__
+
+    def spy(self):
+        learner_at_request.append(read_learner(self.policy))
+        request(self)
+
+    monkeypatch.setattr(loop.OverlapCollector, "_request", spy)
+    monkeypatch.setattr(loop.OverlapCollector, "echo_weights", True)
+    monkeypatch.setattr(loop.OverlapCollector, "__init__",
+                        lambda self, *a, **k: (instances.append(self), init(self, *a, **k))[1])
+    return learner_at_request, instances
+
+
 def test_async_acting_policy_is_synced_from_the_learner_at_batch_boundaries(tmp_path, monkeypatch):
     """Each batch k+1 is collected with the learner's weights at the moment batch k arrived, and ε(frames)."""
     from tensordict import TensorDict
 
     from torchrl_vd.train import collectors as loop
 
-    learner_at_request = []
-    request = loop.OverlapCollector._request
-
-    def spy(self):  # the learner's live weights, read independently of the double buffer
-        learner_at_request.append(TensorDict.from_module(self.policy).data.clone())
-        request(self)
-
-    monkeypatch.setattr(loop.OverlapCollector, "_request", spy)
-    monkeypatch.setattr(loop.OverlapCollector, "echo_weights", True)
-    instances = []
-    init = loop.OverlapCollector.__init__
-    monkeypatch.setattr(loop.OverlapCollector, "__init__",
-                        lambda self, *a, **k: (instances.append(self), init(self, *a, **k))[1])
+    # the learner's live weights, read independently of the double buffer
+    learner_at_request, instances = _spy_on_requests(
+        monkeypatch, lambda policy: TensorDict.from_module(policy).data.clone())
     cfg = linear_game_cfg("async", str(tmp_path / "async")).with_overrides({"eps_frames": 256})
     vd.train(cfg)
     history = instances[0].history
@@ -120,23 +129,13 @@ def test_async_collects_for_many_seeds_with_each_seeds_current_weights(tmp_path,
     """seeds=(0, 1) with collector='async': one worker collects both seeds' env rows; it acts with the stacked
     networks the learner holds when each batch starts (held outside the policy's module tree), and every seed
     learns the game as a lone run does (test_async_collector_learns_what_single_learns_with_exact_frames)."""
-    from torchrl_vd.train import collectors as loop
     from torchrl_vd.train.population import SeedAgents
 
-    learner_at_request = []
-    request = loop.OverlapCollector._request
+    def stacked(policy):  # the learner's stacked online networks, read off the SeedAgents module itself
+        agents = next(m for m in policy.modules() if isinstance(m, SeedAgents))
+        return [p.data.clone() for p in agents.stack.online]
 
-    def spy(self):  # the learner's stacked online networks, read off the SeedAgents module itself
-        agents = next(m for m in self.policy.modules() if isinstance(m, SeedAgents))
-        learner_at_request.append([p.data.clone() for p in agents.stack.online])
-        request(self)
-
-    monkeypatch.setattr(loop.OverlapCollector, "_request", spy)
-    monkeypatch.setattr(loop.OverlapCollector, "echo_weights", True)
-    instances = []
-    init = loop.OverlapCollector.__init__
-    monkeypatch.setattr(loop.OverlapCollector, "__init__",
-                        lambda self, *a, **k: (instances.append(self), init(self, *a, **k))[1])
+    learner_at_request, instances = _spy_on_requests(monkeypatch, stacked)
     cfg = linear_game_cfg("async", str(tmp_path / "seeds")).with_overrides({"seeds": [0, 1]})
     result = vd.train(cfg)
     history = instances[0].history
