@@ -320,18 +320,18 @@ def bound_of(pair: str, frames: int) -> dict:
     """The pair's bound, timed now on this machine. benchmarl: bench_whole_process.py's (our imports + the section
     1 config's updates' matrix products). torchrl: our imports, the VMAS stepping of ``frames`` alone and the 90
     updates' matrix products of its config (MLP 16-256-256-9 Tanh on 4,096 x 3 agent rows)."""
-    from bench_whole_process import bound_parts, gemm_floor_s
+    from bench_whole_process import bound_parts, gemm_floor_s, imports_s
 
     if pair == "benchmarl":
         return bound_parts(frames)
-    parts = bound_parts(0)  # the imports alone
+    imports = imports_s()
     steps = frames // 600  # env steps of the 600-env batch
     env_s = min(float(subprocess.run([sys.executable, "-c", VMAS_ONLY_SNIPPET.format(steps=steps)], check=True,
                                      capture_output=True, text=True, cwd=ROOT).stdout.strip()) for _ in range(2))
     gemm = gemm_floor_s(rows=4096 * 3, activation="Tanh", rounds=3, steps=10, warmup=3)
     updates = frames // 60_000 * 45
-    return {"imports_s": parts["imports_s"], "env_s": env_s, "gemm_s": gemm, "updates": updates,
-            "floor_s": parts["imports_s"] + env_s + updates * gemm, "load": os.getloadavg()[0]}
+    return {"imports_s": imports, "env_s": env_s, "gemm_s": gemm, "updates": updates,
+            "floor_s": imports + env_s + updates * gemm, "load": os.getloadavg()[0]}
 
 
 if __name__ == "__main__":

@@ -73,12 +73,12 @@ class OverlapCollector:
             return cls.start_method
         return "fork" if fork_is_safe(device) else "spawn"
 
-    def __init__(self, cfg, env_fn, policy, frames0: int, seed: int, epsilon: EpsilonSchedule, seeds: int = 1):
+    def __init__(self, cfg, env_fn, policy, frames0: int, seed: int, epsilon: EpsilonSchedule, n_seeds: int = 1):
         import copy
 
         self.start_method = self._start_method(cfg.device)
         ctx = torch.multiprocessing.get_context(self.start_method)
-        self.cfg, self.policy, self.frames0, self.epsilon, self.seeds = cfg, policy, frames0, epsilon, seeds
+        self.cfg, self.policy, self.frames0, self.epsilon, self.n_seeds = cfg, policy, frames0, epsilon, n_seeds
         self.total = cfg.frames - frames0  # frames, here and below, count one seed's (its rows of the batch)
         self.frames = 0  # collected by this collector
         self.requested = 0  # frames asked of the worker
@@ -93,7 +93,7 @@ class OverlapCollector:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_overlap_worker, daemon=True, name="torchrl_vd-async-collector",
-            args=(child, worker_env_fn, worker_policy, self._weights, seeds * cfg.frames_per_batch, cfg.device,
+            args=(child, worker_env_fn, worker_policy, self._weights, n_seeds * cfg.frames_per_batch, cfg.device,
                   torch.get_num_threads(), seed))
         try:
             self._proc.start()
@@ -142,7 +142,7 @@ class OverlapCollector:
     def __iter__(self):
         while self.frames < self.total:
             batch = self._receive()  # [N * num_envs, T] for N seeds
-            self.frames += batch.numel() // self.seeds
+            self.frames += batch.numel() // self.n_seeds
             if self.requested < self.total:
                 self._request()  # batch k+1 starts now, while the caller trains on batch k
             yield batch

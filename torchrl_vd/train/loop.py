@@ -193,7 +193,7 @@ class Training:
             env_fn = functools.partial(build_env, cfg, self.pop.extras.env_transforms, self.pop.loss.agent_net,
                                        num_envs=self.n * cfg.num_envs)  # N seeds: the joint env batch, as below
             return OverlapCollector(cfg, env_fn, self.explore, frames0=self.frames, epsilon=self.epsilon,
-                                    seed=seed if not resumed else seed + self.frames, seeds=self.n)
+                                    seed=seed if not resumed else seed + self.frames, n_seeds=self.n)
         env_fn = None
         if cfg.collector in ("multi", "ray"):  # picklable env factory for the worker processes
             import functools
